@@ -1,0 +1,263 @@
+//! The CloudSpend store: one [`Store`] trait and two backends over sqlx, PostgreSQL for
+//! production and SQLite for the embedded first run (`cloudspend demo`).
+//!
+//! The store never calls AWS and holds no business rules beyond what keeps data consistent
+//! (uniqueness, one transaction per collection window, never removing a tenant's last owner).
+//! Every method that touches tenant data takes the [`TenantId`] as an argument and filters by
+//! it; callers get that id from the authenticated caller, never from a request body.
+//!
+//! Both backends run the same SQL text where the dialects agree (which is nearly everywhere:
+//! `$n` parameters, `ON CONFLICT ... DO UPDATE`, `RETURNING`), expanded from one macro in
+//! [`shared`], so they cannot drift apart; where they differ (leasing jobs with
+//! `FOR UPDATE SKIP LOCKED`) each backend has its own method. A conformance suite in
+//! `tests/conformance.rs` runs the same cases against both.
+//!
+//! Layout:
+//! - [`model`]: the rows the trait reads and writes.
+//! - [`shared`]: the SQL common to both backends.
+//! - [`postgres`], [`sqlite`]: connection set-up, embedded migrations, dialect-specific SQL.
+//! - [`testing`]: a fresh, migrated database per test, for this crate's and other crates' tests.
+
+pub mod model;
+pub mod postgres;
+mod shared;
+pub mod sqlite;
+pub mod testing;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use cloudspend_core::records::{CostRecord, CostSource, Instance, MetricPoint};
+use cloudspend_core::{Role, RunId, TenantId, UserId};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use model::*;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; `field` names the value that clashed.
+    #[error("{field} already exists")]
+    Conflict { field: &'static str },
+    /// The row the call refers to does not exist (for this tenant).
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// The change would leave a tenant without an owner.
+    #[error("a tenant must keep at least one owner")]
+    LastOwner,
+    #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite://...")]
+    UnsupportedUrl(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached at all (as opposed to a bad query), which
+    /// the API reports as 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Everything CloudSpend keeps. Object-safe so the service holds an `Arc<dyn Store>` chosen at
+/// start-up from `DATABASE_URL`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// One round trip, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    /// Applies pending embedded migrations. Safe to run from several processes at once.
+    async fn migrate(&self) -> Result<()>;
+
+    // --- users, tenants, memberships -------------------------------------------------------
+
+    /// Creates a user; `Conflict { field: "email" }` when the email is taken.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+
+    /// Creates a user, their tenant and their owner membership in one transaction.
+    async fn create_user_with_tenant(&self, user: NewUser, tenant_name: &str) -> Result<(User, Tenant)>;
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+
+    /// The user and their password hash, for login.
+    async fn credentials_by_email(&self, email: &str) -> Result<Option<(User, String)>>;
+
+    async fn set_global_owner(&self, id: UserId, is_global_owner: bool) -> Result<()>;
+
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
+
+    /// Creates a tenant owned by `owner`.
+    async fn create_tenant(&self, name: &str, owner: UserId) -> Result<Tenant>;
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+
+    /// Every tenant with its member count, for the global owner.
+    async fn all_tenants(&self) -> Result<Vec<TenantSummary>>;
+
+    /// The tenants a user belongs to, oldest membership first.
+    async fn tenants_of(&self, user: UserId) -> Result<Vec<(Tenant, Role)>>;
+
+    async fn role_in(&self, tenant: TenantId, user: UserId) -> Result<Option<Role>>;
+
+    async fn members(&self, tenant: TenantId) -> Result<Vec<Member>>;
+
+    /// Adds the user to the tenant or changes their role. Refuses (`LastOwner`) to demote the
+    /// tenant's last owner.
+    async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> Result<()>;
+
+    /// Removes a membership; `NotFound` when there is none, `LastOwner` for the last owner.
+    async fn remove_member(&self, tenant: TenantId, user: UserId) -> Result<()>;
+
+    // --- API tokens ------------------------------------------------------------------------
+
+    async fn create_token(&self, token: NewToken) -> Result<()>;
+
+    /// The token with this hash, whether or not it is still valid: the caller decides, so it
+    /// can tell "expired" from "unknown".
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+
+    /// Marks the token revoked; false when it did not exist or was already revoked.
+    async fn revoke_token(&self, token_hash: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    // --- audit -----------------------------------------------------------------------------
+
+    async fn record_audit(&self, entry: NewAuditEntry) -> Result<()>;
+
+    async fn audit_log(&self, tenant: TenantId, limit: i64) -> Result<Vec<AuditEntry>>;
+
+    // --- tenant data -----------------------------------------------------------------------
+
+    /// Inserts or updates instances by (account, region, instance id).
+    async fn upsert_instances(&self, tenant: TenantId, instances: &[Instance]) -> Result<u64>;
+
+    async fn instances(&self, tenant: TenantId) -> Result<Vec<Instance>>;
+
+    async fn upsert_metric_points(&self, tenant: TenantId, points: &[MetricPoint]) -> Result<u64>;
+
+    /// Points of one metric of one instance with `from <= timestamp < to`, oldest first.
+    async fn metric_points(
+        &self,
+        tenant: TenantId,
+        instance_id: &str,
+        metric: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<MetricPoint>>;
+
+    /// Inserts or replaces cost rows by their natural key, all in one transaction.
+    async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> Result<u64>;
+
+    /// Replaces every row of `source` with `from <= day < to` by `records`, in one
+    /// transaction: rows AWS no longer reports for the window disappear, and a failure leaves
+    /// the previous rows as they were.
+    async fn replace_daily_costs(
+        &self,
+        tenant: TenantId,
+        source: CostSource,
+        from: NaiveDate,
+        to: NaiveDate,
+        records: &[CostRecord],
+    ) -> Result<u64>;
+
+    /// Cost rows with `from <= day < to`, ordered by their natural key.
+    async fn daily_costs(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<Vec<CostRecord>>;
+
+    // --- collection runs and jobs ----------------------------------------------------------
+
+    async fn start_run(&self, run: NewRun) -> Result<RunId>;
+
+    async fn finish_run(&self, tenant: TenantId, id: RunId, outcome: RunOutcome) -> Result<()>;
+
+    /// The latest runs, newest first.
+    async fn runs(&self, tenant: TenantId, limit: i64) -> Result<Vec<CollectionRun>>;
+
+    /// Creates the job if missing (an existing job keeps its schedule).
+    async fn ensure_job(&self, job: NewJob) -> Result<()>;
+
+    /// Makes the job due now (the "refresh" button).
+    async fn run_job_now(&self, tenant: TenantId, collector: &str, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Leases up to `limit` due jobs to `owner` until `now + lease`. A job is due when
+    /// `next_run_at <= now` and no unexpired lease holds it. Two callers never get the same
+    /// job while a lease is live.
+    async fn lease_due_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>>;
+
+    /// Releases a lease held by `owner` and schedules the next run. False when the lease was
+    /// lost (expired and taken by another replica), so the caller knows its result is stale.
+    async fn complete_job(
+        &self,
+        tenant: TenantId,
+        collector: &str,
+        owner: &str,
+        next_run_at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    async fn jobs(&self, tenant: TenantId) -> Result<Vec<Job>>;
+}
+
+/// Opens the backend `DATABASE_URL` names. SQLite files (and their folder) are created when
+/// missing, so a first run needs nothing set up.
+pub async fn connect(database_url: &str) -> Result<Arc<dyn Store>> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(database_url).await?))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(database_url)))
+    }
+}
+
+/// A database URL with any password replaced, safe for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}://{}:***{}", &url[..scheme_end], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Timestamps are kept to the microsecond, PostgreSQL's precision, so both backends return
+/// exactly what they were given.
+pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    at.trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_database_urls() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/cs"), "postgres://app:***@db:5432/cs");
+        assert_eq!(redact_url("postgres://app@db/cs"), "postgres://app@db/cs");
+        assert_eq!(redact_url("sqlite://./data/cloudspend.db"), "sqlite://./data/cloudspend.db");
+    }
+}

@@ -1,0 +1,929 @@
+//! SQL common to both backends. [`impl_store!`] expands the whole [`crate::Store`] impl for a
+//! backend from one text, so PostgreSQL and SQLite run the same statements and cannot drift.
+//! Types are chosen to encode on both: `Uuid` (uuid / BLOB), `DateTime<Utc>` (timestamptz /
+//! RFC 3339 TEXT), `NaiveDate` (date / TEXT), `Json<T>` (jsonb / TEXT), `i64` and `bool`.
+
+use crate::model::*;
+use chrono::{DateTime, NaiveDate, Utc};
+use cloudspend_core::records::{CostRecord, Instance, MetricPoint, RunStatus};
+use cloudspend_core::{Money, Role, RunId, TenantId, UserId};
+use sqlx::types::Json;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Rows per multi-row INSERT: keeps every statement under both backends' bind-parameter limits
+/// (SQLite 32,766; PostgreSQL 65,535) with the widest table.
+pub(crate) const BATCH_ROWS: usize = 1000;
+
+/// The last item for each key, in key order. A multi-row `INSERT ... ON CONFLICT DO UPDATE`
+/// may not touch the same row twice (PostgreSQL refuses), so duplicates within one write are
+/// collapsed first, keeping the latest, as separate upserts would have.
+pub(crate) fn last_per_key<'a, T, K: Ord>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+    let mut latest = BTreeMap::new();
+    for item in items {
+        latest.insert(key(item), item);
+    }
+    latest.into_values().collect()
+}
+
+pub(crate) fn unique_violation_is(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+pub(crate) fn parse_role(raw: &str) -> Result<Role, crate::StoreError> {
+    raw.parse().map_err(|e: cloudspend_core::role::UnknownRole| crate::StoreError::Corrupt(e.to_string()))
+}
+
+/// 64 hex characters of randomness (two v4 UUIDs, 244 random bits), prefixed so people
+/// recognise it when they paste it into AWS.
+pub(crate) fn new_external_id() -> String {
+    format!("cs-{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub is_global_owner: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User { id: UserId(r.id), email: r.email, is_global_owner: r.is_global_owner, created_at: r.created_at }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CredentialsRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    pub id: Uuid,
+    pub name: String,
+    pub external_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(r: TenantRow) -> Self {
+        Tenant { id: TenantId(r.id), name: r.name, external_id: r.external_id, created_at: r.created_at }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRoleRow {
+    #[sqlx(flatten)]
+    pub tenant: TenantRow,
+    pub role: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantSummaryRow {
+    #[sqlx(flatten)]
+    pub tenant: TenantRow,
+    pub members: i64,
+    pub connection_status: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub tenant_id: Option<Uuid>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    pub id: Uuid,
+    pub user_email: Option<String>,
+    pub action: String,
+    pub detail: Json<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InstanceRow {
+    pub account_id: String,
+    pub region: String,
+    pub instance_id: String,
+    pub instance_type: String,
+    pub state: String,
+    pub launch_time: Option<DateTime<Utc>>,
+    pub availability_zone: String,
+    pub platform: String,
+    pub tags: Json<BTreeMap<String, String>>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+impl From<InstanceRow> for Instance {
+    fn from(r: InstanceRow) -> Self {
+        Instance {
+            account_id: r.account_id,
+            region: r.region,
+            instance_id: r.instance_id,
+            instance_type: r.instance_type,
+            state: r.state,
+            launch_time: r.launch_time,
+            availability_zone: r.availability_zone,
+            platform: r.platform,
+            tags: r.tags.0,
+            last_seen_at: r.last_seen_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MetricRow {
+    pub instance_id: String,
+    pub metric: String,
+    pub period_seconds: i64,
+    pub ts: DateTime<Utc>,
+    pub average: f64,
+    pub maximum: f64,
+    pub unit: String,
+}
+
+impl From<MetricRow> for MetricPoint {
+    fn from(r: MetricRow) -> Self {
+        MetricPoint {
+            instance_id: r.instance_id,
+            metric: r.metric,
+            period_seconds: r.period_seconds,
+            timestamp: r.ts,
+            average: r.average,
+            maximum: r.maximum,
+            unit: r.unit,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CostRow {
+    pub day: NaiveDate,
+    pub source: String,
+    pub account_id: String,
+    pub service: String,
+    pub region: String,
+    pub usage_type: String,
+    pub resource_id: String,
+    pub line_item_type: String,
+    pub unblended_nanos: i64,
+    pub amortized_nanos: i64,
+    pub usage_amount: Option<String>,
+    pub currency: String,
+    pub estimated: bool,
+}
+
+impl TryFrom<CostRow> for CostRecord {
+    type Error = crate::StoreError;
+    fn try_from(r: CostRow) -> Result<Self, Self::Error> {
+        Ok(CostRecord {
+            day: r.day,
+            source: r.source.parse().map_err(crate::StoreError::Corrupt)?,
+            account_id: r.account_id,
+            service: r.service,
+            region: r.region,
+            usage_type: r.usage_type,
+            resource_id: r.resource_id,
+            line_item_type: r.line_item_type,
+            unblended: Money::from_nanos(r.unblended_nanos),
+            amortized: Money::from_nanos(r.amortized_nanos),
+            usage_amount: r.usage_amount,
+            currency: r.currency,
+            estimated: r.estimated,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunRow {
+    pub id: Uuid,
+    pub collector: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub rows_written: i64,
+    pub aws_requests: i64,
+    pub ce_requests: i64,
+    pub retries: i64,
+    pub error: Option<String>,
+}
+
+impl TryFrom<RunRow> for CollectionRun {
+    type Error = crate::StoreError;
+    fn try_from(r: RunRow) -> Result<Self, Self::Error> {
+        let status: RunStatus = r.status.parse().map_err(crate::StoreError::Corrupt)?;
+        Ok(CollectionRun {
+            id: RunId(r.id),
+            collector: r.collector,
+            window_start: r.window_start,
+            window_end: r.window_end,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            status,
+            rows_written: r.rows_written,
+            aws_requests: r.aws_requests,
+            ce_requests: r.ce_requests,
+            retries: r.retries,
+            error: r.error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub tenant_id: Uuid,
+    pub collector: String,
+    pub interval_seconds: i64,
+    pub next_run_at: DateTime<Utc>,
+    pub leased_until: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+}
+
+impl From<JobRow> for Job {
+    fn from(r: JobRow) -> Self {
+        Job {
+            tenant_id: TenantId(r.tenant_id),
+            collector: r.collector,
+            interval_seconds: r.interval_seconds,
+            next_run_at: r.next_run_at,
+            leased_until: r.leased_until,
+            lease_owner: r.lease_owner,
+        }
+    }
+}
+
+pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.is_global_owner, u.created_at";
+pub(crate) const TENANT_COLUMNS: &str = "t.id, t.name, t.external_id, t.created_at";
+pub(crate) const COST_COLUMNS: &str = "day, source, account_id, service, region, usage_type, resource_id, \
+     line_item_type, unblended_nanos, amortized_nanos, usage_amount, currency, estimated";
+pub(crate) const RUN_COLUMNS: &str = "id, collector, window_start, window_end, started_at, finished_at, status, \
+     rows_written, aws_requests, ce_requests, retries, error";
+pub(crate) const JOB_COLUMNS: &str =
+    "tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
+
+/// Expands `impl Store for $store` over `sqlx::Pool<$db>` in `self.pool`. The backend supplies
+/// its migrator and its job-leasing statement (the one place the dialects differ).
+macro_rules! impl_store {
+    ($store:ident, $db:ident, $backend:expr, $migrator:ident, $lease_sql:ident) => {
+      mod shared_sql {
+        use super::{$store, $migrator, $lease_sql};
+        use crate::model::*;
+        use crate::shared::*;
+        use chrono::{DateTime, NaiveDate, Utc};
+        use cloudspend_core::records::{CostRecord, Instance, MetricPoint};
+        use cloudspend_core::{Role, RunId, TenantId, UserId};
+        use sqlx::$db;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> $crate::Backend {
+                $backend
+            }
+
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn migrate(&self) -> $crate::Result<()> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_user(&self, user: NewUser) -> $crate::Result<User> {
+                let mut tx = self.pool.begin().await?;
+                let created = insert_user(&mut tx, &user).await?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn create_user_with_tenant(
+                &self,
+                user: NewUser,
+                tenant_name: &str,
+            ) -> $crate::Result<(User, Tenant)> {
+                let mut tx = self.pool.begin().await?;
+                let created = insert_user(&mut tx, &user).await?;
+                let tenant = insert_tenant(&mut tx, tenant_name, created.id).await?;
+                tx.commit().await?;
+                Ok((created, tenant))
+            }
+
+            async fn user_by_id(&self, id: UserId) -> $crate::Result<Option<User>> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+                let row: Option<UserRow> = sqlx::query_as(&sql).bind(id.0).fetch_optional(&self.pool).await?;
+                Ok(row.map(User::from))
+            }
+
+            async fn credentials_by_email(&self, email: &str) -> $crate::Result<Option<(User, String)>> {
+                let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = $1");
+                let row: Option<CredentialsRow> =
+                    sqlx::query_as(&sql).bind(email).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| (User::from(r.user), r.password_hash)))
+            }
+
+            async fn set_global_owner(&self, id: UserId, is_global_owner: bool) -> $crate::Result<()> {
+                let done = sqlx::query("UPDATE users SET is_global_owner = $1 WHERE id = $2")
+                    .bind(is_global_owner)
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound { what: "user" });
+                }
+                Ok(())
+            }
+
+            async fn set_password_hash(&self, id: UserId, password_hash: &str) -> $crate::Result<()> {
+                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound { what: "user" });
+                }
+                Ok(())
+            }
+
+            async fn create_tenant(&self, name: &str, owner: UserId) -> $crate::Result<Tenant> {
+                let mut tx = self.pool.begin().await?;
+                let tenant = insert_tenant(&mut tx, name, owner).await?;
+                tx.commit().await?;
+                Ok(tenant)
+            }
+
+            async fn tenant(&self, id: TenantId) -> $crate::Result<Option<Tenant>> {
+                let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.id = $1");
+                let row: Option<TenantRow> = sqlx::query_as(&sql).bind(id.0).fetch_optional(&self.pool).await?;
+                Ok(row.map(Tenant::from))
+            }
+
+            async fn all_tenants(&self) -> $crate::Result<Vec<TenantSummary>> {
+                let sql = format!(
+                    "SELECT {TENANT_COLUMNS}, \
+                        (SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.id) AS members, \
+                        (SELECT c.status FROM aws_connections c WHERE c.tenant_id = t.id) AS connection_status \
+                     FROM tenants t ORDER BY t.created_at, t.id"
+                );
+                let rows: Vec<TenantSummaryRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| TenantSummary {
+                        tenant: r.tenant.into(),
+                        members: r.members,
+                        connection_status: r.connection_status,
+                    })
+                    .collect())
+            }
+
+            async fn tenants_of(&self, user: UserId) -> $crate::Result<Vec<(Tenant, Role)>> {
+                let sql = format!(
+                    "SELECT {TENANT_COLUMNS}, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+                     WHERE m.user_id = $1 ORDER BY m.created_at, t.id"
+                );
+                let rows: Vec<TenantRoleRow> = sqlx::query_as(&sql).bind(user.0).fetch_all(&self.pool).await?;
+                rows.into_iter().map(|r| Ok((r.tenant.into(), parse_role(&r.role)?))).collect()
+            }
+
+            async fn role_in(&self, tenant: TenantId, user: UserId) -> $crate::Result<Option<Role>> {
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+                        .bind(tenant.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                role.as_deref().map(parse_role).transpose()
+            }
+
+            async fn members(&self, tenant: TenantId) -> $crate::Result<Vec<Member>> {
+                let rows: Vec<MemberRow> = sqlx::query_as(
+                    "SELECT m.user_id, u.email, m.role, m.created_at FROM memberships m \
+                     JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 ORDER BY m.created_at, u.email",
+                )
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(Member { user_id: UserId(r.user_id), email: r.email, role: parse_role(&r.role)?, since: r.created_at })
+                    })
+                    .collect()
+            }
+
+            async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                if role != Role::Owner {
+                    refuse_if_last_owner(&mut tx, tenant, user).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(role.as_str())
+                .bind($crate::micros(Utc::now()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => {
+                        $crate::StoreError::NotFound { what: "tenant or user" }
+                    }
+                    other => other.into(),
+                })?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_member(&self, tenant: TenantId, user: UserId) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                refuse_if_last_owner(&mut tx, tenant, user).await?;
+                let done = sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound { what: "member" });
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_token(&self, token: NewToken) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO api_tokens (token_hash, user_id, tenant_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&token.token_hash)
+                .bind(token.user_id.0)
+                .bind(token.tenant_id.map(|t| t.0))
+                .bind($crate::micros(token.created_at))
+                .bind($crate::micros(token.expires_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn token(&self, token_hash: &str) -> $crate::Result<Option<TokenRecord>> {
+                let sql = format!(
+                    "SELECT {USER_COLUMNS}, k.tenant_id, k.expires_at, k.revoked_at FROM api_tokens k \
+                     JOIN users u ON u.id = k.user_id WHERE k.token_hash = $1"
+                );
+                let row: Option<TokenRow> = sqlx::query_as(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| TokenRecord {
+                    user: r.user.into(),
+                    tenant_id: r.tenant_id.map(TenantId),
+                    expires_at: r.expires_at,
+                    revoked_at: r.revoked_at,
+                }))
+            }
+
+            async fn revoke_token(&self, token_hash: &str, at: DateTime<Utc>) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+                )
+                .bind($crate::micros(at))
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_audit(&self, entry: NewAuditEntry) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(entry.tenant_id.map(|t| t.0))
+                .bind(entry.user_id.map(|u| u.0))
+                .bind(entry.user_email)
+                .bind(entry.action)
+                .bind(Json(entry.detail))
+                .bind($crate::micros(entry.at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit_log(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<AuditEntry>> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT id, user_email, action, detail, at FROM audit_log WHERE tenant_id = $1 \
+                     ORDER BY at DESC, id LIMIT $2",
+                )
+                .bind(tenant.0)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| AuditEntry { id: r.id, user_email: r.user_email, action: r.action, detail: r.detail.0, at: r.at })
+                    .collect())
+            }
+
+            async fn upsert_instances(&self, tenant: TenantId, instances: &[Instance]) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut written = 0;
+                let instances = last_per_key(instances, |i| (&i.account_id, &i.region, &i.instance_id));
+                for chunk in instances.chunks(BATCH_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO ec2_instances (tenant_id, account_id, region, instance_id, instance_type, state, \
+                         launch_time, availability_zone, platform, tags, last_seen_at) ",
+                    );
+                    q.push_values(chunk, |mut b, i| {
+                        b.push_bind(tenant.0)
+                            .push_bind(i.account_id.clone())
+                            .push_bind(i.region.clone())
+                            .push_bind(i.instance_id.clone())
+                            .push_bind(i.instance_type.clone())
+                            .push_bind(i.state.clone())
+                            .push_bind(i.launch_time.map($crate::micros))
+                            .push_bind(i.availability_zone.clone())
+                            .push_bind(i.platform.clone())
+                            .push_bind(Json(i.tags.clone()))
+                            .push_bind($crate::micros(i.last_seen_at));
+                    });
+                    q.push(
+                        " ON CONFLICT (tenant_id, account_id, region, instance_id) DO UPDATE SET \
+                         instance_type = excluded.instance_type, state = excluded.state, \
+                         launch_time = excluded.launch_time, availability_zone = excluded.availability_zone, \
+                         platform = excluded.platform, tags = excluded.tags, last_seen_at = excluded.last_seen_at",
+                    );
+                    written += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn instances(&self, tenant: TenantId) -> $crate::Result<Vec<Instance>> {
+                let rows: Vec<InstanceRow> = sqlx::query_as(
+                    "SELECT account_id, region, instance_id, instance_type, state, launch_time, availability_zone, \
+                     platform, tags, last_seen_at FROM ec2_instances WHERE tenant_id = $1 \
+                     ORDER BY account_id, region, instance_id",
+                )
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Instance::from).collect())
+            }
+
+            async fn upsert_metric_points(&self, tenant: TenantId, points: &[MetricPoint]) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut written = 0;
+                let points = last_per_key(points, |p| (&p.instance_id, &p.metric, p.period_seconds, p.timestamp));
+                for chunk in points.chunks(BATCH_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO metric_points (tenant_id, instance_id, metric, period_seconds, ts, average, \
+                         maximum, unit) ",
+                    );
+                    q.push_values(chunk, |mut b, p| {
+                        b.push_bind(tenant.0)
+                            .push_bind(p.instance_id.clone())
+                            .push_bind(p.metric.clone())
+                            .push_bind(p.period_seconds)
+                            .push_bind($crate::micros(p.timestamp))
+                            .push_bind(p.average)
+                            .push_bind(p.maximum)
+                            .push_bind(p.unit.clone());
+                    });
+                    q.push(
+                        " ON CONFLICT (tenant_id, instance_id, metric, period_seconds, ts) DO UPDATE SET \
+                         average = excluded.average, maximum = excluded.maximum, unit = excluded.unit",
+                    );
+                    written += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn metric_points(
+                &self,
+                tenant: TenantId,
+                instance_id: &str,
+                metric: &str,
+                from: DateTime<Utc>,
+                to: DateTime<Utc>,
+            ) -> $crate::Result<Vec<MetricPoint>> {
+                let rows: Vec<MetricRow> = sqlx::query_as(
+                    "SELECT instance_id, metric, period_seconds, ts, average, maximum, unit FROM metric_points \
+                     WHERE tenant_id = $1 AND instance_id = $2 AND metric = $3 AND ts >= $4 AND ts < $5 \
+                     ORDER BY ts, period_seconds",
+                )
+                .bind(tenant.0)
+                .bind(instance_id)
+                .bind(metric)
+                .bind($crate::micros(from))
+                .bind($crate::micros(to))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(MetricPoint::from).collect())
+            }
+
+            async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let written = insert_costs(&mut tx, tenant, records).await?;
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn replace_daily_costs(
+                &self,
+                tenant: TenantId,
+                source: cloudspend_core::records::CostSource,
+                from: NaiveDate,
+                to: NaiveDate,
+                records: &[CostRecord],
+            ) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM daily_costs WHERE tenant_id = $1 AND source = $2 AND day >= $3 AND day < $4")
+                    .bind(tenant.0)
+                    .bind(source.as_str())
+                    .bind(from)
+                    .bind(to)
+                    .execute(&mut *tx)
+                    .await?;
+                let written = insert_costs(&mut tx, tenant, records).await?;
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn daily_costs(
+                &self,
+                tenant: TenantId,
+                from: NaiveDate,
+                to: NaiveDate,
+            ) -> $crate::Result<Vec<CostRecord>> {
+                let sql = format!(
+                    "SELECT {COST_COLUMNS} FROM daily_costs WHERE tenant_id = $1 AND day >= $2 AND day < $3 \
+                     ORDER BY day, source, account_id, service, region, usage_type, resource_id, line_item_type"
+                );
+                let rows: Vec<CostRow> =
+                    sqlx::query_as(&sql).bind(tenant.0).bind(from).bind(to).fetch_all(&self.pool).await?;
+                rows.into_iter().map(CostRecord::try_from).collect()
+            }
+
+            async fn start_run(&self, run: NewRun) -> $crate::Result<RunId> {
+                let id = RunId::new();
+                sqlx::query(
+                    "INSERT INTO collection_runs (tenant_id, id, collector, window_start, window_end, started_at, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'running')",
+                )
+                .bind(run.tenant_id.0)
+                .bind(id.0)
+                .bind(run.collector)
+                .bind($crate::micros(run.window_start))
+                .bind($crate::micros(run.window_end))
+                .bind($crate::micros(run.started_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn finish_run(&self, tenant: TenantId, id: RunId, outcome: RunOutcome) -> $crate::Result<()> {
+                let done = sqlx::query(
+                    "UPDATE collection_runs SET status = $1, finished_at = $2, rows_written = $3, aws_requests = $4, \
+                     ce_requests = $5, retries = $6, error = $7 WHERE tenant_id = $8 AND id = $9",
+                )
+                .bind(outcome.status.as_str())
+                .bind($crate::micros(outcome.finished_at))
+                .bind(outcome.rows_written)
+                .bind(outcome.aws_requests)
+                .bind(outcome.ce_requests)
+                .bind(outcome.retries)
+                .bind(outcome.error)
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound { what: "collection run" });
+                }
+                Ok(())
+            }
+
+            async fn runs(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<CollectionRun>> {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM collection_runs WHERE tenant_id = $1 \
+                     ORDER BY started_at DESC, id LIMIT $2"
+                );
+                let rows: Vec<RunRow> = sqlx::query_as(&sql).bind(tenant.0).bind(limit).fetch_all(&self.pool).await?;
+                rows.into_iter().map(CollectionRun::try_from).collect()
+            }
+
+            async fn ensure_job(&self, job: NewJob) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO collection_jobs (tenant_id, collector, interval_seconds, next_run_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, collector) DO NOTHING",
+                )
+                .bind(job.tenant_id.0)
+                .bind(job.collector)
+                .bind(job.interval_seconds)
+                .bind($crate::micros(job.next_run_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn run_job_now(&self, tenant: TenantId, collector: &str, now: DateTime<Utc>) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE collection_jobs SET next_run_at = $1 WHERE tenant_id = $2 AND collector = $3 \
+                     AND next_run_at > $1",
+                )
+                .bind($crate::micros(now))
+                .bind(tenant.0)
+                .bind(collector)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn lease_due_jobs(
+                &self,
+                owner: &str,
+                now: DateTime<Utc>,
+                lease: std::time::Duration,
+                limit: i64,
+            ) -> $crate::Result<Vec<Job>> {
+                let lease = chrono::Duration::from_std(lease)
+                    .map_err(|e| $crate::StoreError::Corrupt(format!("lease duration: {e}")))?;
+                let rows: Vec<JobRow> = sqlx::query_as($lease_sql)
+                    .bind(owner)
+                    .bind($crate::micros(now + lease))
+                    .bind($crate::micros(now))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut jobs: Vec<Job> = rows.into_iter().map(Job::from).collect();
+                jobs.sort_by(|a, b| (a.next_run_at, a.tenant_id, &a.collector).cmp(&(b.next_run_at, b.tenant_id, &b.collector)));
+                Ok(jobs)
+            }
+
+            async fn complete_job(
+                &self,
+                tenant: TenantId,
+                collector: &str,
+                owner: &str,
+                next_run_at: DateTime<Utc>,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE collection_jobs SET next_run_at = $1, leased_until = NULL, lease_owner = NULL \
+                     WHERE tenant_id = $2 AND collector = $3 AND lease_owner = $4",
+                )
+                .bind($crate::micros(next_run_at))
+                .bind(tenant.0)
+                .bind(collector)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn jobs(&self, tenant: TenantId) -> $crate::Result<Vec<Job>> {
+                let sql = format!("SELECT {JOB_COLUMNS} FROM collection_jobs WHERE tenant_id = $1 ORDER BY collector");
+                let rows: Vec<JobRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Job::from).collect())
+            }
+        }
+
+        async fn insert_user(tx: &mut sqlx::Transaction<'_, $db>, user: &NewUser) -> $crate::Result<User> {
+            let row = UserRow {
+                id: Uuid::new_v4(),
+                email: user.email.clone(),
+                is_global_owner: user.is_global_owner,
+                created_at: $crate::micros(Utc::now()),
+            };
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, is_global_owner, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(row.id)
+            .bind(&row.email)
+            .bind(&user.password_hash)
+            .bind(row.is_global_owner)
+            .bind(row.created_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| {
+                if unique_violation_is(&e) { $crate::StoreError::Conflict { field: "email" } } else { e.into() }
+            })?;
+            Ok(row.into())
+        }
+
+        async fn insert_tenant(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            name: &str,
+            owner: UserId,
+        ) -> $crate::Result<Tenant> {
+            let row = TenantRow {
+                id: Uuid::new_v4(),
+                name: name.to_string(),
+                external_id: new_external_id(),
+                created_at: $crate::micros(Utc::now()),
+            };
+            sqlx::query("INSERT INTO tenants (id, name, external_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(row.id)
+                .bind(&row.name)
+                .bind(&row.external_id)
+                .bind(row.created_at)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                .bind(row.id)
+                .bind(owner.0)
+                .bind(row.created_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => {
+                        $crate::StoreError::NotFound { what: "user" }
+                    }
+                    other => other.into(),
+                })?;
+            Ok(row.into())
+        }
+
+        /// `LastOwner` when `user` is the only owner of `tenant` (about to lose that role).
+        async fn refuse_if_last_owner(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+            user: UserId,
+        ) -> $crate::Result<()> {
+            let (is_owner, owners): (i64, i64) = sqlx::query_as(
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN user_id = $2 THEN 1 ELSE 0 END), 0), \
+                   COUNT(*) \
+                 FROM memberships WHERE tenant_id = $1 AND role = 'owner'",
+            )
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(&mut **tx)
+            .await?;
+            if is_owner > 0 && owners <= 1 {
+                return Err($crate::StoreError::LastOwner);
+            }
+            Ok(())
+        }
+
+        async fn insert_costs(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+            records: &[CostRecord],
+        ) -> $crate::Result<u64> {
+            let mut written = 0;
+            let records = last_per_key(records, |r| {
+                (r.day, r.source, &r.account_id, &r.service, &r.region, &r.usage_type, &r.resource_id, &r.line_item_type)
+            });
+            for chunk in records.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO daily_costs (tenant_id, {COST_COLUMNS}) "));
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(tenant.0)
+                        .push_bind(r.day)
+                        .push_bind(r.source.as_str())
+                        .push_bind(r.account_id.clone())
+                        .push_bind(r.service.clone())
+                        .push_bind(r.region.clone())
+                        .push_bind(r.usage_type.clone())
+                        .push_bind(r.resource_id.clone())
+                        .push_bind(r.line_item_type.clone())
+                        .push_bind(r.unblended.nanos())
+                        .push_bind(r.amortized.nanos())
+                        .push_bind(r.usage_amount.clone())
+                        .push_bind(r.currency.clone())
+                        .push_bind(r.estimated);
+                });
+                q.push(
+                    " ON CONFLICT (tenant_id, day, source, account_id, service, region, usage_type, resource_id, \
+                     line_item_type) DO UPDATE SET unblended_nanos = excluded.unblended_nanos, \
+                     amortized_nanos = excluded.amortized_nanos, usage_amount = excluded.usage_amount, \
+                     currency = excluded.currency, estimated = excluded.estimated",
+                );
+                written += q.build().execute(&mut **tx).await?.rows_affected();
+            }
+            Ok(written)
+        }
+      }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The one test command. Starts what the tests need, runs them, stops everything on exit:
+#   - a throwaway PostgreSQL cluster (initdb in a temp dir, a free port, run as the `postgres`
+#     user when we are root, because initdb and postgres refuse to run as root),
+#   - the moto AWS emulator, pinned, from PyPI, in a virtualenv under the cargo target dir,
+#   - checks of the repository's config files (docker-compose.yml),
+# then `cargo test --workspace` with the services' addresses in the environment.
+#
+# usage: scripts/test.sh [extra arguments for cargo test, e.g. -p cloudspend-store]
+set -euo pipefail
+
+MOTO_VERSION="5.2.5"
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+mkdir -p "$target_dir"
+work=$(mktemp -d "${TMPDIR:-/tmp}/cloudspend-test.XXXXXX")
+pids=()
+
+log() { printf '\033[1m[test.sh]\033[0m %s\n' "$*" >&2; }
+
+cleanup() {
+    local rc=$?
+    for pid in "${pids[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    if [ -n "${pg_ctl:-}" ] && [ -d "$work/pgdata" ]; then
+        as_pg "$pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+find_pg_bindir() {
+    local dir
+    if command -v pg_config >/dev/null 2>&1; then
+        dir=$(pg_config --bindir 2>/dev/null || true)
+        [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+    fi
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+    done
+    if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+}
+
+start_postgres() {
+    local bindir
+    bindir=$(find_pg_bindir)
+    if [ -z "$bindir" ] && command -v apt-get >/dev/null 2>&1; then
+        log "PostgreSQL not found: installing Debian's postgresql package"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+        bindir=$(find_pg_bindir)
+    fi
+    [ -n "$bindir" ] || { log "PostgreSQL binaries not found and cannot be installed"; exit 1; }
+    if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+        useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    fi
+    pg_ctl="$bindir/pg_ctl"
+    local port; port=$(free_port)
+    chmod 755 "$work"
+    mkdir -p "$work/pgdata" "$work/pgsock"
+    [ "$(id -u)" = 0 ] && chown postgres "$work/pgdata" "$work/pgsock"
+    as_pg "$bindir/initdb" -D "$work/pgdata" -U postgres -A trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 \
+        || { cat "$work/initdb.log" >&2; exit 1; }
+    # Durability off: a throwaway cluster, and tests are much faster without fsync.
+    as_pg "$pg_ctl" -D "$work/pgdata" -l "$work/postgres.log" -w -t 60 \
+        -o "-p $port -k $work/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null || { cat "$work/postgres.log" >&2; exit 1; }
+    export CLOUDSPEND_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port"
+}
+
+start_moto() {
+    local venv="$target_dir/moto-venv-$MOTO_VERSION"
+    if [ ! -x "$venv/bin/moto_server" ]; then
+        log "installing moto[server]==$MOTO_VERSION into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    fi
+    local port; port=$(free_port)
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        if curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
+            export CLOUDSPEND_TEST_MOTO_URL="http://127.0.0.1:$port"
+            log "moto $MOTO_VERSION on port $port"
+            return
+        fi
+        sleep 0.2
+    done
+    cat "$work/moto.log" >&2
+    log "moto did not start"; exit 1
+}
+
+check_compose() {
+    if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian's docker-compose to validate docker-compose.yml"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; }
+    fi
+    command -v docker-compose >/dev/null 2>&1 || { log "docker-compose is needed to validate docker-compose.yml"; exit 1; }
+    # .env.example supplies every variable the compose file uses.
+    docker-compose --env-file .env.example -f docker-compose.yml config -q
+    log "docker-compose.yml is valid"
+}
+
+start_postgres
+start_moto
+check_compose
+
+log "cargo test --workspace $*"
+cargo test --workspace "$@"
