@@ -1,1 +1,135 @@
-//! api
+//! The CloudSpend HTTP API: the axum router, its handlers, who-is-calling extractors, the JSON
+//! error body, and the OpenAPI document generated from the handlers.
+//!
+//! Handlers only orchestrate: they read the caller (user, tenant, role) from the token,
+//! validate input, call the store (and, later, collectors), and shape the answer. They never
+//! take a tenant id from a path or body. No SQL and no AWS SDK calls live here.
+//!
+//! Layout:
+//! - [`app`] builds the router (tests drive it with `oneshot`); [`serve`] runs it on a listener
+//!   until the shutdown future resolves.
+//! - [`routes`]: one module per resource.
+//! - [`auth`]: tokens, passwords, and the `Caller` / `Authenticated` / `GlobalOwner` extractors.
+//! - [`error`], [`json`]: the error type and the JSON extractor that names bad fields.
+//! - [`telemetry`]: tracing set-up, request spans and ids, Prometheus metrics.
+//! - [`rate_limit`], [`state`].
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod rate_limit;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{ApiConfig, AppState};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+/// Request bodies above this are refused with 413 before a handler runs.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CloudSpend API", description = "Multi-tenant cloud cost intelligence. Errors are always \
+        `{\"error\": {\"code\", \"message\", \"field\"}}`. Authenticate with `Authorization: Bearer <token>` \
+        from POST /api/auth/login; pick a tenant with `X-Tenant-Id` when you belong to several."),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorDetail))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("opaque").build()),
+        );
+    }
+}
+
+/// The routes and their OpenAPI description, before layers.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::health::router())
+        .merge(routes::accounts::router())
+        .merge(routes::members::router())
+        .merge(routes::admin::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document of every route [`app`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = routes();
+    doc.paths.paths.insert("/api/openapi.json".to_string(), openapi_path_item());
+    doc
+}
+
+fn openapi_path_item() -> utoipa::openapi::PathItem {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    PathItem::new(
+        HttpMethod::Get,
+        OperationBuilder::new()
+            .tag("meta")
+            .summary(Some("This OpenAPI document"))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("OpenAPI 3.1 document")
+                    .content("application/json", ContentBuilder::new().build()),
+            ),
+    )
+}
+
+/// The whole application: routes plus the layers every request goes through (outermost first):
+/// request id, JSON error bodies, panic catching, body limit, then per-route logging/metrics.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = routes();
+    let document = openapi();
+    let document_json = serde_json::to_string(&document).expect("OpenAPI document serialises");
+    router
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let body = document_json.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(axum::middleware::from_fn(telemetry::observe))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(telemetry::panic_response))
+        .layer(axum::middleware::from_fn(telemetry::json_errors))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    telemetry::prometheus();
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,179 @@
+//! Members of the caller's tenant: list, invite (add or change role), remove.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::json::ApiJson;
+use crate::routes::accounts::audit;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cloudspend_core::{Role, UserId, validate};
+use cloudspend_store::Member;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members, add_member, remove_member_by_body))
+        .routes(routes!(remove_member))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    email: String,
+    role: Role,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        MemberView { user_id: m.user_id, email: m.email, role: m.role, since: m.since }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembersResponse {
+    members: Vec<MemberView>,
+}
+
+/// Everyone in the caller's tenant with their role.
+#[utoipa::path(get, path = "/api/tenants/members", tag = "members", security(("bearer" = [])),
+    responses((status = 200, body = MembersResponse), (status = 401, body = ErrorBody)))]
+async fn list_members(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<MembersResponse>> {
+    let members = state.store.members(caller.tenant.id).await?;
+    Ok(ApiJson(MembersResponse { members: members.into_iter().map(MemberView::from).collect() }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    /// The email of an existing CloudSpend user.
+    email: String,
+    role: Role,
+}
+
+/// Adds an existing user to the caller's tenant, or changes their role. Owners and admins only;
+/// only owners grant or take away the owner role.
+#[utoipa::path(post, path = "/api/tenants/members", tag = "members", security(("bearer" = [])),
+    request_body = AddMemberRequest,
+    responses(
+        (status = 200, body = MemberView),
+        (status = 403, description = "viewer, or admin touching an owner", body = ErrorBody),
+        (status = 404, description = "no user with that email", body = ErrorBody),
+        (status = 409, description = "would leave no owner", body = ErrorBody),
+    ))]
+async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<AddMemberRequest>,
+) -> ApiResult<ApiJson<MemberView>> {
+    caller.require_manager("add or change members")?;
+    let email = validate::email("email", &req.email)?;
+    if !caller.role.can_assign(req.role) {
+        return Err(ApiError::Forbidden {
+            code: "insufficient_role",
+            message: format!("a {} cannot grant the {} role", caller.role, req.role),
+            field: Some("role".into()),
+        });
+    }
+    let (user, _) = state.store.credentials_by_email(&email).await?.ok_or_else(|| ApiError::NotFound {
+        what: "a CloudSpend user with this email (they must sign up first)".into(),
+    })?;
+    let previous = state.store.role_in(caller.tenant.id, user.id).await?;
+    if let Some(previous) = previous {
+        if !caller.role.can_assign(previous) {
+            return Err(ApiError::forbidden(
+                "insufficient_role",
+                format!("a {} cannot change the role of a {previous}", caller.role),
+            ));
+        }
+    }
+    state.store.put_member(caller.tenant.id, user.id, req.role).await?;
+    let action = if previous.is_some() { "member.role_change" } else { "member.add" };
+    audit(
+        &state,
+        &caller.user,
+        Some(caller.tenant.id),
+        action,
+        serde_json::json!({"email": user.email, "role": req.role, "previous_role": previous}),
+    )
+    .await?;
+    let member = state
+        .store
+        .members(caller.tenant.id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user.id)
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    Ok(ApiJson(member.into()))
+}
+
+/// Removes a member from the caller's tenant. Owners and admins remove others (admins not
+/// owners); anyone may remove themselves. The last owner cannot be removed.
+#[utoipa::path(delete, path = "/api/tenants/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("user_id" = String, Path, format = Uuid, description = "the member's user id")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "last owner", body = ErrorBody),
+    ))]
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user_id: UserId =
+        user_id.parse().map_err(|_| ApiError::bad_field("user_id", "user_id must be a user UUID"))?;
+    remove(&state, &caller, user_id).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveMemberRequest {
+    /// The member's email (or give `user_id`).
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    user_id: Option<UserId>,
+}
+
+/// Same as `DELETE /api/tenants/members/{user_id}`, naming the member by email or user id in the body.
+#[utoipa::path(delete, path = "/api/tenants/members", tag = "members", security(("bearer" = [])),
+    request_body = RemoveMemberRequest,
+    responses((status = 204, description = "removed"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_member_by_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RemoveMemberRequest>,
+) -> ApiResult<StatusCode> {
+    let user_id = match (req.user_id, req.email) {
+        (Some(id), _) => id,
+        (None, Some(email)) => {
+            let email = validate::email("email", &email)?;
+            let member = state.store.members(caller.tenant.id).await?.into_iter().find(|m| m.email == email);
+            member.ok_or_else(|| ApiError::not_found("member"))?.user_id
+        }
+        (None, None) => return Err(ApiError::bad_field("email", "give the member's `email` or `user_id`")),
+    };
+    remove(&state, &caller, user_id).await
+}
+
+async fn remove(state: &AppState, caller: &Caller, user_id: UserId) -> ApiResult<StatusCode> {
+    // Membership of the caller's tenant only: another tenant's member is "not found" here.
+    let role = state.store.role_in(caller.tenant.id, user_id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    if user_id != caller.user.id {
+        caller.require_manager("remove members")?;
+        if !caller.role.can_assign(role) {
+            return Err(ApiError::forbidden("insufficient_role", format!("a {} cannot remove a {role}", caller.role)));
+        }
+    }
+    state.store.remove_member(caller.tenant.id, user_id).await?;
+    audit(state, &caller.user, Some(caller.tenant.id), "member.remove", serde_json::json!({"user_id": user_id, "role": role}))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,8 @@
+//! One module per resource, each with `router() -> OpenApiRouter<AppState>`; merged in
+//! [`crate::app`]. Registering a handler through `routes!` also documents it, so the OpenAPI
+//! document covers every route by construction.
+
+pub mod accounts;
+pub mod admin;
+pub mod health;
+pub mod members;

@@ -1,0 +1,64 @@
+//! The state every handler shares.
+
+use crate::rate_limit::{Limit, RateLimiter};
+use cloudspend_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings the API needs, resolved by the binary from flags, env and `.env`.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// How long a login token lives.
+    pub token_ttl: Duration,
+    /// Whether `/test-*` may use the server's own AWS credentials without a tenant token.
+    pub test_endpoints: bool,
+    /// Failed logins allowed per email per window.
+    pub login_failures_per_email: Limit,
+    /// Failed logins allowed per client IP per window.
+    pub login_failures_per_ip: Limit,
+    /// Sign-ups allowed per client IP per window.
+    pub signups_per_ip: Limit,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        let fifteen_minutes = Duration::from_secs(15 * 60);
+        Self {
+            token_ttl: Duration::from_secs(30 * 24 * 3600),
+            test_endpoints: false,
+            login_failures_per_email: Limit { max_events: 5, window: fifteen_minutes },
+            login_failures_per_ip: Limit { max_events: 50, window: fifteen_minutes },
+            signups_per_ip: Limit { max_events: 20, window: Duration::from_secs(3600) },
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ApiConfig>,
+    pub limits: Arc<Limiters>,
+}
+
+pub struct Limiters {
+    pub login_email: RateLimiter,
+    pub login_ip: RateLimiter,
+    pub signup_ip: RateLimiter,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
+        let limits = Limiters {
+            login_email: RateLimiter::new(config.login_failures_per_email),
+            login_ip: RateLimiter::new(config.login_failures_per_ip),
+            signup_ip: RateLimiter::new(config.signups_per_ip),
+        };
+        Self { store, config: Arc::new(config), limits: Arc::new(limits) }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("backend", &self.store.backend()).field("config", &self.config).finish()
+    }
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the HTTP API: each test starts the real server on port 0 against a fresh
+//! PostgreSQL database and talks to it over HTTP.
+
+mod accounts;
+mod common;
+mod http;
+mod isolation;
+mod members;

@@ -1,0 +1,88 @@
+//! The command line. Every setting is a flag with an environment-variable fallback (and so a
+//! `.env` entry); `.env.example` documents each with its default.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/cloudspend.db";
+
+#[derive(Debug, Parser)]
+#[command(name = "cloudspend", version, about = "Multi-tenant cloud cost intelligence: service and operator CLI")]
+pub struct Cli {
+    /// Where CloudSpend keeps its data: postgres://user:pass@host/db, or sqlite://path for the
+    /// embedded first-run store.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API and dashboard (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// First run: embedded SQLite under ./data, a demo tenant and user, then serve.
+    Demo(DemoArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// Address to listen on. Use 0.0.0.0:9000 in a container.
+    #[arg(long, env = "CLOUDSPEND_BIND", default_value = "127.0.0.1:9000")]
+    pub bind: SocketAddr,
+
+    /// Let the /test-ec2, /test-cpu and /test-cost diagnostics use the server's own AWS
+    /// credentials when called without a tenant token.
+    #[arg(long, env = "CLOUDSPEND_TEST_ENDPOINTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub test_endpoints: bool,
+
+    /// Lifetime of a login token, in hours.
+    #[arg(long, env = "CLOUDSPEND_TOKEN_TTL_HOURS", default_value_t = 720)]
+    pub token_ttl_hours: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// 32-byte key that encrypts tenants' AWS secret keys at rest: 64 hex characters or
+    /// base64. Generate one with `openssl rand -hex 32`. Required.
+    #[arg(long, env = "CLOUDSPEND_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (or, with --global-owner, promote an existing one).
+    Create(UserCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    pub email: String,
+
+    /// Make the user the platform's global owner (sees every tenant at /api/admin/tenants).
+    #[arg(long)]
+    pub global_owner: bool,
+
+    /// Also create a tenant with this name, owned by the user.
+    #[arg(long)]
+    pub tenant: Option<String>,
+
+    /// The password. When omitted a random one is generated and printed once.
+    #[arg(long, env = "CLOUDSPEND_NEW_USER_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
