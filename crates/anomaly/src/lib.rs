@@ -1,4 +1,29 @@
-//! Cost and metric anomaly detection: pure functions over daily series. No I/O.
+//! Cost and metric anomaly detection for CloudSpend: pure functions over daily cost series and
+//! 5-minute metric series. It decides what is unusual, by how much money, and which services,
+//! accounts, regions, usage types or resources caused it. It never does I/O, never touches the
+//! database or AWS and never reads the clock: the caller passes series in and stores what comes
+//! out, so every result is reproducible from its input. The one exception is [`csv`], whose
+//! helpers read and write CSV over caller-supplied `Read` / `Write` for the offline CLI.
 //!
-//! Not built yet: this crate is a placeholder until its issue lands, so the workspace layout
-//! already shows where the work goes.
+//! Layout:
+//! - [`cost`]: daily cost detection (weekly pattern, trend, 1st-of-month fees, credits, step
+//!   changes, estimated days, per-subscription minimum impact) into anomaly events.
+//! - [`root_cause`]: ranks the components of a series by their share of an anomaly's impact.
+//! - [`metric`]: an online detector for CPU-style metric series (NAB format), score in [0, 1].
+//! - [`nab`]: the Numenta Anomaly Benchmark scoring rules, re-implemented.
+//! - [`synthetic`]: a seeded generator of labelled daily cost series with the traps planted.
+//! - [`eval`]: event-level precision / recall / F1 and false alerts per series-year.
+//! - [`csv`]: the `cloudspend anomalies detect` helpers.
+
+pub mod cost;
+pub mod csv;
+pub mod eval;
+pub mod metric;
+pub mod nab;
+pub mod root_cause;
+pub mod synthetic;
+
+pub use cost::{
+    Anomaly, Config, CostPoint, DayResult, DayStatus, SeriesReport, SeriesStatus, Severity,
+    Thresholds, detect,
+};

@@ -1,0 +1,718 @@
+//! Daily cost anomaly detection for one series (tenant total, or one service / account / region).
+//!
+//! The model is deliberately small and robust, because it runs over every series of every tenant
+//! after each collection and must be explainable on a dashboard:
+//!
+//! * expected = level x weekday factor (+ the learned first-of-month charge on the 1st);
+//! * level = median of the last 14 clean, de-seasonalised days, extrapolated by a trend only when
+//!   the trend is larger than the noise;
+//! * band = expected +/- `sensitivity` robust standard deviations (MAD of recent residuals);
+//! * only increases are anomalies (a cost drop is good news, and AWS Cost Anomaly Detection treats
+//!   it the same way); a day is anomalous when it is above the band *and* clears the
+//!   subscription's minimum impact in money and in percent.
+//!
+//! Everything is computed online, from days strictly before the day being scored, so a result
+//! never changes when later days arrive (except estimated days, which are not scored at all).
+//! Anomalous days enter the history clamped to the band, so a spike does not raise the baseline
+//! for the following weeks; a level that holds for `shift_confirm_days` is accepted as the new
+//! normal by rescaling the history, so a planned step change is one event, not one a day.
+
+use std::collections::VecDeque;
+
+use chrono::{Datelike, NaiveDate};
+use cloudspend_core::Money;
+use serde::{Deserialize, Serialize};
+
+/// One day of one series, as collected. `estimated` mirrors Cost Explorer's `Estimated` flag: the
+/// most recent days are provisional and will be replaced, so they are never scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostPoint {
+    pub day: NaiveDate,
+    pub amount: Money,
+    pub estimated: bool,
+}
+
+impl CostPoint {
+    pub fn new(day: NaiveDate, amount: Money) -> Self {
+        Self { day, amount, estimated: false }
+    }
+}
+
+/// What a subscriber considers worth an alert, as AWS offers per monitor subscription: both
+/// conditions must hold, so a noisy $2/day service cannot page anyone with a +300% day.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub min_impact: Money,
+    pub min_percent: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { min_impact: Money::from_nanos(10_000_000_000), min_percent: 10.0 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub thresholds: Thresholds,
+    /// Half-width of the band in robust standard deviations.
+    pub sensitivity: f64,
+    /// Clean history days needed before a day is scored; two weeks so every weekday is seen twice.
+    pub min_history_days: usize,
+    /// Consecutive days beyond the band, same direction, that make a new level accepted.
+    pub shift_confirm_days: usize,
+    /// Floor of the relative spread: fixed daily fees have zero variance, but a 0.5% wobble on
+    /// them is not a 10-sigma event.
+    pub min_relative_spread: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            thresholds: Thresholds::default(),
+            sensitivity: 4.5,
+            min_history_days: 14,
+            shift_confirm_days: 3,
+            min_relative_spread: 0.01,
+        }
+    }
+}
+
+/// Whether the series as a whole could be judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SeriesStatus {
+    Scored,
+    /// Too few final, non-credit days to learn a baseline; nothing was guessed.
+    InsufficientHistory { days: usize, required: usize },
+}
+
+/// Why a day was or was not scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayStatus {
+    Scored,
+    /// Not enough history yet.
+    Warmup,
+    /// Provisional amount: scored once it is final.
+    Estimated,
+    /// A negative day (credit or refund): neither scored nor used as history.
+    Credit,
+    /// The 1st of the month before any earlier 1st taught us the monthly fees.
+    FirstOfMonthUnlearned,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DayResult {
+    pub day: NaiveDate,
+    pub actual: Money,
+    /// `None` when there was no history at all to form an expectation.
+    pub expected: Option<Money>,
+    pub lower: Option<Money>,
+    pub upper: Option<Money>,
+    /// Deviation from expected in robust standard deviations (negative below expected).
+    pub score: Option<f64>,
+    pub status: DayStatus,
+    pub anomalous: bool,
+}
+
+/// One anomaly event: consecutive anomalous days merged. Money fields are sums over its days, and
+/// `impact == actual - expected` exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub expected: Money,
+    pub lower: Money,
+    pub upper: Money,
+    pub actual: Money,
+    pub impact: Money,
+    /// `None` when nothing (or a credit) was expected, where a percentage means nothing.
+    pub impact_percent: Option<f64>,
+    /// Highest daily score in the event.
+    pub score: f64,
+    pub severity: Severity,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesReport {
+    pub status: SeriesStatus,
+    /// One entry per calendar day from the first to the last input day.
+    pub days: Vec<DayResult>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+const HISTORY: usize = 28;
+const LEVEL_WINDOW: usize = 14;
+const LOOKBACK: usize = 70;
+const SEASON_WEEKS: usize = 8;
+/// In-sample residuals understate the error of a forecast made from them.
+const OUT_OF_SAMPLE_INFLATION: f64 = 1.5;
+const MAD_TO_SIGMA: f64 = 1.4826;
+/// Forecast errors kept for the spread: eight weeks, so the estimate is not itself noisy.
+const ERROR_WINDOW: usize = 56;
+const MIN_ERRORS: usize = 14;
+const FIRST_OF_MONTH_MEMORY: usize = 3;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Final,
+    Estimated,
+    Credit,
+}
+
+struct Densified {
+    start: NaiveDate,
+    amount: Vec<Money>,
+    kind: Vec<Kind>,
+}
+
+/// Sorts, sums duplicate days and fills missing days with zero: a day without cost rows is a
+/// day nothing was charged.
+fn densify(points: &[CostPoint]) -> Option<Densified> {
+    let first = points.iter().map(|p| p.day).min()?;
+    let last = points.iter().map(|p| p.day).max()?;
+    let n = usize::try_from((last - first).num_days()).ok()? + 1;
+    let mut amount = vec![Money::ZERO; n];
+    let mut estimated = vec![false; n];
+    for p in points {
+        let i = (p.day - first).num_days() as usize;
+        amount[i] += p.amount;
+        estimated[i] |= p.estimated;
+    }
+    let kind = amount
+        .iter()
+        .zip(&estimated)
+        .map(|(a, &e)| {
+            if e {
+                Kind::Estimated
+            } else if a.is_negative() {
+                Kind::Credit
+            } else {
+                Kind::Final
+            }
+        })
+        .collect();
+    Some(Densified { start: first, amount, kind })
+}
+
+pub(crate) fn to_f64(m: Money) -> f64 {
+    m.nanos() as f64 / 1e9
+}
+
+/// Rounded to the micro-unit: finer than any bill, coarse enough that float noise never shows.
+pub(crate) fn to_money(x: f64) -> Money {
+    let micros = (x * 1e6).round().clamp(-9.2e12, 9.2e12) as i64;
+    Money::from_nanos(micros * 1000)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    debug_assert!(!v.is_empty());
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *m;
+    if v.len() % 2 == 1 {
+        upper
+    } else {
+        let lower = v[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower + upper) / 2.0
+    }
+}
+
+/// How the history was rescaled when a new level was accepted.
+#[derive(Clone, Copy)]
+enum Shift {
+    Scale(f64),
+    Offset(f64),
+}
+
+/// The online state of one series. `clean[i]` is the day as history sees it: the actual amount,
+/// clamped to the band when it was an outlier, NaN when it must not shape the baseline
+/// (estimated, credit, first of month).
+pub(crate) struct Model<'a> {
+    config: &'a Config,
+    start_dow: usize,
+    clean: Vec<f64>,
+    season: [f64; 7],
+    /// Robust standard deviation of de-seasonalised residuals, in money units.
+    spread: f64,
+    refreshed_at: Option<usize>,
+    run_up: bool,
+    /// Absolute forecast errors of the last scored days, de-seasonalised: the honest measure of
+    /// how wrong our expectation tends to be (in-sample residuals flatter it).
+    errors: VecDeque<f64>,
+    /// Consecutive days beyond the band in one direction: (index, actual, expected).
+    run: Vec<(usize, f64, f64)>,
+}
+
+/// The expectation for one day, before looking at its amount.
+#[derive(Clone, Copy)]
+pub(crate) struct Forecast {
+    pub expected: f64,
+    /// One robust standard deviation around `expected`.
+    pub sigma: f64,
+    /// Clean history days behind this forecast.
+    pub history: usize,
+}
+
+impl<'a> Model<'a> {
+    pub(crate) fn new(config: &'a Config, start: NaiveDate, n: usize) -> Self {
+        Self {
+            config,
+            start_dow: start.weekday().num_days_from_monday() as usize,
+            clean: Vec::with_capacity(n),
+            season: [1.0; 7],
+            spread: 0.0,
+            refreshed_at: None,
+            run_up: false,
+            errors: VecDeque::with_capacity(ERROR_WINDOW),
+            run: Vec::new(),
+        }
+    }
+
+    fn dow(&self, i: usize) -> usize {
+        (self.start_dow + i) % 7
+    }
+
+    /// Most recent clean values first, de-seasonalised.
+    fn gather(&self, out: &mut [f64; HISTORY]) -> usize {
+        let t = self.clean.len();
+        let mut m = 0;
+        for i in (t.saturating_sub(LOOKBACK)..t).rev() {
+            let c = self.clean[i];
+            if !c.is_nan() {
+                out[m] = c / self.season[self.dow(i)];
+                m += 1;
+                if m == HISTORY {
+                    break;
+                }
+            }
+        }
+        m
+    }
+
+    /// Level for the next day from de-seasonalised history (most recent first).
+    fn level(&self, z: &[f64]) -> f64 {
+        let mut buf = [0.0; HISTORY];
+        let n1 = z.len().min(LEVEL_WINDOW);
+        buf[..n1].copy_from_slice(&z[..n1]);
+        let recent = median(&mut buf[..n1]);
+        // A trend needs two full halves to be told from noise.
+        if z.len() < LEVEL_WINDOW + 7 {
+            return recent;
+        }
+        let n0 = z.len() - LEVEL_WINDOW;
+        buf[..n0].copy_from_slice(&z[LEVEL_WINDOW..]);
+        let older = median(&mut buf[..n0]);
+        // Only a trend larger than the noise is extrapolated: a noisy slope would move the
+        // expectation more than the lag of a plain median does.
+        if (recent - older).abs() <= self.spread {
+            return recent;
+        }
+        let recent_centre = (n1 as f64 + 1.0) / 2.0;
+        let older_centre = LEVEL_WINDOW as f64 + (n0 as f64 + 1.0) / 2.0;
+        let slope = (recent - older) / (older_centre - recent_centre);
+        recent + slope * recent_centre
+    }
+
+    fn refresh(&mut self) {
+        let t = self.clean.len();
+        self.season = self.estimate_season();
+        let mut z = [0.0; HISTORY];
+        let m = self.gather(&mut z);
+        if self.errors.len() >= MIN_ERRORS {
+            let mut e: Vec<f64> = self.errors.iter().copied().collect();
+            self.spread = MAD_TO_SIGMA * median(&mut e);
+        } else if m == 0 {
+            self.spread = 0.0;
+        } else {
+            let level = self.level_without_trend(&z[..m]);
+            let mut dev = [0.0; HISTORY];
+            for (d, v) in dev.iter_mut().zip(&z[..m]) {
+                *d = (v - level).abs();
+            }
+            self.spread = MAD_TO_SIGMA * OUT_OF_SAMPLE_INFLATION * median(&mut dev[..m]);
+        }
+        self.refreshed_at = Some(t);
+    }
+
+    fn level_without_trend(&self, z: &[f64]) -> f64 {
+        let mut buf = [0.0; HISTORY];
+        let n1 = z.len().min(LEVEL_WINDOW);
+        buf[..n1].copy_from_slice(&z[..n1]);
+        median(&mut buf[..n1])
+    }
+
+    /// Weekday factors from up to eight recent weeks: each day's ratio to its week's mean, median
+    /// per weekday. Kept only when they explain the data (a flat series gets all ones, so noise is
+    /// not mistaken for a weekly pattern).
+    fn estimate_season(&self) -> [f64; 7] {
+        let t = self.clean.len();
+        let weeks = (t / 7).min(SEASON_WEEKS);
+        if weeks < 3 {
+            return [1.0; 7];
+        }
+        let mut ratios = [[0.0f64; SEASON_WEEKS]; 7];
+        let mut counts = [0usize; 7];
+        for b in 0..weeks {
+            let block = t - 7 * (b + 1)..t - 7 * b;
+            let (sum, n) = block
+                .clone()
+                .map(|i| self.clean[i])
+                .filter(|c| !c.is_nan())
+                .fold((0.0, 0usize), |(s, n), c| (s + c, n + 1));
+            if n < 5 || sum <= 0.0 {
+                continue;
+            }
+            let mean = sum / n as f64;
+            for i in block {
+                let c = self.clean[i];
+                if !c.is_nan() {
+                    let d = self.dow(i);
+                    ratios[d][counts[d]] = c / mean;
+                    counts[d] += 1;
+                }
+            }
+        }
+        if counts.iter().any(|&c| c < 2) {
+            return [1.0; 7];
+        }
+        let mut season = [1.0; 7];
+        for d in 0..7 {
+            let mut r = ratios[d];
+            season[d] = median(&mut r[..counts[d]]).max(0.0);
+        }
+        let mean = season.iter().sum::<f64>() / 7.0;
+        if mean <= 0.0 {
+            return [1.0; 7];
+        }
+        season.iter_mut().for_each(|s| *s /= mean);
+        if season.contains(&0.0) {
+            return [1.0; 7];
+        }
+        let mut with = Vec::with_capacity(7 * SEASON_WEEKS);
+        let mut without = Vec::with_capacity(7 * SEASON_WEEKS);
+        for d in 0..7 {
+            for &r in &ratios[d][..counts[d]] {
+                with.push((r / season[d] - 1.0).abs());
+                without.push((r - 1.0).abs());
+            }
+        }
+        if median(&mut with) < 0.8 * median(&mut without) { season } else { [1.0; 7] }
+    }
+
+    /// The expectation for the next day (index `clean.len()`), before its amount is known.
+    pub(crate) fn forecast(&mut self) -> Option<Forecast> {
+        let t = self.clean.len();
+        if self.refreshed_at.is_none_or(|r| t >= r + 7) {
+            self.refresh();
+        }
+        let mut z = [0.0; HISTORY];
+        let m = self.gather(&mut z);
+        if m == 0 {
+            return None;
+        }
+        let season = self.season[self.dow(t)];
+        let level = self.level(&z[..m]);
+        let expected = level * season;
+        let floor = self.config.min_relative_spread * expected.abs();
+        let sigma = (self.spread * season).max(floor).max(1e-6);
+        Some(Forecast { expected, sigma, history: m })
+    }
+
+    /// Records the next day's amount: `Some(amount)` for a final day scored against `forecast`,
+    /// `None` for a day history must ignore.
+    pub(crate) fn push(&mut self, amount: Option<f64>, forecast: Option<&Forecast>) {
+        let t = self.clean.len();
+        let Some(x) = amount else {
+            self.clean.push(f64::NAN);
+            return;
+        };
+        // While warming up the band is a guess; history takes the days as they are.
+        let Some(f) = forecast.filter(|f| f.history >= self.config.min_history_days) else {
+            self.clean.push(x);
+            return;
+        };
+        let band = self.config.sensitivity * f.sigma;
+        let (lower, upper) = (f.expected - band, f.expected + band);
+        let outside_up = x > upper;
+        let outside_down = x < lower;
+        // Outliers enter history at the band's edge: a spike must not raise next week's baseline.
+        let kept = x.clamp(lower, upper);
+        self.clean.push(kept);
+        if self.errors.len() == ERROR_WINDOW {
+            self.errors.pop_front();
+        }
+        self.errors.push_back((kept - f.expected).abs() / self.season[self.dow(t)]);
+        if outside_up || outside_down {
+            if self.run.first().is_some_and(|_| self.run_up != outside_up) {
+                self.run.clear();
+            }
+            self.run_up = outside_up;
+            self.run.push((t, x, f.expected));
+        } else {
+            self.run.clear();
+        }
+        if self.run.len() >= self.config.shift_confirm_days.max(1) {
+            let run = std::mem::take(&mut self.run);
+            self.accept_new_level(&run);
+        }
+    }
+
+    /// A level that held for several days is the new normal: rescale the history so that the
+    /// following days are judged against it (and the step is reported once, not every day).
+    fn accept_new_level(&mut self, run: &[(usize, f64, f64)]) {
+        let mut ratios: Vec<f64> = run.iter().map(|&(_, x, e)| x / e).collect();
+        let all_positive = run.iter().all(|&(_, x, e)| x > 0.0 && e > 0.0);
+        let ratio = if all_positive { median(&mut ratios) } else { f64::NAN };
+        // A multiplicative shift keeps the weekly pattern; from or to (near) zero it cannot exist.
+        let shift = if all_positive && (0.05..=20.0).contains(&ratio) {
+            Shift::Scale(ratio)
+        } else {
+            let mut deltas: Vec<f64> = run.iter().map(|&(_, x, e)| x - e).collect();
+            Shift::Offset(median(&mut deltas))
+        };
+        let start = run[0].0;
+        for c in &mut self.clean[start.saturating_sub(LOOKBACK)..start] {
+            if !c.is_nan() {
+                *c = match shift {
+                    Shift::Scale(r) => *c * r,
+                    Shift::Offset(d) => (*c + d).max(0.0),
+                };
+            }
+        }
+        for &(i, x, _) in run {
+            self.clean[i] = x;
+        }
+        match shift {
+            Shift::Scale(r) => {
+                self.spread *= r;
+                self.errors.iter_mut().for_each(|e| *e *= r);
+            }
+            Shift::Offset(_) => {
+                self.errors.clear();
+                self.refresh();
+            }
+        }
+    }
+}
+
+impl Model<'_> {
+    /// The usual amount around day `f` (a 1st of the month), from the clean days a week either
+    /// side, on `f`'s weekday.
+    fn typical_around(&self, f: usize) -> Option<f64> {
+        let end = (f + 8).min(self.clean.len());
+        let mut vals: Vec<f64> = (f.saturating_sub(7)..end)
+            .filter(|&i| i != f && !self.clean[i].is_nan())
+            .map(|i| self.clean[i] / self.season[self.dow(i)])
+            .collect();
+        (vals.len() >= 6).then(|| median(&mut vals) * self.season[self.dow(f)])
+    }
+}
+
+/// Support plans and RI / Savings Plan fees land on the 1st: the extra amount a 1st carries over
+/// the days around it is learned from the last few months and added to that day's expectation.
+#[derive(Default)]
+struct FirstOfMonth {
+    /// 1sts whose following week is not complete yet: (index, amount).
+    pending: Vec<(usize, f64)>,
+    excess: VecDeque<f64>,
+}
+
+impl FirstOfMonth {
+    fn learn(&mut self, model: &Model<'_>, t: usize) {
+        let excess = &mut self.excess;
+        self.pending.retain(|&(f, x)| {
+            if t < f + 8 {
+                return true;
+            }
+            if let Some(typical) = model.typical_around(f) {
+                if excess.len() == FIRST_OF_MONTH_MEMORY {
+                    excess.pop_front();
+                }
+                excess.push_back(x - typical);
+            }
+            false
+        });
+    }
+
+    /// (typical extra amount, extra band half-width), once at least one 1st has been seen.
+    fn expectation(&self) -> Option<(f64, f64)> {
+        if self.excess.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.excess.iter().copied().collect();
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mid = median(&mut v);
+        Some((mid, ((hi - lo) / 2.0).max(0.1 * mid.abs())))
+    }
+}
+
+/// Detects anomalies in one daily cost series. Pure: the same input always gives the same report.
+pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
+    let required = config.min_history_days;
+    let Some(d) = densify(points) else {
+        return SeriesReport {
+            status: SeriesStatus::InsufficientHistory { days: 0, required },
+            days: Vec::new(),
+            anomalies: Vec::new(),
+        };
+    };
+    let n = d.amount.len();
+    let k = config.sensitivity;
+    let mut model = Model::new(config, d.start, n);
+    let mut first_of_month = FirstOfMonth::default();
+    let mut days = Vec::with_capacity(n);
+    let mut usable_days = 0;
+    let mut scorable = false;
+    for (t, date) in d.start.iter_days().take(n).enumerate() {
+        let actual = d.amount[t];
+        let x = to_f64(actual);
+        let kind = d.kind[t];
+        let is_first = date.day() == 1;
+        first_of_month.learn(&model, t);
+        let forecast = model.forecast();
+        let history = forecast.map_or(0, |f| f.history);
+        let monthly = if is_first { first_of_month.expectation() } else { None };
+        let (expected, sigma) = match (forecast, monthly) {
+            (Some(f), Some((extra, width))) => (Some(f.expected + extra), f.sigma + width / k),
+            (Some(f), None) => (Some(f.expected), f.sigma),
+            (None, _) => (None, 0.0),
+        };
+        let status = match kind {
+            Kind::Estimated => DayStatus::Estimated,
+            Kind::Credit => DayStatus::Credit,
+            Kind::Final if history < config.min_history_days => DayStatus::Warmup,
+            Kind::Final if is_first && monthly.is_none() => DayStatus::FirstOfMonthUnlearned,
+            Kind::Final => DayStatus::Scored,
+        };
+        scorable |= history >= config.min_history_days;
+        let mut result = DayResult {
+            day: date,
+            actual,
+            expected: expected.map(to_money),
+            lower: expected.map(|e| to_money(e - k * sigma)),
+            upper: expected.map(|e| to_money(e + k * sigma)),
+            score: None,
+            status,
+            anomalous: false,
+        };
+        if let (DayStatus::Scored, Some(e)) = (status, expected) {
+            let score = (x - e) / sigma;
+            result.score = Some(score);
+            result.anomalous = score > k && clears_thresholds(actual, to_money(e), &config.thresholds);
+        }
+        match kind {
+            Kind::Final if is_first => {
+                // The 1st is judged by its own rule and kept out of the weekday baseline.
+                first_of_month.pending.push((t, x));
+                model.push(None, None);
+            }
+            Kind::Final => {
+                usable_days += 1;
+                model.push(Some(x), forecast.as_ref());
+            }
+            Kind::Estimated | Kind::Credit => model.push(None, None),
+        }
+        days.push(result);
+    }
+    let status = if scorable {
+        SeriesStatus::Scored
+    } else {
+        SeriesStatus::InsufficientHistory { days: usable_days, required }
+    };
+    let anomalies = merge_events(&days, &config.thresholds);
+    SeriesReport { status, days, anomalies }
+}
+
+fn percent(impact: Money, expected: Money) -> Option<f64> {
+    (expected > Money::ZERO).then(|| impact.nanos() as f64 / expected.nanos() as f64 * 100.0)
+}
+
+fn clears_thresholds(actual: Money, expected: Money, t: &Thresholds) -> bool {
+    let impact = actual - expected;
+    impact >= t.min_impact && percent(impact, expected).is_none_or(|p| p >= t.min_percent)
+}
+
+/// Severity from how much money and how large a change, relative to what the subscriber said
+/// matters: a doubling worth ten alerts' minimum is critical.
+fn severity(impact: Money, percent: Option<f64>, t: &Thresholds) -> Severity {
+    let times = impact.nanos() as f64 / (t.min_impact.nanos().max(1)) as f64;
+    let pct = percent.unwrap_or(f64::INFINITY);
+    if times >= 10.0 && pct >= 100.0 {
+        Severity::Critical
+    } else if times >= 5.0 && pct >= 50.0 {
+        Severity::High
+    } else if times >= 2.0 && pct >= 25.0 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    }
+}
+
+fn merge_events(days: &[DayResult], t: &Thresholds) -> Vec<Anomaly> {
+    let mut out: Vec<Anomaly> = Vec::new();
+    let mut open = false;
+    for d in days {
+        if !d.anomalous {
+            open = false;
+            continue;
+        }
+        let (e, lo, hi) = (
+            d.expected.unwrap_or(Money::ZERO),
+            d.lower.unwrap_or(Money::ZERO),
+            d.upper.unwrap_or(Money::ZERO),
+        );
+        let score = d.score.unwrap_or(0.0);
+        match out.last_mut() {
+            Some(a) if open => {
+                a.last_day = d.day;
+                a.expected += e;
+                a.lower += lo;
+                a.upper += hi;
+                a.actual += d.actual;
+                a.score = a.score.max(score);
+            }
+            _ => out.push(Anomaly {
+                first_day: d.day,
+                last_day: d.day,
+                expected: e,
+                lower: lo,
+                upper: hi,
+                actual: d.actual,
+                impact: Money::ZERO,
+                impact_percent: None,
+                score,
+                severity: Severity::Low,
+            }),
+        }
+        open = true;
+    }
+    for a in &mut out {
+        a.impact = a.actual - a.expected;
+        a.impact_percent = percent(a.impact, a.expected);
+        a.severity = severity(a.impact, a.impact_percent, t);
+    }
+    out
+}
