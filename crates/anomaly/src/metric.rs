@@ -80,13 +80,15 @@ impl Window {
     }
 }
 
-/// Robust distance of `x` from the window, in standard deviations; the scale has a floor so a
-/// metric that sat perfectly flat does not make a rounding wobble infinitely surprising.
+/// Robust distance of `x` from the window, in standard deviations. CloudWatch values are often
+/// quantised (CPU steps of 0.07%), which makes the MAD zero; the mean absolute deviation then
+/// still measures the usual wobble.
 fn surprise(w: &Window, x: f64) -> f64 {
     let m = w.median();
-    let scale = 1.4826 * w.mad(m);
-    let floor = 1e-3 * m.abs().max(1e-6) + 0.05 * (w.sorted[w.len() - 1] - w.sorted[0]) / 6.0;
-    (x - m).abs() / scale.max(floor).max(1e-9)
+    let mad = 1.4826 * w.mad(m);
+    let mean_abs = w.sorted.iter().map(|v| (v - m).abs()).sum::<f64>() / w.len() as f64;
+    let scale = mad.max(mean_abs).max(1e-6 * m.abs()).max(1e-9);
+    (x - m).abs() / scale
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,15 +97,15 @@ pub struct MetricConfig {
     pub history: usize,
     /// Past surprises the calibration compares against.
     pub calibration: usize,
-    /// Points a score must stay the highest to count again (one incident, one detection).
-    pub refractory: usize,
+    /// Points over which the memory of the last detection halves: a new detection must beat it.
+    pub refractory_half_life: f64,
     /// Points to see before scoring at all.
     pub warmup: usize,
 }
 
 impl Default for MetricConfig {
     fn default() -> Self {
-        Self { history: 288, calibration: 2016, refractory: 288, warmup: 144 }
+        Self { history: 2000, calibration: 1000, refractory_half_life: 1000.0, warmup: 144 }
     }
 }
 
@@ -113,7 +115,9 @@ pub struct MetricDetector {
     config: MetricConfig,
     values: Window,
     surprises: Window,
-    recent_scores: VecDeque<f64>,
+    decay: f64,
+    /// The highest recent score, decaying: the bar a new detection has to clear.
+    bar: f64,
     seen: usize,
 }
 
@@ -122,10 +126,35 @@ impl MetricDetector {
         Self {
             values: Window::new(config.history),
             surprises: Window::new(config.calibration),
-            recent_scores: VecDeque::with_capacity(config.refractory),
+            decay: 0.5f64.powf(1.0 / config.refractory_half_life),
+            bar: 0.0,
             seen: 0,
             config,
         }
+    }
+
+    /// The calibrated score of `value` before novelty.
+    fn calibrated(&mut self, value: f64) -> f64 {
+        if self.values.len() < 12 {
+            return 0.0;
+        }
+        let s = surprise(&self.values, value);
+        let mut score = 0.0;
+        if self.seen > self.config.warmup && self.surprises.len() >= 12 {
+            // The tail probability among past surprises, on a log scale normalised by the best the
+            // window can resolve; beyond the largest surprise seen, how far beyond it.
+            let n = self.surprises.len() as f64;
+            let tail = self.surprises.tail(s);
+            let u = if tail > 0.0 {
+                -tail.log10() / (n + 1.0).log10()
+            } else {
+                let max = self.surprises.sorted[self.surprises.len() - 1];
+                1.0 + (s / max.max(1e-12)).ln()
+            };
+            score = u / (1.0 + u);
+        }
+        self.surprises.push(s);
+        score
     }
 
     pub fn update(&mut self, value: f64) -> f64 {
@@ -133,30 +162,21 @@ impl MetricDetector {
         if !value.is_finite() {
             return 0.0;
         }
-        let mut score = 0.0;
-        if self.values.len() >= 12 {
-            let s = surprise(&self.values, value);
-            if self.seen > self.config.warmup && self.surprises.len() > 0 {
-                // -log10 of the tail probability, scaled by the best the window can resolve.
-                let n = self.surprises.len() as f64;
-                let tail = self.surprises.tail(s).max(1.0 / (n + 1.0));
-                score = (-tail.log10() / (n + 1.0).log10()).clamp(0.0, 1.0);
-            }
-            self.surprises.push(s);
-        }
+        let score = self.calibrated(value);
         self.values.push(value);
-        let recent_max = self.recent_scores.iter().copied().fold(0.0, f64::max);
-        if self.recent_scores.len() == self.config.refractory {
-            self.recent_scores.pop_front();
-        }
-        self.recent_scores.push_back(score);
-        if score > recent_max { score } else { 0.0 }
+        let bar = self.bar * self.decay;
+        self.bar = bar.max(score);
+        if score > bar { score } else { 0.0 }
     }
 }
 
 /// Scores a whole series with the default configuration.
 pub fn score_series(values: &[f64]) -> Vec<f64> {
-    let mut d = MetricDetector::new(MetricConfig::default());
+    score_series_with(values, MetricConfig::default())
+}
+
+pub fn score_series_with(values: &[f64], config: MetricConfig) -> Vec<f64> {
+    let mut d = MetricDetector::new(config);
     values.iter().map(|&v| d.update(v)).collect()
 }
 
