@@ -31,12 +31,11 @@ impl Window {
     }
 
     fn push(&mut self, x: f64) {
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front() {
                 let i = self.sorted.partition_point(|&v| v < old);
                 self.sorted.remove(i);
             }
-        }
         self.order.push_back(x);
         let i = self.sorted.partition_point(|&v| v < x);
         self.sorted.insert(i, x);

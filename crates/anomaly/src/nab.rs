@@ -85,15 +85,13 @@ fn sweep(file: &ScoredFile<'_>, costs: &CostMatrix, first_window: usize) -> Vec<
     let mut previous: Option<(usize, f64)> = None; // (right index, width)
     let mut out = Vec::with_capacity(ts.len());
     for (i, (&t, &score)) in ts.iter().zip(file.scores).enumerate() {
-        if current.is_none() {
-            if let Some(&(k, &(start, end))) = pending.peek() {
-                if t == start {
+        if current.is_none()
+            && let Some(&(k, &(start, end))) = pending.peek()
+                && t == start {
                     pending.next();
                     let right = ts.iter().position(|&x| x == end).unwrap_or(ts.len() - 1);
                     current = Some((first_window + k, right, (right - i + 1) as f64, end));
                 }
-            }
-        }
         let (weight, place) = match current {
             Some((id, right, width, _)) => {
                 let position = -((right as f64 - i as f64 + 1.0) / width);
@@ -107,12 +105,11 @@ fn sweep(file: &ScoredFile<'_>, costs: &CostMatrix, first_window: usize) -> Vec<
         };
         let place = if i >= probation { place } else { Place::Probationary };
         out.push(SweepPoint { score, weight, place });
-        if let Some((_, right, width, end)) = current {
-            if t == end {
+        if let Some((_, right, width, end)) = current
+            && t == end {
                 previous = Some((right, width));
                 current = None;
             }
-        }
     }
     out
 }
