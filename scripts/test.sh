@@ -24,8 +24,8 @@ cleanup() {
     for pid in "${pids[@]:-}"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     done
-    if [ -n "${pg_ctl:-}" ] && [ -d "$work/pgdata" ]; then
-        as_pg "$pg_ctl" -D "$work/pgdata" -m immediate stop >/dev/null 2>&1 || true
+    if [ -n "${pg_ctl:-}" ] && [ -d "$work/pg/data" ]; then
+        as_pg "$pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
     fi
     rm -rf "$work"
     exit $rc
@@ -67,15 +67,16 @@ start_postgres() {
     fi
     pg_ctl="$bindir/pg_ctl"
     local port; port=$(free_port)
+    # Everything the server writes lives in one folder the postgres user owns.
     chmod 755 "$work"
-    mkdir -p "$work/pgdata" "$work/pgsock"
-    [ "$(id -u)" = 0 ] && chown postgres "$work/pgdata" "$work/pgsock"
-    as_pg "$bindir/initdb" -D "$work/pgdata" -U postgres -A trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 \
+    mkdir -p "$work/pg"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$work/pg"; fi
+    as_pg "$bindir/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 \
         || { cat "$work/initdb.log" >&2; exit 1; }
     # Durability off: a throwaway cluster, and tests are much faster without fsync.
-    as_pg "$pg_ctl" -D "$work/pgdata" -l "$work/postgres.log" -w -t 60 \
-        -o "-p $port -k $work/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-        start >/dev/null || { cat "$work/postgres.log" >&2; exit 1; }
+    as_pg "$pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w -t 60 \
+        -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null || { cat "$work/pg/postgres.log" >&2; exit 1; }
     export CLOUDSPEND_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
     log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port"
 }
@@ -118,5 +119,6 @@ start_postgres
 start_moto
 check_compose
 
-log "cargo test --workspace $*"
-cargo test --workspace "$@"
+if [ $# -eq 0 ]; then set -- --workspace; fi
+log "cargo test $*"
+cargo test "$@"

@@ -1,0 +1,157 @@
+//! The binary as an operator runs it: `demo`, `migrate`, `user create`, `serve`.
+
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudspend");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `cloudspend` process with only the environment the test gives it, killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("CLOUDSPEND_MASTER_KEY")
+        .env_remove("CLOUDSPEND_BIND")
+        .env("CLOUDSPEND_LOG", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run cloudspend");
+    assert!(out.status.success(), "cloudspend failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+async fn wait_healthy(base: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("cloudspend exited early with {status}");
+        }
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cloudspend did not become healthy at {base}");
+}
+
+async fn login(base: &str, email: &str, password: &str) -> String {
+    let client = reqwest::Client::new();
+    let reply: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply["token"].as_str().unwrap_or_else(|| panic!("login failed: {reply}")).to_string()
+}
+
+async fn get_json(base: &str, path: &str, token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cloudspend-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn demo_serves_on_embedded_sqlite_with_a_demo_login_and_keeps_it_across_restarts() {
+    let dir = temp_dir();
+    for round in 0..2 {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut child = command(&dir)
+            .arg("demo")
+            .env("CLOUDSPEND_BIND", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_healthy(&base, &mut child).await;
+        let running = Running(child);
+        let token = login(&base, "demo@cloudspend.local", "cloudspend-demo").await;
+        let (status, me) = get_json(&base, "/api/me", &token).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["user"]["email"], "demo@cloudspend.local");
+        assert_eq!(me["tenants"].as_array().unwrap().len(), 1, "round {round}: demo tenant created twice?");
+        drop(running);
+    }
+    assert!(dir.join("data/cloudspend.db").exists(), "demo database not under ./data");
+    assert!(dir.join("data/master.key").exists());
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_a_valid_master_key() {
+    let dir = temp_dir();
+    let out = command(&dir).arg("serve").env("DATABASE_URL", "sqlite://./data/x.db").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CLOUDSPEND_MASTER_KEY"), "{stderr}");
+    let out = command(&dir).args(["serve", "--master-key", "abc"]).env("DATABASE_URL", "sqlite://./data/x.db").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("32 bytes"));
+}
+
+#[tokio::test]
+async fn migrate_user_create_and_serve_on_postgres() {
+    let database_url = cloudspend_store::testing::fresh_postgres_url().await;
+    let dir = temp_dir();
+    let migrated = run(command(&dir).arg("migrate").env("DATABASE_URL", &database_url));
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("migrations applied"));
+    assert!(!String::from_utf8_lossy(&migrated.stdout).contains("password"));
+
+    let created = run(command(&dir)
+        .args(["user", "create", "ops@example.com", "--global-owner", "--tenant", "Platform Ops"])
+        .env("DATABASE_URL", &database_url));
+    let stdout = String::from_utf8_lossy(&created.stdout).to_string();
+    assert!(stdout.contains("global owner"), "{stdout}");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("generated password printed once")
+        .to_string();
+    let again = command(&dir).args(["user", "create", "ops@example.com"]).env("DATABASE_URL", &database_url).output().unwrap();
+    assert!(!again.status.success(), "duplicate user accepted");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = command(&dir)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &database_url)
+        .env("CLOUDSPEND_MASTER_KEY", "6b".repeat(16) + &"3f".repeat(16))
+        .spawn()
+        .unwrap();
+    wait_healthy(&base, &mut child).await;
+    let _running = Running(child);
+    let token = login(&base, "ops@example.com", &password).await;
+    let (status, tenants) = get_json(&base, "/api/admin/tenants", &token).await;
+    assert_eq!(status, 200, "{tenants}");
+    assert_eq!(tenants["tenants"][0]["name"], "Platform Ops");
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
