@@ -6,12 +6,14 @@
 //! what a value means.
 //!
 //! Layout:
+//! - [`connection`]: a tenant's AWS connection (secrets only as ciphertext).
 //! - [`ids`]: typed UUIDs for users, tenants and the rows they own.
 //! - [`role`]: what a member of a tenant may do.
 //! - [`money`]: exact amounts in integer nano-units (never floating point).
 //! - [`records`]: the normalised rows collectors produce and the store keeps.
 //! - [`validate`]: input rules (emails, passwords, names) with the field they apply to.
 
+pub mod connection;
 pub mod ids;
 pub mod money;
 pub mod records;

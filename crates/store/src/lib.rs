@@ -26,6 +26,7 @@ pub mod testing;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use cloudspend_core::connection::AwsConnection;
 use cloudspend_core::records::{CostRecord, CostSource, Instance, MetricPoint};
 use cloudspend_core::{Role, RunId, TenantId, UserId};
 use std::sync::Arc;
@@ -123,6 +124,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes a membership; `NotFound` when there is none, `LastOwner` for the last owner.
     async fn remove_member(&self, tenant: TenantId, user: UserId) -> Result<()>;
+
+    /// Issues the tenant a new external ID (the old one stops working for new AssumeRole
+    /// calls once the tenant updates their role's trust policy).
+    async fn rotate_external_id(&self, tenant: TenantId) -> Result<String>;
+
+    // --- AWS connections ---------------------------------------------------------------------
+
+    /// Saves the tenant's connection, replacing any previous one.
+    async fn put_connection(&self, tenant: TenantId, connection: &AwsConnection) -> Result<()>;
+
+    async fn connection(&self, tenant: TenantId) -> Result<Option<AwsConnection>>;
+
+    /// False when the tenant had no connection.
+    async fn delete_connection(&self, tenant: TenantId) -> Result<bool>;
+
+    /// Records the outcome of a verification or collection on the connection.
+    async fn update_connection_status(&self, tenant: TenantId, update: ConnectionStatusUpdate) -> Result<bool>;
+
+    /// Tenants with an AWS connection, for the scheduler.
+    async fn connected_tenants(&self) -> Result<Vec<TenantId>>;
 
     // --- API tokens ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 //! Rows the [`crate::Store`] reads and writes, in domain types.
 
 use chrono::{DateTime, Utc};
+use cloudspend_core::connection::ConnectionStatus;
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::{Role, RunId, TenantId, UserId};
 use serde::Serialize;
@@ -136,4 +137,14 @@ pub struct Job {
     pub next_run_at: DateTime<Utc>,
     pub leased_until: Option<DateTime<Utc>>,
     pub lease_owner: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionStatusUpdate {
+    pub status: ConnectionStatus,
+    /// Set when this update comes from a successful verification.
+    pub verified_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub warnings: Vec<String>,
+    pub at: DateTime<Utc>,
 }

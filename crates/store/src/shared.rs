@@ -5,6 +5,7 @@
 
 use crate::model::*;
 use chrono::{DateTime, NaiveDate, Utc};
+use cloudspend_core::connection::{AwsConnection, ConnectionAuth, CurLocation};
 use cloudspend_core::records::{CostRecord, Instance, MetricPoint, RunStatus};
 use cloudspend_core::{Money, Role, RunId, TenantId, UserId};
 use sqlx::types::Json;
@@ -270,6 +271,73 @@ impl From<JobRow> for Job {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConnectionRow {
+    pub display_name: String,
+    pub account_id: String,
+    pub account_type: String,
+    pub auth_method: String,
+    pub role_arn: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_key_ciphertext: Option<String>,
+    pub regions: Json<Vec<String>>,
+    pub cur_bucket: Option<String>,
+    pub cur_prefix: Option<String>,
+    pub athena_database: Option<String>,
+    pub athena_table: Option<String>,
+    pub athena_workgroup: Option<String>,
+    pub athena_results_bucket: Option<String>,
+    pub athena_results_prefix: Option<String>,
+    pub status: String,
+    pub last_verified_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub warnings: Json<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ConnectionRow> for AwsConnection {
+    type Error = crate::StoreError;
+    fn try_from(r: ConnectionRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: &str| crate::StoreError::Corrupt(format!("aws_connections: {what}"));
+        let auth = match r.auth_method.as_str() {
+            "role" => ConnectionAuth::Role { role_arn: r.role_arn.ok_or_else(|| corrupt("role without role_arn"))? },
+            "access_key" => ConnectionAuth::AccessKey {
+                access_key_id: r.access_key_id.ok_or_else(|| corrupt("access key without id"))?,
+                secret_ciphertext: r.secret_key_ciphertext.ok_or_else(|| corrupt("access key without secret"))?,
+            },
+            other => return Err(corrupt(&format!("auth method {other}"))),
+        };
+        Ok(AwsConnection {
+            display_name: r.display_name,
+            account_id: r.account_id,
+            account_type: r.account_type.parse().map_err(crate::StoreError::Corrupt)?,
+            auth,
+            regions: r.regions.0,
+            cur: CurLocation {
+                cur_bucket: r.cur_bucket,
+                cur_prefix: r.cur_prefix,
+                athena_database: r.athena_database,
+                athena_table: r.athena_table,
+                athena_workgroup: r.athena_workgroup,
+                athena_results_bucket: r.athena_results_bucket,
+                athena_results_prefix: r.athena_results_prefix,
+            },
+            status: r.status.parse().map_err(crate::StoreError::Corrupt)?,
+            last_verified_at: r.last_verified_at,
+            last_error: r.last_error,
+            warnings: r.warnings.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub(crate) const CONNECTION_COLUMNS: &str = "display_name, account_id, account_type, auth_method, role_arn, \
+     access_key_id, secret_key_ciphertext, regions, cur_bucket, cur_prefix, athena_database, athena_table, \
+     athena_workgroup, athena_results_bucket, athena_results_prefix, status, last_verified_at, last_error, warnings, \
+     created_at, updated_at";
+
 pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.is_global_owner, u.created_at";
 pub(crate) const TENANT_COLUMNS: &str = "t.id, t.name, t.external_id, t.created_at";
 pub(crate) const COST_COLUMNS: &str = "day, source, account_id, service, region, usage_type, resource_id, \
@@ -288,6 +356,7 @@ macro_rules! impl_store {
         use crate::model::*;
         use crate::shared::*;
         use chrono::{DateTime, NaiveDate, Utc};
+        use cloudspend_core::connection::{AwsConnection, ConnectionAuth};
         use cloudspend_core::records::{CostRecord, Instance, MetricPoint};
         use cloudspend_core::{Role, RunId, TenantId, UserId};
         use sqlx::$db;
@@ -469,6 +538,106 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn rotate_external_id(&self, tenant: TenantId) -> $crate::Result<String> {
+                let external_id = new_external_id();
+                let done = sqlx::query("UPDATE tenants SET external_id = $1 WHERE id = $2")
+                    .bind(&external_id)
+                    .bind(tenant.0)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound { what: "tenant" });
+                }
+                Ok(external_id)
+            }
+
+            async fn put_connection(&self, tenant: TenantId, c: &AwsConnection) -> $crate::Result<()> {
+                let (role_arn, access_key_id, secret) = match &c.auth {
+                    ConnectionAuth::Role { role_arn } => (Some(role_arn.as_str()), None, None),
+                    ConnectionAuth::AccessKey { access_key_id, secret_ciphertext } => {
+                        (None, Some(access_key_id.as_str()), Some(secret_ciphertext.as_str()))
+                    }
+                };
+                let sql = format!(
+                    "INSERT INTO aws_connections (tenant_id, {CONNECTION_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET display_name = excluded.display_name, \
+                     account_id = excluded.account_id, account_type = excluded.account_type, \
+                     auth_method = excluded.auth_method, role_arn = excluded.role_arn, \
+                     access_key_id = excluded.access_key_id, secret_key_ciphertext = excluded.secret_key_ciphertext, \
+                     regions = excluded.regions, cur_bucket = excluded.cur_bucket, cur_prefix = excluded.cur_prefix, \
+                     athena_database = excluded.athena_database, athena_table = excluded.athena_table, \
+                     athena_workgroup = excluded.athena_workgroup, athena_results_bucket = excluded.athena_results_bucket, \
+                     athena_results_prefix = excluded.athena_results_prefix, status = excluded.status, \
+                     last_verified_at = excluded.last_verified_at, last_error = excluded.last_error, \
+                     warnings = excluded.warnings, updated_at = excluded.updated_at"
+                );
+                sqlx::query(&sql)
+                    .bind(tenant.0)
+                    .bind(&c.display_name)
+                    .bind(&c.account_id)
+                    .bind(c.account_type.as_str())
+                    .bind(c.auth.method())
+                    .bind(role_arn)
+                    .bind(access_key_id)
+                    .bind(secret)
+                    .bind(Json(&c.regions))
+                    .bind(&c.cur.cur_bucket)
+                    .bind(&c.cur.cur_prefix)
+                    .bind(&c.cur.athena_database)
+                    .bind(&c.cur.athena_table)
+                    .bind(&c.cur.athena_workgroup)
+                    .bind(&c.cur.athena_results_bucket)
+                    .bind(&c.cur.athena_results_prefix)
+                    .bind(c.status.as_str())
+                    .bind(c.last_verified_at.map($crate::micros))
+                    .bind(&c.last_error)
+                    .bind(Json(&c.warnings))
+                    .bind($crate::micros(c.created_at))
+                    .bind($crate::micros(c.updated_at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn connection(&self, tenant: TenantId) -> $crate::Result<Option<AwsConnection>> {
+                let sql = format!("SELECT {CONNECTION_COLUMNS} FROM aws_connections WHERE tenant_id = $1");
+                let row: Option<ConnectionRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_optional(&self.pool).await?;
+                row.map(AwsConnection::try_from).transpose()
+            }
+
+            async fn delete_connection(&self, tenant: TenantId) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM aws_connections WHERE tenant_id = $1").bind(tenant.0).execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn update_connection_status(
+                &self,
+                tenant: TenantId,
+                update: ConnectionStatusUpdate,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE aws_connections SET status = $1, last_verified_at = COALESCE($2, last_verified_at), \
+                     last_error = $3, warnings = $4, updated_at = $5 WHERE tenant_id = $6",
+                )
+                .bind(update.status.as_str())
+                .bind(update.verified_at.map($crate::micros))
+                .bind(update.last_error)
+                .bind(Json(update.warnings))
+                .bind($crate::micros(update.at))
+                .bind(tenant.0)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn connected_tenants(&self) -> $crate::Result<Vec<TenantId>> {
+                let ids: Vec<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM aws_connections ORDER BY tenant_id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(ids.into_iter().map(TenantId).collect())
             }
 
             async fn create_token(&self, token: NewToken) -> $crate::Result<()> {

@@ -298,6 +298,56 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
     assert!(store.audit_log(b.id, 10).await.unwrap().is_empty());
 }
 
+fn connection(auth: cloudspend_core::connection::ConnectionAuth) -> cloudspend_core::connection::AwsConnection {
+    use cloudspend_core::connection::*;
+    AwsConnection {
+        display_name: "Production".into(),
+        account_id: "123456789012".into(),
+        account_type: AccountType::Organization,
+        auth,
+        regions: vec!["eu-west-1".into(), "us-east-1".into()],
+        cur: CurLocation { athena_database: Some("cur_db".into()), athena_table: Some("cur_table".into()), athena_workgroup: Some("primary".into()), ..Default::default() },
+        status: ConnectionStatus::Degraded,
+        last_verified_at: Some(at(1, 0)),
+        last_error: None,
+        warnings: vec!["Athena table not visible".into()],
+        created_at: at(1, 0),
+        updated_at: at(1, 0),
+    }
+}
+
+async fn connections_are_one_per_tenant_and_scoped(store: Arc<dyn Store>) {
+    use cloudspend_core::connection::*;
+    let (_, a) = tenant_with_owner(&store, "a@example.com").await;
+    let (_, b) = tenant_with_owner(&store, "b@example.com").await;
+    assert!(store.connection(a.id).await.unwrap().is_none());
+    let role = connection(ConnectionAuth::Role { role_arn: "arn:aws:iam::123456789012:role/CloudSpend".into() });
+    store.put_connection(a.id, &role).await.unwrap();
+    assert_eq!(store.connection(a.id).await.unwrap(), Some(role.clone()));
+    assert!(store.connection(b.id).await.unwrap().is_none(), "tenant B sees tenant A's connection");
+
+    let keys = connection(ConnectionAuth::AccessKey { access_key_id: "AKIAEXAMPLE".into(), secret_ciphertext: "bm9uY2U=".into() });
+    store.put_connection(a.id, &keys).await.unwrap();
+    assert_eq!(store.connection(a.id).await.unwrap(), Some(keys));
+    assert_eq!(store.connected_tenants().await.unwrap(), vec![a.id]);
+
+    let update = ConnectionStatusUpdate { status: ConnectionStatus::Failed, verified_at: None, last_error: Some("AccessDenied".into()), warnings: vec![], at: at(2, 0) };
+    assert!(store.update_connection_status(a.id, update.clone()).await.unwrap());
+    assert!(!store.update_connection_status(b.id, update).await.unwrap());
+    let stored = store.connection(a.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.last_error.as_deref(), stored.last_verified_at), (ConnectionStatus::Failed, Some("AccessDenied"), Some(at(1, 0))));
+    assert_eq!(store.all_tenants().await.unwrap().iter().find(|t| t.tenant.id == a.id).unwrap().connection_status.as_deref(), Some("failed"));
+
+    assert!(!store.delete_connection(b.id).await.unwrap());
+    assert!(store.delete_connection(a.id).await.unwrap());
+    assert!(store.connection(a.id).await.unwrap().is_none());
+
+    let before = store.tenant(a.id).await.unwrap().unwrap().external_id;
+    let rotated = store.rotate_external_id(a.id).await.unwrap();
+    assert_ne!(before, rotated);
+    assert_eq!(store.tenant(a.id).await.unwrap().unwrap().external_id, rotated);
+}
+
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
@@ -322,6 +372,7 @@ macro_rules! conformance {
                 runs_record_outcomes_per_tenant,
                 jobs_are_leased_once_until_the_lease_expires,
                 audit_entries_are_listed_per_tenant,
+                connections_are_one_per_tenant_and_scoped,
                 ping_answers,
             );
         }
