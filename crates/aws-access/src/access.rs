@@ -124,6 +124,8 @@ impl AwsAccess {
 
     /// Wraps an already loaded base configuration as is (tests, or callers with their own
     /// loader). Its credentials are the server's own and the principal that assumes roles.
+    /// Make it with `aws_config`'s loader: a bare `SdkConfig::builder()` lacks the time source
+    /// and sleep that assuming a role needs.
     pub fn from_base(base: SdkConfig) -> Self {
         Self { base, roles: Arc::new(Mutex::new(HashMap::new())) }
     }

@@ -44,22 +44,21 @@ pub fn moto_url() -> String {
     }
 }
 
-/// A base config pointed at moto with moto's conventional test credentials, in us-east-1.
-pub fn base_config(moto_url: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
+/// A base config pointed at moto with moto's conventional test credentials, in us-east-1,
+/// made by the real loader (so it has the time source and sleep the SDK's providers need).
+pub async fn base_config(moto_url: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(moto_url)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            Credentials::new("testing", "testing", None, None, "cloudspend-test"),
-        ))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "cloudspend-test"))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .build()
+        .load()
+        .await
 }
 
 /// An [`AwsAccess`] whose server credentials are moto's test keys.
-pub fn aws_access() -> AwsAccess {
-    AwsAccess::from_base(base_config(&moto_url()))
+pub async fn aws_access() -> AwsAccess {
+    AwsAccess::from_base(base_config(&moto_url()).await)
 }
 
 /// A fresh 12-digit account id, so a test's data is its own.
@@ -135,6 +134,44 @@ impl Moto {
         self.post("/moto-api/reset-auth", value.into()).await;
     }
 
+    /// Creates IAM role `role_name` (no policies, so with authentication enforced everything it
+    /// does is denied) in the account `config`'s credentials belong to. moto wants the role to
+    /// exist before it evaluates an assumed role's policies. Sent as a raw query request: moto
+    /// does not check signatures while authentication is off, only reads the access key to
+    /// pick the account.
+    pub async fn create_role(&self, config: &SdkConfig, role_name: &str) {
+        use aws_credential_types::provider::ProvideCredentials;
+        let creds = config
+            .credentials_provider()
+            .expect("config has credentials")
+            .provide_credentials()
+            .await
+            .expect("credentials resolve");
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+        let body = format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={role_name}&AssumeRolePolicyDocument={}",
+            form_encode(trust)
+        );
+        let mut request = self
+            .http
+            .post(format!("{}/", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+                    creds.access_key_id()
+                ),
+            );
+        if let Some(token) = creds.session_token() {
+            request = request.header("x-amz-security-token", token);
+        }
+        let response = request.body(body).send().await.expect("moto answers CreateRole");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "CreateRole answered {status}: {text}");
+    }
+
     /// Empties the recording and starts recording. Hold [`exclusive`].
     pub async fn start_recording(&self) {
         self.post("/moto-api/recorder/reset-recording", reqwest::Body::from("")).await;
@@ -183,4 +220,13 @@ fn parse_recorded(line: &str) -> RecordedRequest {
 /// How many recorded requests were for `action`.
 pub fn count_action(requests: &[RecordedRequest], action: &str) -> usize {
     requests.iter().filter(|r| r.action.as_deref() == Some(action)).count()
+}
+
+fn form_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,81 @@
+//! End-to-end against the moto server (`scripts/test.sh` starts it and sets
+//! CLOUDSPEND_TEST_MOTO_URL; without it this test fails, it never skips).
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use cloudspend_aws_access::RequestCounter;
+use cloudspend_aws_access::testing::{self, role_in, unique_account_id};
+use cloudspend_collect_ec2::collect_instances;
+use cloudspend_core::TenantId;
+
+async fn run_instance(client: &Client, tags: &[(&str, &str)]) -> String {
+    // moto ships a catalogue of public images; any of them will do.
+    let images = client.describe_images().owners("amazon").send().await.expect("describe images");
+    let image = images.images().first().and_then(|i| i.image_id()).expect("moto has images").to_string();
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = client
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("run instance");
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn three_instances_in_two_regions_with_one_stopped_are_collected_as_reported() {
+    let _moto_state = testing::shared().await;
+    let access = testing::aws_access().await;
+    let account = unique_account_id();
+    let tenant = TenantId::new();
+    let creds = role_in(&account);
+    let use1 = Client::new(&access.sdk_config(tenant, &creds, "us-east-1").await.unwrap());
+    let euw1 = Client::new(&access.sdk_config(tenant, &creds, "eu-west-1").await.unwrap());
+    let web = run_instance(&use1, &[("Name", "web-1"), ("team", "payments")]).await;
+    let batch = run_instance(&use1, &[("Name", "batch")]).await;
+    let db = run_instance(&euw1, &[("Name", "db")]).await;
+    use1.stop_instances().instance_ids(&batch).send().await.expect("stop");
+
+    let counter = RequestCounter::new();
+    let config = access.sdk_config(tenant, &creds, "us-east-1").await.unwrap();
+    let regions = vec!["us-east-1".to_string(), "eu-west-1".to_string(), "us-east-1".to_string()];
+    let instances = collect_instances(&config, &account, &regions, &counter).await.unwrap();
+
+    assert_eq!(instances.len(), 3, "{instances:#?}");
+    let by_id = |id: &str| instances.iter().find(|i| i.instance_id == id).unwrap_or_else(|| panic!("{id} missing"));
+    let w = by_id(&web);
+    assert_eq!((w.region.as_str(), w.state.as_str(), w.instance_type.as_str()), ("us-east-1", "running", "t3.micro"));
+    assert_eq!(w.name(), Some("web-1"));
+    assert_eq!(w.tags.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(w.account_id, account, "the role moved the calls into the tenant's account");
+    assert!(w.availability_zone.starts_with("us-east-1"), "{}", w.availability_zone);
+    assert!(w.launch_time.is_some());
+    assert_eq!(w.platform, "Linux/UNIX");
+    assert_eq!(by_id(&batch).state, "stopped");
+    let d = by_id(&db);
+    assert_eq!((d.region.as_str(), d.state.as_str()), ("eu-west-1", "running"));
+    assert_eq!(d.name(), Some("db"));
+    // Sorted by region, then id.
+    assert_eq!(instances[0].region, "eu-west-1");
+    // One DescribeInstances page per region, the duplicate region asked once.
+    assert_eq!(counter.counts().operation("DescribeInstances"), 2, "{:?}", counter.counts());
+}
+
+#[tokio::test]
+async fn an_account_without_instances_is_an_empty_inventory() {
+    let _moto_state = testing::shared().await;
+    let access = testing::aws_access().await;
+    let account = unique_account_id();
+    let config = access.sdk_config(TenantId::new(), &role_in(&account), "us-east-1").await.unwrap();
+    let got = collect_instances(&config, &account, &["ap-southeast-2".to_string()], &RequestCounter::new())
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+}
