@@ -169,6 +169,17 @@ pub trait Store: Send + Sync + 'static {
 
     async fn instances(&self, tenant: TenantId) -> Result<Vec<Instance>>;
 
+    /// Writes one inventory of `account_id` in `regions`, in one transaction: the instances seen
+    /// are upserted, and instances of those regions that the inventory no longer lists (gone
+    /// from DescribeInstances, i.e. terminated long enough ago) are marked `terminated`.
+    async fn sync_instances(
+        &self,
+        tenant: TenantId,
+        account_id: &str,
+        regions: &[String],
+        instances: &[Instance],
+    ) -> Result<u64>;
+
     async fn upsert_metric_points(&self, tenant: TenantId, points: &[MetricPoint]) -> Result<u64>;
 
     /// Points of one metric of one instance with `from <= timestamp < to`, oldest first.

@@ -714,33 +714,44 @@ macro_rules! impl_store {
 
             async fn upsert_instances(&self, tenant: TenantId, instances: &[Instance]) -> $crate::Result<u64> {
                 let mut tx = self.pool.begin().await?;
-                let mut written = 0;
-                let instances = last_per_key(instances, |i| (&i.account_id, &i.region, &i.instance_id));
-                for chunk in instances.chunks(BATCH_ROWS) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO ec2_instances (tenant_id, account_id, region, instance_id, instance_type, state, \
-                         launch_time, availability_zone, platform, tags, last_seen_at) ",
-                    );
-                    q.push_values(chunk, |mut b, i| {
-                        b.push_bind(tenant.0)
-                            .push_bind(i.account_id.clone())
-                            .push_bind(i.region.clone())
-                            .push_bind(i.instance_id.clone())
-                            .push_bind(i.instance_type.clone())
-                            .push_bind(i.state.clone())
-                            .push_bind(i.launch_time.map($crate::micros))
-                            .push_bind(i.availability_zone.clone())
-                            .push_bind(i.platform.clone())
-                            .push_bind(Json(i.tags.clone()))
-                            .push_bind($crate::micros(i.last_seen_at));
-                    });
-                    q.push(
-                        " ON CONFLICT (tenant_id, account_id, region, instance_id) DO UPDATE SET \
-                         instance_type = excluded.instance_type, state = excluded.state, \
-                         launch_time = excluded.launch_time, availability_zone = excluded.availability_zone, \
-                         platform = excluded.platform, tags = excluded.tags, last_seen_at = excluded.last_seen_at",
-                    );
-                    written += q.build().execute(&mut *tx).await?.rows_affected();
+                let written = upsert_instance_rows(&mut tx, tenant, instances).await?;
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn sync_instances(
+                &self,
+                tenant: TenantId,
+                account_id: &str,
+                regions: &[String],
+                instances: &[Instance],
+            ) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let written = upsert_instance_rows(&mut tx, tenant, instances).await?;
+                let seen: std::collections::HashSet<(&str, &str)> =
+                    instances.iter().map(|i| (i.region.as_str(), i.instance_id.as_str())).collect();
+                for region in regions {
+                    let known: Vec<String> = sqlx::query_scalar(
+                        "SELECT instance_id FROM ec2_instances WHERE tenant_id = $1 AND account_id = $2 AND region = $3 \
+                         AND state <> 'terminated'",
+                    )
+                    .bind(tenant.0)
+                    .bind(account_id)
+                    .bind(region)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for gone in known.iter().filter(|id| !seen.contains(&(region.as_str(), id.as_str()))) {
+                        sqlx::query(
+                            "UPDATE ec2_instances SET state = 'terminated' WHERE tenant_id = $1 AND account_id = $2 \
+                             AND region = $3 AND instance_id = $4",
+                        )
+                        .bind(tenant.0)
+                        .bind(account_id)
+                        .bind(region)
+                        .bind(gone)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(written)
@@ -1052,6 +1063,42 @@ macro_rules! impl_store {
                 return Err($crate::StoreError::LastOwner);
             }
             Ok(())
+        }
+
+        async fn upsert_instance_rows(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+            instances: &[Instance],
+        ) -> $crate::Result<u64> {
+            let mut written = 0;
+            let instances = last_per_key(instances, |i| (&i.account_id, &i.region, &i.instance_id));
+            for chunk in instances.chunks(BATCH_ROWS) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO ec2_instances (tenant_id, account_id, region, instance_id, instance_type, state, \
+                     launch_time, availability_zone, platform, tags, last_seen_at) ",
+                );
+                q.push_values(chunk, |mut b, i| {
+                    b.push_bind(tenant.0)
+                        .push_bind(i.account_id.clone())
+                        .push_bind(i.region.clone())
+                        .push_bind(i.instance_id.clone())
+                        .push_bind(i.instance_type.clone())
+                        .push_bind(i.state.clone())
+                        .push_bind(i.launch_time.map($crate::micros))
+                        .push_bind(i.availability_zone.clone())
+                        .push_bind(i.platform.clone())
+                        .push_bind(Json(i.tags.clone()))
+                        .push_bind($crate::micros(i.last_seen_at));
+                });
+                q.push(
+                    " ON CONFLICT (tenant_id, account_id, region, instance_id) DO UPDATE SET \
+                     instance_type = excluded.instance_type, state = excluded.state, \
+                     launch_time = excluded.launch_time, availability_zone = excluded.availability_zone, \
+                     platform = excluded.platform, tags = excluded.tags, last_seen_at = excluded.last_seen_at",
+                );
+                written += q.build().execute(&mut **tx).await?.rows_affected();
+            }
+            Ok(written)
         }
 
         async fn insert_costs(

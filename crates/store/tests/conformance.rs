@@ -214,6 +214,22 @@ async fn instances_upsert_by_account_region_and_id(store: Arc<dyn Store>) {
     assert!(store.instances(b.id).await.unwrap().is_empty());
 }
 
+async fn syncing_an_inventory_marks_vanished_instances_terminated(store: Arc<dyn Store>) {
+    let (_, a) = tenant_with_owner(&store, "a@example.com").await;
+    let regions = vec!["us-east-1".to_string()];
+    store
+        .upsert_instances(a.id, &[instance("i-1", "us-east-1", "running"), instance("i-2", "us-east-1", "running"), instance("i-3", "eu-west-1", "running")])
+        .await
+        .unwrap();
+    store.sync_instances(a.id, "111111111111", &regions, &[instance("i-2", "us-east-1", "stopped")]).await.unwrap();
+    let states: Vec<(String, String)> = store.instances(a.id).await.unwrap().into_iter().map(|i| (i.instance_id, i.state)).collect();
+    assert_eq!(
+        states,
+        vec![("i-3".into(), "running".into()), ("i-1".into(), "terminated".into()), ("i-2".into(), "stopped".into())],
+        "only the synced region is reconciled"
+    );
+}
+
 async fn metric_points_are_ranged_ordered_and_scoped(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
@@ -368,6 +384,7 @@ macro_rules! conformance {
                 replacing_a_cost_window_touches_only_that_window_source_and_tenant,
                 large_cost_batches_are_written_in_chunks,
                 instances_upsert_by_account_region_and_id,
+                syncing_an_inventory_marks_vanished_instances_terminated,
                 metric_points_are_ranged_ordered_and_scoped,
                 runs_record_outcomes_per_tenant,
                 jobs_are_leased_once_until_the_lease_expires,
