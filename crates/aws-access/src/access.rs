@@ -275,6 +275,14 @@ mod tests {
     }
 
     #[test]
+    fn cost_explorer_always_goes_to_us_east_1() {
+        let tenant = SdkConfig::builder().region(Region::new("eu-west-1")).endpoint_url("http://moto:5000").build();
+        let ce = cost_explorer_config(&tenant);
+        assert_eq!(ce.region().map(|r| r.as_ref()), Some("us-east-1"));
+        assert_eq!(ce.endpoint_url(), Some("http://moto:5000"), "the endpoint override is kept");
+    }
+
+    #[test]
     fn region_names_are_validated() {
         assert!(validate_region("eu-west-1").is_ok());
         assert!(validate_region("").is_err());

@@ -80,13 +80,15 @@ impl AwsError {
         let mut error = match &err {
             SdkError::ServiceError(service) => {
                 let e = service.err();
-                let code = e.code().map(str::to_string);
+                let body = service.raw().body().bytes();
+                let code = e.code().map(str::to_string).or_else(|| xml_element(body, "Code"));
                 Self {
                     kind: code.as_deref().map_or(ErrorKind::Service, classify_code),
                     action: Some(action),
-                    message: e.message().map(str::to_string),
+                    message: e.message().map(str::to_string).or_else(|| xml_element(body, "Message")),
                     code,
-                    request_id,
+                    // EC2 puts the request id in the error body, not in a header.
+                    request_id: e.meta().request_id().map(str::to_string).or(request_id),
                     detail,
                 }
             }
@@ -117,13 +119,13 @@ impl AwsError {
         };
         // Failing to get credentials (AssumeRole denied, no default credentials) reaches us as
         // a dispatch failure; the real cause is deeper in the chain.
-        if error.kind != ErrorKind::Service || error.code.is_none() {
-            if let Some(cause) = credentials_cause(&err) {
-                error.kind = ErrorKind::Credentials;
-                error.code = cause.code.or(error.code);
-                error.message = cause.message.or(error.message);
-                error.request_id = cause.request_id.or(error.request_id);
-            }
+        if (error.kind != ErrorKind::Service || error.code.is_none())
+            && let Some(cause) = credentials_cause(&err)
+        {
+            error.kind = ErrorKind::Credentials;
+            error.code = cause.code.or(error.code);
+            error.message = cause.message.or(error.message);
+            error.request_id = cause.request_id.or(error.request_id);
         }
         error
     }
@@ -216,6 +218,10 @@ impl AwsError {
                  check the role ARN, that the role's trust policy allows CloudSpend's account, and that \
                  the external ID is the one shown on the onboarding page"
                 .to_string(),
+            ErrorKind::Credentials if classify_code(code) == ErrorKind::InvalidCredentials => "the server's \
+                 own AWS credentials, which assume tenant roles, were rejected: check \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                .to_string(),
             ErrorKind::Credentials => "no AWS credentials could be obtained: for the server's own account \
                  set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile or instance role); \
                  for a tenant, check its connection"
@@ -295,6 +301,18 @@ fn classify_code(code: &str) -> ErrorKind {
     }
 }
 
+/// The text of the first `<name>` element of an XML error body. The SDK's parser gives up on
+/// error bodies that are not exactly in the service's protocol shape (some proxies and
+/// emulators wrap `<Error>` in `<Errors>`); the code is still there and worth keeping.
+fn xml_element(body: Option<&[u8]>, name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body?).ok()?;
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&format!("</{name}>"))?;
+    let value = text[start..end].trim();
+    (!value.is_empty() && value.len() <= 256).then(|| value.to_string())
+}
+
 struct Cause {
     code: Option<String>,
     message: Option<String>,
@@ -307,9 +325,10 @@ fn credentials_cause(err: &(dyn StdError + 'static)) -> Option<Cause> {
     let mut next: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = next {
         if let Some(sts) = e.downcast_ref::<aws_sdk_sts::error::SdkError<AssumeRoleError>>() {
+            let body = sts.raw_response().and_then(|r| r.body().bytes());
             return Some(Cause {
-                code: sts.code().map(str::to_string),
-                message: sts.message().map(str::to_string),
+                code: sts.code().map(str::to_string).or_else(|| xml_element(body, "Code")),
+                message: sts.message().map(str::to_string).or_else(|| xml_element(body, "Message")),
                 request_id: sts.request_id().map(str::to_string),
             });
         }
@@ -346,6 +365,15 @@ mod tests {
         assert_eq!(classify_code("LimitExceededException"), ErrorKind::Throttled);
         assert_eq!(classify_code("DataUnavailableException"), ErrorKind::NotEnabled);
         assert_eq!(classify_code("SomethingNew"), ErrorKind::Service);
+    }
+
+    #[test]
+    fn codes_are_found_in_error_bodies_the_sdk_cannot_parse() {
+        let body = br#"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>bad token</Message></Error></Errors></ErrorResponse>"#;
+        assert_eq!(xml_element(Some(body), "Code").as_deref(), Some("InvalidClientTokenId"));
+        assert_eq!(xml_element(Some(body), "Message").as_deref(), Some("bad token"));
+        assert_eq!(xml_element(Some(b"<html>500</html>"), "Code"), None);
+        assert_eq!(xml_element(None, "Code"), None);
     }
 
     #[test]

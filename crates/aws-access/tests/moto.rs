@@ -96,6 +96,7 @@ async fn missing_permission_is_access_denied_with_the_permission_named() {
     assert_eq!(err.kind(), ErrorKind::AccessDenied, "{err} / {}", err.detail());
     assert!(matches!(err.code(), Some("AccessDenied" | "UnauthorizedOperation")), "{err}");
     assert!(err.hint().unwrap().contains("ec2:DescribeInstances"), "{err}");
+    assert!(err.request_id().is_some(), "the request id is kept for support cases: {err}");
 }
 
 #[tokio::test]
@@ -116,4 +117,22 @@ async fn invalid_role_arn_and_region_are_refused_before_any_call() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let err = access.sdk_config(TenantId::new(), &TenantCredentials::ServerDefault, "Mars").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn rejected_server_credentials_surface_as_a_credentials_error_with_the_sts_code() {
+    let _moto_state = testing::exclusive().await;
+    let moto = Moto::from_env();
+    let access = testing::aws_access().await;
+    let config = access.sdk_config(TenantId::new(), &role_in(&unique_account_id()), "us-east-1").await.unwrap();
+
+    // moto's test keys belong to no IAM user, so with authentication on AssumeRole fails.
+    moto.enforce_auth_after(Some(0)).await;
+    let result = caller_account(&config).await;
+    moto.enforce_auth_after(None).await;
+
+    let err = result.expect_err("AssumeRole is refused");
+    assert_eq!(err.kind(), ErrorKind::Credentials, "{err} / {}", err.detail());
+    assert_eq!(err.code(), Some("InvalidClientTokenId"), "{err}");
+    assert!(err.hint().unwrap().contains("AWS_ACCESS_KEY_ID"), "{err}");
 }

@@ -140,6 +140,10 @@ fn validate(query: &CpuQuery) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// One instance's datapoints: timestamp (seconds) -> (average, maximum). The two statistics
+/// come back as separate query results, possibly on different pages.
+type Series = BTreeMap<i64, (Option<f64>, Option<f64>)>;
+
 /// One GetMetricData batch (≤ 500 queries), all pages, merged per instance.
 async fn batch_points(client: &Client, ids: &[&str], query: &CpuQuery) -> Result<Vec<MetricPoint>, AwsError> {
     let mut queries = Vec::with_capacity(ids.len() * query.stats.queries_per_instance());
@@ -149,8 +153,7 @@ async fn batch_points(client: &Client, ids: &[&str], query: &CpuQuery) -> Result
             queries.push(metric_query(format!("max{i}"), id, "Maximum", query.period_seconds));
         }
     }
-    // Per instance index: timestamp (seconds) -> (average, maximum).
-    let mut series: Vec<BTreeMap<i64, (Option<f64>, Option<f64>)>> = vec![BTreeMap::new(); ids.len()];
+    let mut series: Vec<Series> = vec![Series::new(); ids.len()];
     let mut pages = client
         .get_metric_data()
         .set_metric_data_queries(Some(queries))

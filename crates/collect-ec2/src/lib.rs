@@ -196,6 +196,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn throttling_is_retried_within_the_attempt_bound_and_counted() {
+        let throttle = r#"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>r-1</RequestID></Response>"#;
+        let rule = mock!(Client::describe_instances)
+            .sequence()
+            .http_status(503, Some(throttle.to_string()))
+            .times(2)
+            .output(|| DescribeInstancesOutput::builder().build())
+            .build();
+        let counter = RequestCounter::new();
+        let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&rule], |b| b
+            .retry_config(aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(3))
+            .interceptor(counter.clone()));
+
+        let got = describe_region(&client, "1", "us-east-1", Utc::now()).await.unwrap();
+
+        assert!(got.is_empty());
+        let counts = counter.counts();
+        assert_eq!((counts.requests, counts.attempts, counts.retries, counts.throttled), (1, 3, 2, 2), "{counts:?}");
+    }
+
+    #[tokio::test]
+    async fn throttling_past_the_attempt_bound_is_a_throttled_error() {
+        let throttle = r#"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>r-2</RequestID></Response>"#;
+        let rule = mock!(Client::describe_instances)
+            .sequence()
+            .http_status(503, Some(throttle.to_string()))
+            .times(3)
+            .build();
+        let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&rule], |b| b
+            .retry_config(aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(3)));
+
+        let err = describe_region(&client, "1", "us-east-1", Utc::now()).await.unwrap_err();
+
+        assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
+        assert_eq!(err.code(), Some("RequestLimitExceeded"));
+        assert!(err.hint().is_some());
+    }
+
+    #[tokio::test]
     async fn unauthorized_operation_names_the_missing_permission() {
         let denied = mock!(Client::describe_instances).then_error(|| {
             DescribeInstancesError::generic(
