@@ -13,7 +13,7 @@
 //! `BillExpirationException`.
 //!
 //! Every request costs the tenant $0.01, pages included: count them with the
-//! [`RequestCounter`](cloudspend_aws_access::RequestCounter) passed in.
+//! [`RequestCounter`] passed in.
 //!
 //! Layout: [`daily_costs`] (grouped, for collections) and [`daily_totals`] (ungrouped, for the
 //! `/test-cost` diagnostics) over `fetch_pages` (the NextPageToken loop: the SDK has no
