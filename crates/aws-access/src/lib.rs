@@ -23,6 +23,6 @@ pub mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use access::{AwsAccess, TenantCredentials, cost_explorer_config, COST_EXPLORER_REGION};
+pub use access::{AwsAccess, COST_EXPLORER_REGION, DEFAULT_MAX_ATTEMPTS, TenantCredentials, cost_explorer_config};
 pub use counter::{RequestCounter, RequestCounts};
 pub use error::{AwsError, ErrorKind};

@@ -27,7 +27,7 @@ const DEFAULT_PLATFORM: &str = "Linux/UNIX";
 /// All instances of the account in `regions`, sorted by region then instance id. The regions
 /// are queried concurrently; the first failing region fails the whole collection (a partial
 /// inventory would look like instances were deleted).
-#[tracing::instrument(skip_all, fields(account_id, regions = regions.len()), err)]
+#[tracing::instrument(skip_all, fields(%account_id, regions = regions.len()), err)]
 pub async fn collect_instances(
     config: &SdkConfig,
     account_id: &str,
