@@ -15,7 +15,8 @@
 //! never changes when later days arrive (except estimated days, which are not scored at all).
 //! Anomalous days enter the history clamped to the band, so a spike does not raise the baseline
 //! for the following weeks; a level that holds for `shift_confirm_days` is accepted as the new
-//! normal by rescaling the history, so a planned step change is one event, not one a day.
+//! normal by rescaling the history, so a planned step change is one event, not one a day. A run
+//! of zero days is an outage, not a level: it leaves history, so the recovery is not news.
 //!
 //! Speed (10,000 series x 400 days must take under a second on one core): the daily level comes
 //! from a small sorted window moved by one day at a time; spread and trend are refreshed weekly
@@ -645,6 +646,17 @@ impl<'a> Model<'a> {
     /// A level that held for several days is the new normal: rescale the history so that the
     /// following days are judged against it (and the step is reported once, not every day).
     fn accept_new_level(&mut self, run: &[(usize, f64, f64)]) {
+        // Days at zero are an outage (stopped account, failed export), not a new level: they
+        // leave history, so the return to the usual amount is not reported as a new level.
+        if run.iter().all(|&(_, x, _)| x == 0.0) {
+            let t = self.clean.len();
+            for &(i, _, _) in run {
+                self.clean[i] = f64::NAN;
+            }
+            self.clean_in_lookback = self.clean[t.saturating_sub(LOOKBACK)..].iter().filter(|c| !c.is_nan()).count();
+            let _ = self.rebuild_level_window();
+            return;
+        }
         let mut ratios: Vec<f64> = run.iter().map(|&(_, x, e)| x / e).collect();
         let all_positive = run.iter().all(|&(_, x, e)| x > 0.0 && e > 0.0);
         let ratio = if all_positive { median(&mut ratios) } else { f64::NAN };
@@ -981,6 +993,12 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, day(100));
         assert!(found[0].1 <= day(102));
+    }
+
+    #[test]
+    fn recovery_after_an_outage_is_not_a_new_level() {
+        let outage = series(160, |d| if (90..95).contains(&d) { 0.0 } else { 800.0 * wobble(d) });
+        assert_eq!(events(&outage), []);
     }
 
     #[test]
