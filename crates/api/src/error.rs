@@ -38,6 +38,10 @@ pub enum ApiError {
     /// 429, with the seconds to wait.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// AWS refused or failed a call made for the caller. The AWS error code and a fix hint go
+    /// to the client (they are about the caller's own account).
+    #[error("{message}")]
+    Aws { status: StatusCode, aws_code: Option<String>, message: String, hint: Option<String>, request_id: Option<String> },
     /// A dependency (the database) is unreachable. 503.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -60,6 +64,15 @@ pub struct ErrorDetail {
     /// The request field (JSON path, header or query parameter) at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For AWS failures: the error code AWS returned (`AccessDenied`, `ThrottlingException`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_code: Option<String>,
+    /// For AWS failures: what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For AWS failures: AWS's request id, for support cases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -95,6 +108,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Aws { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +125,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload_too_large", None),
             ApiError::TooManyRequests { .. } => ("too_many_requests", None),
             ApiError::Unavailable { code, .. } => (code, None),
+            ApiError::Aws { .. } => ("aws_error", None),
             ApiError::Internal(_) => ("internal_error", None),
         };
         let message = match self {
@@ -118,7 +133,11 @@ impl ApiError {
             ApiError::Internal(_) => "something went wrong on our side; it has been logged".to_string(),
             other => other.to_string(),
         };
-        ErrorDetail { code: code.to_string(), message, field: field.map(str::to_string) }
+        let (aws_code, hint, request_id) = match self {
+            ApiError::Aws { aws_code, hint, request_id, .. } => (aws_code.clone(), hint.clone(), request_id.clone()),
+            _ => (None, None, None),
+        };
+        ErrorDetail { code: code.to_string(), message, field: field.map(str::to_string), aws_code, hint, request_id }
     }
 }
 
@@ -171,6 +190,42 @@ impl From<StoreError> for ApiError {
                 message: "the database is not reachable; try again in a few seconds".into(),
             },
             other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<cloudspend_aws_access::AwsError> for ApiError {
+    fn from(err: cloudspend_aws_access::AwsError) -> Self {
+        use cloudspend_aws_access::ErrorKind;
+        let status = match err.kind() {
+            ErrorKind::AccessDenied
+            | ErrorKind::InvalidCredentials
+            | ErrorKind::ExpiredCredentials
+            | ErrorKind::Credentials => StatusCode::FORBIDDEN,
+            ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorKind::Throttled => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NotEnabled => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        tracing::warn!(kind = err.kind().as_str(), detail = err.detail(), "AWS call failed");
+        ApiError::Aws {
+            status,
+            aws_code: err.code().map(str::to_string),
+            hint: err.hint(),
+            request_id: err.request_id().map(str::to_string),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<cloudspend_collection::CollectionError> for ApiError {
+    fn from(err: cloudspend_collection::CollectionError) -> Self {
+        use cloudspend_collection::CollectionError as E;
+        match err {
+            E::Aws(aws) => aws.into(),
+            E::Store(store) => store.into(),
+            E::NotConnected => ApiError::Conflict { code: "not_connected", message: E::NotConnected.to_string(), field: None },
+            other => ApiError::Conflict { code: "connection_unusable", message: other.to_string(), field: None },
         }
     }
 }

@@ -70,6 +70,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::accounts::router())
         .merge(routes::members::router())
         .merge(routes::admin::router())
+        .merge(routes::collections::router())
+        .merge(routes::diagnostics::router())
         .split_for_parts()
 }
 

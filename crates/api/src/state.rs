@@ -1,6 +1,7 @@
 //! The state every handler shares.
 
 use crate::rate_limit::{Limit, RateLimiter};
+use cloudspend_collection::Collections;
 use cloudspend_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<ApiConfig>,
     pub limits: Arc<Limiters>,
+    /// Runs and queues collections; also the way to a tenant's AWS credentials.
+    pub collections: Collections,
 }
 
 pub struct Limiters {
@@ -47,13 +50,13 @@ pub struct Limiters {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, config: ApiConfig, collections: Collections) -> Self {
         let limits = Limiters {
             login_email: RateLimiter::new(config.login_failures_per_email),
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
         };
-        Self { store, config: Arc::new(config), limits: Arc::new(limits) }
+        Self { store, config: Arc::new(config), limits: Arc::new(limits), collections }
     }
 }
 

@@ -29,6 +29,23 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Run a collection for one tenant now and print what it did.
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// The tenant's id (see GET /api/me or /api/admin/tenants).
+    #[arg(long)]
+    pub tenant: String,
+
+    /// Collectors to run, comma separated: ec2, cloudwatch, costexplorer. All by default.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+
+    /// 32-byte master key; needed for tenants connected with access keys.
+    #[arg(long, env = "CLOUDSPEND_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -45,6 +62,26 @@ pub struct ServerArgs {
     /// Lifetime of a login token, in hours.
     #[arg(long, env = "CLOUDSPEND_TOKEN_TTL_HOURS", default_value_t = 720)]
     pub token_ttl_hours: u64,
+
+    /// Run the background collection scheduler in this process.
+    #[arg(long, env = "CLOUDSPEND_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler: bool,
+
+    /// Minutes between EC2 inventory collections.
+    #[arg(long, env = "CLOUDSPEND_EC2_INTERVAL_MINUTES", default_value_t = 60)]
+    pub ec2_interval_minutes: u64,
+
+    /// Minutes between CloudWatch CPU collections.
+    #[arg(long, env = "CLOUDSPEND_CLOUDWATCH_INTERVAL_MINUTES", default_value_t = 60)]
+    pub cloudwatch_interval_minutes: u64,
+
+    /// Minutes between Cost Explorer collections (each request costs $0.01).
+    #[arg(long, env = "CLOUDSPEND_COSTEXPLORER_INTERVAL_MINUTES", default_value_t = 360)]
+    pub costexplorer_interval_minutes: u64,
+
+    /// Seconds between the scheduler's looks for due jobs.
+    #[arg(long, env = "CLOUDSPEND_SCHEDULER_POLL_SECONDS", default_value_t = 5)]
+    pub scheduler_poll_seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,13 @@
 //! One function per subcommand.
 
-use crate::cli::{Cli, Command, ServerArgs, UserCommand, UserCreateArgs};
-use crate::master_key::MasterKey;
+use crate::cli::{Cli, CollectArgs, Command, ServerArgs, UserCommand, UserCreateArgs};
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
+use cloudspend_aws_access::AwsAccess;
+use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
 use cloudspend_core::validate;
+use cloudspend_core::records::RunStatus;
+use cloudspend_secrets::MasterKey;
 use cloudspend_store::{NewUser, Store, StoreError, redact_url};
 use std::path::Path;
 use std::sync::Arc;
@@ -30,17 +33,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                      `openssl rand -hex 32` and set it in the environment or .env (or try `cloudspend demo`)"
                 );
             };
-            let _master_key = MasterKey::parse(raw_key)?;
+            let master_key = MasterKey::parse(raw_key).context("CLOUDSPEND_MASTER_KEY")?;
             let store = open(&cli.database_url).await?;
             store.migrate().await.context("applying migrations")?;
             if store.backend() == cloudspend_store::Backend::Sqlite {
                 tracing::warn!("serving from SQLite: fine for a first run; use PostgreSQL for anything shared");
             }
-            serve(store, &args.server).await
+            serve(store, master_key, &args.server).await
         }
         Command::Demo(args) => demo(&cli.database_url, &args.server).await,
         Command::User(UserCommand::Create(args)) => create_user(&cli.database_url, args).await,
+        Command::Collect(args) => collect(&cli.database_url, args).await,
     }
+}
+
+fn settings(server: &ServerArgs) -> Settings {
+    let mut settings = Settings::default();
+    for (collector, minutes) in [
+        (Collector::Ec2, server.ec2_interval_minutes),
+        (Collector::Cloudwatch, server.cloudwatch_interval_minutes),
+        (Collector::CostExplorer, server.costexplorer_interval_minutes),
+    ] {
+        settings.intervals.insert(collector, Duration::from_secs(minutes.max(1) * 60));
+    }
+    settings
 }
 
 async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -57,15 +73,80 @@ fn api_config(server: &ServerArgs) -> ApiConfig {
     }
 }
 
-async fn serve(store: Arc<dyn Store>, server: &ServerArgs) -> anyhow::Result<()> {
+async fn serve(store: Arc<dyn Store>, master_key: MasterKey, server: &ServerArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(server.bind)
         .await
         .with_context(|| format!("listening on {} (is another process using the port? set CLOUDSPEND_BIND)", server.bind))?;
     let address = listener.local_addr()?;
+    let aws = AwsAccess::from_env().await;
+    let collections = Collections::new(store.clone(), aws, Some(master_key), settings(server));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = server.scheduler.then(|| {
+        let mut scheduler = Scheduler::new(collections.clone());
+        scheduler.poll_every = Duration::from_secs(server.scheduler_poll_seconds.max(1));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(scheduler.run(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }))
+    });
     tracing::info!(%address, "CloudSpend listening");
-    let state = AppState::new(store, api_config(server));
-    cloudspend_api::serve(listener, state, shutdown_signal()).await?;
+    let state = AppState::new(store, api_config(server), collections);
+    let mut stop = stop_rx;
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let http = cloudspend_api::serve(listener, state, async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    });
+    let (served, ()) = tokio::join!(http, signal);
+    served?;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
+    let tenant: cloudspend_core::TenantId =
+        args.tenant.parse().map_err(|_| anyhow::anyhow!("--tenant must be a tenant UUID, got `{}`", args.tenant))?;
+    let collectors = if args.only.is_empty() {
+        Collector::ALL.to_vec()
+    } else {
+        args.only.iter().map(|c| c.parse::<Collector>().map_err(anyhow::Error::msg)).collect::<Result<_, _>>()?
+    };
+    let master_key = args.master_key.as_deref().map(MasterKey::parse).transpose().context("CLOUDSPEND_MASTER_KEY")?;
+    let store = open(database_url).await?;
+    store.migrate().await.context("applying migrations")?;
+    if store.tenant(tenant).await?.is_none() {
+        bail!("no tenant {tenant}");
+    }
+    let collections = Collections::new(store, AwsAccess::from_env().await, master_key, Settings::default());
+    let mut failed = 0;
+    for collector in collectors {
+        let report = collections.run(tenant, collector).await?;
+        println!(
+            "{:<13} {:<9} rows={:<6} aws_requests={:<4} ce_requests={:<3} retries={}{}",
+            collector.as_str(),
+            match report.status {
+                RunStatus::Succeeded => "succeeded",
+                RunStatus::Failed => "FAILED",
+                RunStatus::Running => "running",
+            },
+            report.rows_written,
+            report.aws_requests,
+            report.ce_requests,
+            report.retries,
+            report.error.map(|e| format!("\n  error: {e}")).unwrap_or_default()
+        );
+        if report.status != RunStatus::Succeeded {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} collector(s) failed");
+    }
     Ok(())
 }
 
@@ -93,10 +174,11 @@ async fn shutdown_signal() {
 }
 
 async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {
-    if let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
-        let folder = Path::new(path).parent().unwrap_or(Path::new("."));
-        MasterKey::load_or_create(&folder.join("master.key"))?;
-    }
+    let folder = match database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
+        Some(path) => Path::new(path).parent().unwrap_or(Path::new(".")).to_path_buf(),
+        None => Path::new("./data").to_path_buf(),
+    };
+    let master_key = load_or_create_key(&folder.join("master.key"))?;
     let store = open(database_url).await?;
     store.migrate().await.context("applying migrations")?;
     let created = ensure_demo_account(store.as_ref()).await?;
@@ -110,7 +192,27 @@ async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {
     println!("  Try:      curl -s {url}/healthz");
     println!("  Stop with ctrl-c.");
     println!();
-    serve(store, server).await
+    serve(store, master_key, server).await
+}
+
+/// The demo's key, kept next to its database (mode 0600) so restarts can read what earlier
+/// runs encrypted.
+fn load_or_create_key(path: &Path) -> anyhow::Result<MasterKey> {
+    if path.exists() {
+        let raw = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return MasterKey::parse(&raw).with_context(|| format!("the key in {}", path.display()));
+    }
+    let key = MasterKey::generate();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, key.to_hex())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
 }
 
 /// Creates the demo user and tenant once; later runs find them and change nothing.

@@ -5,12 +5,10 @@
 //!
 //! Layout:
 //! - [`cli`]: the command line (clap), every setting with its environment variable.
-//! - [`master_key`]: the key that encrypts tenants' AWS secrets at rest.
 //! - [`commands`]: one function per subcommand.
 
 mod cli;
 mod commands;
-mod master_key;
 
 use clap::Parser;
 

@@ -6,3 +6,5 @@ pub mod accounts;
 pub mod admin;
 pub mod health;
 pub mod members;
+pub mod collections;
+pub mod diagnostics;

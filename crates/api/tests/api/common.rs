@@ -14,6 +14,10 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+pub fn test_master_key() -> cloudspend_secrets::MasterKey {
+    cloudspend_secrets::MasterKey::parse(&("5e".repeat(16) + &"a7".repeat(16))).unwrap()
+}
+
 pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
@@ -44,11 +48,28 @@ impl TestApp {
     }
 
     pub async fn spawn_with(store: Arc<dyn Store>, config: ApiConfig) -> Self {
+        let aws = cloudspend_aws_access::testing::aws_access().await;
+        Self::spawn_full(store, config, aws, Some(test_master_key())).await
+    }
+
+    /// A server whose AWS calls go where `aws` points (moto in these tests).
+    pub async fn spawn_full(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        aws: cloudspend_aws_access::AwsAccess,
+        master_key: Option<cloudspend_secrets::MasterKey>,
+    ) -> Self {
         cloudspend_api::telemetry::init_tracing();
+        let collections = cloudspend_collection::Collections::new(
+            store.clone(),
+            aws,
+            master_key,
+            cloudspend_collection::Settings::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config);
+        let state = AppState::new(store.clone(), config, collections);
         tokio::spawn(async move {
             cloudspend_api::serve(listener, state, async {
                 let _ = rx.await;

@@ -1,0 +1,121 @@
+//! The collection scheduler that `serve` runs. Jobs live in `collection_jobs`; a replica
+//! leases due jobs (PostgreSQL: `FOR UPDATE SKIP LOCKED`), runs them, and schedules the next
+//! run when it releases the lease. A replica that dies keeps its lease only until it expires,
+//! then another replica takes the job: no tenant is collected twice at once, none is dropped.
+
+use crate::{Collector, Collections};
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    collections: Collections,
+    /// Names this replica in `lease_owner` (host, process and a random suffix).
+    owner: String,
+    /// How often to look for due jobs.
+    pub poll_every: Duration,
+    /// How long a lease holds; longer than the run timeout, so a live run never loses it.
+    pub lease_for: Duration,
+    /// Collections run at once by this replica.
+    pub concurrency: usize,
+}
+
+impl Scheduler {
+    pub fn new(collections: Collections) -> Self {
+        let lease_for = collections.settings().run_timeout + Duration::from_secs(120);
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cloudspend".to_string());
+        let owner = format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Self { collections, owner, poll_every: Duration::from_secs(5), lease_for, concurrency: 4 }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Runs until `shutdown` resolves; runs in flight finish first.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut tick = tokio::time::interval(self.poll_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ensure_every = 0u32;
+        tracing::info!(owner = %self.owner, "collection scheduler started");
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => {}
+            }
+            // New connections get their jobs when they connect; this also repairs any tenant
+            // whose jobs are missing, once a minute or so.
+            if ensure_every % 12 == 0 {
+                if let Err(err) = self.ensure_all_jobs().await {
+                    tracing::warn!(error = %err, "could not ensure collection jobs");
+                }
+            }
+            ensure_every = ensure_every.wrapping_add(1);
+            if let Err(err) = self.run_due(&permits).await {
+                tracing::warn!(error = %err, "could not lease collection jobs");
+            }
+        }
+        // Wait for running collections to finish (each is bounded by the run timeout).
+        let _ = permits.acquire_many(self.concurrency.max(1) as u32).await;
+        tracing::info!("collection scheduler stopped");
+    }
+
+    async fn ensure_all_jobs(&self) -> Result<(), cloudspend_store::StoreError> {
+        for tenant in self.collections.store().connected_tenants().await? {
+            self.collections.ensure_jobs(tenant).await?;
+        }
+        Ok(())
+    }
+
+    /// Leases as many due jobs as there are free permits and starts them. Returns how many.
+    pub async fn run_due(&self, permits: &Arc<Semaphore>) -> Result<usize, cloudspend_store::StoreError> {
+        let free = permits.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
+        let jobs = self.collections.store().lease_due_jobs(&self.owner, Utc::now(), self.lease_for, free as i64).await?;
+        let started = jobs.len();
+        for job in jobs {
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let collections = self.collections.clone();
+            let owner = self.owner.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let next = Utc::now() + chrono::Duration::seconds(job.interval_seconds.max(60));
+                match job.collector.parse::<Collector>() {
+                    Ok(collector) => {
+                        if let Err(err) = collections.run(job.tenant_id, collector).await {
+                            tracing::error!(tenant = %job.tenant_id, %collector, error = %err, "could not record a collection run");
+                        }
+                    }
+                    Err(err) => tracing::error!(tenant = %job.tenant_id, error = %err, "skipping unknown collector job"),
+                }
+                match collections.store().complete_job(job.tenant_id, &job.collector, &owner, next).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(tenant = %job.tenant_id, collector = %job.collector, "lease was lost before the run finished"),
+                    Err(err) => tracing::error!(error = %err, "could not release a collection job"),
+                }
+            });
+        }
+        Ok(started)
+    }
+
+    /// Leases and runs due jobs until none is left, waiting for each batch (tests, and the
+    /// CLI's one-shot runs).
+    pub async fn drain(&self) -> Result<usize, cloudspend_store::StoreError> {
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut total = 0;
+        loop {
+            let started = self.run_due(&permits).await?;
+            let _ = permits.acquire_many(self.concurrency.max(1) as u32).await.map(drop);
+            if started == 0 {
+                return Ok(total);
+            }
+            total += started;
+        }
+    }
+}
