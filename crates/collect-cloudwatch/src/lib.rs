@@ -71,12 +71,16 @@ pub struct CpuQuery {
 
 impl CpuQuery {
     /// The last 24 hours at 5-minute periods, average and maximum: the diagnostics and recent view.
+    /// The window is aligned to 5-minute boundaries (ending at the boundary after `now`), so
+    /// every datapoint's timestamp is the start of its period, as CloudWatch's console shows.
     pub fn last_24_hours(region: impl Into<String>, instance_ids: Vec<String>, now: DateTime<Utc>) -> Self {
+        let secs = now.timestamp();
+        let end = DateTime::from_timestamp(secs - secs.rem_euclid(300) + 300, 0).unwrap_or(now);
         Self {
             region: region.into(),
             instance_ids,
-            from: now - Duration::hours(24),
-            to: now,
+            from: end - Duration::hours(24),
+            to: end,
             period_seconds: 300,
             stats: CpuStats::AverageAndMaximum,
         }

@@ -47,6 +47,10 @@ pub struct CostBatch {
     pub to: NaiveDate,
     /// One per (day, linked account, service) with any cost.
     pub records: Vec<CostRecord>,
+    /// Every day Cost Explorer answered for, with or without cost, in order. A day it did not
+    /// answer for says nothing: writers must not treat it as "no cost" (only these days may
+    /// replace stored rows).
+    pub days: Vec<NaiveDate>,
     /// GetCostAndUsage requests made (each billed $0.01).
     pub pages: usize,
 }
@@ -87,9 +91,11 @@ pub async fn daily_costs(
     let client = client(config, counter);
     let (outputs, pages) = fetch_pages(&client, from, to, true).await?;
     let mut records = Vec::new();
+    let mut days = Vec::new();
     for output in &outputs {
         for result in output.results_by_time() {
             let day = start_day(result.time_period())?;
+            days.push(day);
             for group in result.groups() {
                 // GroupBy order is SERVICE, LINKED_ACCOUNT, so the keys come in that order.
                 let [service, account] = group.keys() else {
@@ -110,7 +116,9 @@ pub async fn daily_costs(
             }
         }
     }
-    Ok(CostBatch { from, to, records, pages })
+    days.sort();
+    days.dedup();
+    Ok(CostBatch { from, to, records, days, pages })
 }
 
 /// Daily total UnblendedCost for `[from, to)`, not grouped: one row per day Cost Explorer returns.

@@ -326,7 +326,15 @@ impl Collections {
                 let ce = cost_explorer_config(&config);
                 let batch =
                     cloudspend_collect_costexplorer::daily_costs(&ce, from.date_naive(), to.date_naive(), counter).await?;
-                Ok(self.store.replace_daily_costs(tenant, CostSource::Ce, batch.from, batch.to, &batch.records).await?)
+                // Replace only the days Cost Explorer answered for: an answer that leaves days
+                // out must not erase what is stored for them.
+                let (Some(first), Some(last)) = (batch.days.first(), batch.days.last()) else {
+                    tracing::warn!("Cost Explorer returned no days for the window; keeping the stored rows");
+                    return Ok(0);
+                };
+                let records: Vec<_> = batch.records.into_iter().filter(|r| r.day >= *first && r.day <= *last).collect();
+                let end = *last + ChronoDuration::days(1);
+                Ok(self.store.replace_daily_costs(tenant, CostSource::Ce, *first, end, &records).await?)
             }
         }
     }

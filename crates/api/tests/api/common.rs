@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub struct TestApp {
     pub address: SocketAddr,
     pub store: Arc<dyn Store>,
+    pub collections: cloudspend_collection::Collections,
     pub client: reqwest::Client,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -69,7 +70,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config, collections);
+        let state = AppState::new(store.clone(), config, collections.clone());
         tokio::spawn(async move {
             cloudspend_api::serve(listener, state, async {
                 let _ = rx.await;
@@ -77,7 +78,7 @@ impl TestApp {
             .await
             .unwrap();
         });
-        TestApp { address, store, client: reqwest::Client::new(), _shutdown: tx }
+        TestApp { address, store, collections, client: reqwest::Client::new(), _shutdown: tx }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,459 @@
+//! Issue 3 end to end against moto: the /test-* diagnostics, stored collections (exact to the
+//! cent, idempotent, no half-written window when AWS goes away), and the collect endpoints.
+
+use crate::common::{Session, TestApp};
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use cloudspend_aws_access::testing::{self, Moto, role_in, unique_account_id};
+use cloudspend_collection::Collector;
+use cloudspend_core::connection::{AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation};
+use cloudspend_core::records::RunStatus;
+use cloudspend_core::{Money, TenantId};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+/// Saves a role connection to `account` for the session's tenant (onboarding's job, done
+/// directly here so these tests exercise collection alone).
+async fn connect(app: &TestApp, session: &Session, account: &str) -> TenantId {
+    let tenant: TenantId = session.tenant_id.parse().unwrap();
+    let now = Utc::now();
+    let connection = AwsConnection {
+        display_name: "Test account".into(),
+        account_id: account.into(),
+        account_type: AccountType::Linked,
+        auth: ConnectionAuth::Role { role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly") },
+        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        cur: CurLocation::default(),
+        status: ConnectionStatus::Connected,
+        last_verified_at: Some(now),
+        last_error: None,
+        warnings: vec![],
+        created_at: now,
+        updated_at: now,
+    };
+    app.store.put_connection(tenant, &connection).await.unwrap();
+    tenant
+}
+
+struct Fleet {
+    web: String,
+    batch: String,
+    db: String,
+}
+
+/// Three instances in two regions of `account`, `batch` stopped, and CPU datapoints for `web`
+/// at 10, 20 and 30 percent in three 5-minute periods three hours ago.
+async fn launch_fleet(account: &str) -> (Fleet, DateTime<Utc>) {
+    let access = testing::aws_access().await;
+    let creds = role_in(account);
+    let tenant = TenantId::new();
+    let use1 = aws_sdk_ec2::Client::new(&access.sdk_config(tenant, &creds, "us-east-1").await.unwrap());
+    let euw1 = aws_sdk_ec2::Client::new(&access.sdk_config(tenant, &creds, "eu-west-1").await.unwrap());
+    let web = run_instance(&use1, "web-1").await;
+    let batch = run_instance(&use1, "batch").await;
+    let db = run_instance(&euw1, "db").await;
+    use1.stop_instances().instance_ids(&batch).send().await.unwrap();
+
+    let cw = aws_sdk_cloudwatch::Client::new(&access.sdk_config(tenant, &creds, "us-east-1").await.unwrap());
+    let hour = Utc::now() - Duration::hours(3);
+    let start = DateTime::from_timestamp(hour.timestamp() - hour.timestamp() % 3600, 0).unwrap();
+    for (i, value) in [10.0, 20.0, 30.0].into_iter().enumerate() {
+        let at = start + Duration::minutes(5 * i as i64);
+        cw.put_metric_data()
+            .namespace("AWS/EC2")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("CPUUtilization")
+                    .dimensions(Dimension::builder().name("InstanceId").value(&web).build())
+                    .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
+                    .value(value)
+                    .unit(StandardUnit::Percent)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    (Fleet { web, batch, db }, start)
+}
+
+async fn run_instance(client: &aws_sdk_ec2::Client, name: &str) -> String {
+    let images = client.describe_images().owners("amazon").send().await.unwrap();
+    let image = images.images()[0].image_id().unwrap().to_string();
+    let tags = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key("Name").value(name).build())
+        .build();
+    let out = client
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(tags)
+        .send()
+        .await
+        .unwrap();
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn money(s: &str) -> Money {
+    s.parse().unwrap()
+}
+
+/// A GetCostAndUsage day grouped by service and linked account.
+fn grouped_day(day: NaiveDate, estimated: bool, groups: &[(&str, &str, &str)]) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(service, account, amount)| {
+            json!({"Keys": [service, account], "Metrics": {
+                "UnblendedCost": {"Amount": amount, "Unit": "USD"},
+                "AmortizedCost": {"Amount": amount, "Unit": "USD"}}})
+        })
+        .collect();
+    json!({"TimePeriod": {"Start": ymd(day), "End": ymd(day + Duration::days(1))}, "Total": {}, "Groups": groups, "Estimated": estimated})
+}
+
+fn total_day(day: NaiveDate, estimated: bool, amount: &str) -> Value {
+    json!({"TimePeriod": {"Start": ymd(day), "End": ymd(day + Duration::days(1))},
+           "Total": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}, "Groups": [], "Estimated": estimated})
+}
+
+#[tokio::test]
+async fn diagnostics_read_the_tenants_account_through_its_role() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    let (fleet, cpu_start) = launch_fleet(&account).await;
+    let today = Utc::now().date_naive();
+    let (d1, d2, d3) = (today - Duration::days(3), today - Duration::days(2), today - Duration::days(1));
+    Moto::from_env()
+        .preset_cost_and_usage(
+            &account,
+            vec![
+                json!({"ResultsByTime": [total_day(d1, false, "10.10"), total_day(d2, false, "-2.50")], "NextPageToken": "page-2"}),
+                json!({"ResultsByTime": [total_day(d3, true, "0.015")]}),
+            ],
+        )
+        .await;
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    connect(&app, &ana, &account).await;
+    let token = Some(ana.token.as_str());
+
+    let ec2 = app.get("/test-ec2", token).await;
+    assert_eq!(ec2.status, StatusCode::OK, "{}", ec2.text);
+    let instances = ec2.body.as_array().unwrap();
+    assert_eq!(instances.len(), 3, "{}", ec2.text);
+    let find = |id: &str| instances.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("{id} missing: {}", ec2.text));
+    assert_eq!((find(&fleet.web)["state"].as_str(), find(&fleet.web)["name"].as_str()), (Some("running"), Some("web-1")));
+    assert_eq!(find(&fleet.web)["type"], "t3.micro");
+    assert_eq!(find(&fleet.web)["region"], "us-east-1");
+    assert!(find(&fleet.web)["launch_time"].is_string());
+    assert_eq!(find(&fleet.batch)["state"], "stopped");
+    assert_eq!(find(&fleet.db)["region"], "eu-west-1");
+
+    let cpu = app.get(&format!("/test-cpu/{}", fleet.web), token).await;
+    assert_eq!(cpu.status, StatusCode::OK, "{}", cpu.text);
+    let points = cpu.body.as_array().unwrap();
+    let got: Vec<(String, f64, String)> = points
+        .iter()
+        .map(|p| (p["timestamp"].as_str().unwrap().to_string(), p["average"].as_f64().unwrap(), p["unit"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(String, f64, String)> = [10.0, 20.0, 30.0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ((cpu_start + Duration::minutes(5 * i as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true), *v, "Percent".to_string()))
+        .collect();
+    assert_eq!(got, expected, "CPU datapoints, oldest first");
+
+    let stopped = app.get(&format!("/test-cpu/{}", fleet.batch), token).await;
+    assert_eq!((stopped.status, stopped.body.as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{}", stopped.text);
+    let unknown = app.get("/test-cpu/i-0123456789abcdef0", token).await;
+    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let malformed = app.get("/test-cpu/web-1", token).await;
+    assert_eq!((malformed.status, malformed.field()), (StatusCode::BAD_REQUEST, Some("instance_id")));
+
+    let cost = app.get(&format!("/test-cost?from={}&to={}", ymd(d1), ymd(today)), token).await;
+    assert_eq!(cost.status, StatusCode::OK, "{}", cost.text);
+    let days: Vec<(String, String, bool)> = cost.body["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["day"].as_str().unwrap().into(), d["amount"].as_str().unwrap().into(), d["estimated"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        days,
+        vec![(ymd(d1), "10.10".into(), false), (ymd(d2), "-2.50".into(), false), (ymd(d3), "0.015".into(), true)]
+    );
+    assert_eq!(cost.body["total"], "7.615");
+    assert_eq!(cost.body["unit"], "USD");
+    let bad_day = app.get("/test-cost?from=yesterday", token).await;
+    assert_eq!((bad_day.status, bad_day.field()), (StatusCode::BAD_REQUEST, Some("from")));
+}
+
+#[tokio::test]
+async fn diagnostics_without_a_token_need_the_server_switch() {
+    let _moto = testing::shared().await;
+    let off = TestApp::spawn().await;
+    let refused = off.get("/test-ec2", None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, Some("test_endpoints_disabled")));
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("CLOUDSPEND_TEST_ENDPOINTS"));
+    let bad_token = off.get("/test-ec2", Some("cst_wrong")).await;
+    assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED, "a bad token must not fall back to the server's account");
+
+    let config = cloudspend_api::ApiConfig { test_endpoints: true, ..Default::default() };
+    let on = TestApp::spawn_with(cloudspend_store::testing::fresh_postgres().await, config).await;
+    let listed = on.get("/test-ec2", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert!(listed.body.is_array());
+    let cost = on.get("/test-cost", None).await;
+    assert_eq!(cost.status, StatusCode::OK, "{}", cost.text);
+
+    let ana = on.signup("ana@example.com", "Acme").await;
+    let unconnected = on.get("/test-ec2", Some(&ana.token)).await;
+    assert_eq!((unconnected.status, unconnected.code()), (StatusCode::CONFLICT, Some("not_connected")));
+}
+
+#[tokio::test]
+async fn a_stored_collection_matches_the_source_exactly_and_collecting_twice_changes_nothing() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    let linked = "210987654321";
+    let (fleet, _) = launch_fleet(&account).await;
+    let today = Utc::now().date_naive();
+    let (d1, d2, d3) = (today - Duration::days(20), today - Duration::days(19), today - Duration::days(1));
+    let ec2 = "Amazon Elastic Compute Cloud - Compute";
+    Moto::from_env()
+        .preset_cost_and_usage(
+            &account,
+            vec![
+                json!({"ResultsByTime": [
+                    grouped_day(d1, false, &[(ec2, account.as_str(), "12.3456789012"), ("Amazon S3", linked, "0.0000004")]),
+                    grouped_day(d2, false, &[(ec2, account.as_str(), "11.00"), ("Refund", account.as_str(), "-4.25")]),
+                ], "NextPageToken": "page-2"}),
+                json!({"ResultsByTime": [grouped_day(d3, true, &[(ec2, account.as_str(), "9.99")])]}),
+            ],
+        )
+        .await;
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant = connect(&app, &ana, &account).await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+
+    for collector in Collector::ALL {
+        let report = app.collections.run(tenant, collector).await.unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{collector}: {:?}", report.error);
+    }
+    let instances = app.store.instances(tenant).await.unwrap();
+    assert_eq!(instances.len(), 3);
+    assert_eq!(instances.iter().find(|i| i.instance_id == fleet.batch).unwrap().state, "stopped");
+    assert_eq!(instances.iter().find(|i| i.instance_id == fleet.db).unwrap().region, "eu-west-1");
+    let cpu = app
+        .store
+        .metric_points(tenant, &fleet.web, "CPUUtilization", Utc::now() - Duration::days(15), Utc::now())
+        .await
+        .unwrap();
+    assert!(!cpu.is_empty(), "hourly CPU history for the running instance");
+    assert!(cpu.iter().all(|p| p.period_seconds == 3600 && (10.0..=30.0).contains(&p.average)), "{cpu:?}");
+    let stopped_cpu = app.store.metric_points(tenant, &fleet.batch, "CPUUtilization", Utc::now() - Duration::days(15), Utc::now()).await.unwrap();
+    assert!(stopped_cpu.is_empty());
+
+    let rows = app.store.daily_costs(tenant, d1, today + Duration::days(1)).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    let total: Money = rows.iter().map(|r| r.unblended).sum();
+    // 12.3456789012 is kept to the nano-unit (12.345678901); everything else is exact.
+    assert_eq!(total, money("29.085679301"), "sum of the source rows");
+    assert_eq!(total.round_to_cents().to_string(), "29.09");
+    assert!(rows.iter().any(|r| r.unblended == money("-4.25") && r.service == "Refund"), "credits and refunds are kept");
+    assert!(rows.iter().filter(|r| r.day == d3).all(|r| r.estimated));
+    assert!(rows.iter().filter(|r| r.day != d3).all(|r| !r.estimated));
+    assert!(rows.iter().any(|r| r.account_id == linked));
+
+    let runs = app.store.runs(tenant, 10).await.unwrap();
+    let ce_run = runs.iter().find(|r| r.collector == "costexplorer").unwrap();
+    assert_eq!((ce_run.ce_requests, ce_run.rows_written), (2, 5), "two pages, $0.02");
+
+    // Collect again: the same rows, nothing doubled (Cost Explorer answers the recent window
+    // with nothing new here, and stored days it did not answer for stay as they were).
+    for collector in Collector::ALL {
+        assert_eq!(app.collections.run(tenant, collector).await.unwrap().status, RunStatus::Succeeded);
+    }
+    assert_eq!(app.store.daily_costs(tenant, d1, today + Duration::days(1)).await.unwrap(), rows);
+    assert_eq!(app.store.instances(tenant).await.unwrap().len(), 3);
+
+    // The other tenant sees none of it, through the API either.
+    let bobs = app.get("/api/collections", Some(&bob.token)).await;
+    assert_eq!(bobs.body["runs"].as_array().unwrap().len(), 0);
+    let anas = app.get("/api/collections", Some(&ana.token)).await;
+    assert_eq!(anas.body["runs"].as_array().unwrap().len(), 6);
+    // Two pages for the backfill, one for the second run's recent window: $0.03.
+    assert_eq!(anas.body["cost_explorer_requests_this_month"], 3);
+    assert_eq!(anas.body["cost_explorer_cost_this_month"], "0.03");
+}
+
+#[tokio::test]
+async fn when_aws_goes_away_mid_collection_the_run_fails_and_earlier_rows_stay() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    let today = Utc::now().date_naive();
+    let day = today - Duration::days(5);
+    let ec2 = "Amazon Elastic Compute Cloud - Compute";
+    Moto::from_env()
+        .preset_cost_and_usage(&account, vec![json!({"ResultsByTime": [grouped_day(day, false, &[(ec2, account.as_str(), "5.00")])]})])
+        .await;
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant = connect(&app, &ana, &account).await;
+    assert_eq!(app.collections.run(tenant, Collector::CostExplorer).await.unwrap().status, RunStatus::Succeeded);
+    let before = app.store.daily_costs(tenant, day, today).await.unwrap();
+    assert_eq!(before.len(), 1);
+
+    // The same tenant through a proxy that lets one request through to moto, then dies.
+    let proxy = DyingProxy::start(&testing::moto_url(), 1).await;
+    let broken_base = testing::base_config(&proxy.url).await;
+    let broken = cloudspend_collection::Collections::new(
+        app.store.clone(),
+        cloudspend_aws_access::AwsAccess::from_base(broken_base),
+        None,
+        Default::default(),
+    );
+    let later = day + Duration::days(1);
+    Moto::from_env()
+        .preset_cost_and_usage(
+            &account,
+            vec![
+                json!({"ResultsByTime": [grouped_day(later, false, &[(ec2, account.as_str(), "7.00")])], "NextPageToken": "p2"}),
+                json!({"ResultsByTime": [grouped_day(later + Duration::days(1), false, &[(ec2, account.as_str(), "8.00")])]}),
+            ],
+        )
+        .await;
+    let failed = broken.run(tenant, Collector::CostExplorer).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.unwrap();
+    assert!(error.contains("reach") || error.contains("endpoint"), "{error}");
+    assert_eq!(app.store.daily_costs(tenant, day, today).await.unwrap(), before, "no half-written window");
+    let runs = app.store.runs(tenant, 10).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert!(runs[0].error.is_some());
+
+    // The next run, with moto reachable, succeeds and brings the new days.
+    let again = app.collections.run(tenant, Collector::CostExplorer).await.unwrap();
+    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
+    let after = app.store.daily_costs(tenant, day, today).await.unwrap();
+    assert_eq!(after.iter().map(|r| r.unblended).sum::<Money>(), money("20.00"), "{after:?}");
+}
+
+#[tokio::test]
+async fn refresh_queues_jobs_that_the_scheduler_runs_once() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    launch_fleet(&account).await;
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let not_yet = app.post("/api/collect", Some(&ana.token), json!({})).await;
+    assert_eq!((not_yet.status, not_yet.code()), (StatusCode::CONFLICT, Some("not_connected")));
+    let tenant = connect(&app, &ana, &account).await;
+
+    let bad = app.post("/api/collect", Some(&ana.token), json!({"collectors": ["ec2", "s3"]})).await;
+    assert_eq!((bad.status, bad.field()), (StatusCode::UNPROCESSABLE_ENTITY, Some("collectors[1]")));
+    let queued = app.post("/api/collect", Some(&ana.token), json!({"collectors": ["ec2"]})).await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+    assert_eq!(queued.body["queued"], json!(["ec2"]));
+    let empty_body = app.call(Method::POST, "/api/collect", Some(&ana.token), None).await;
+    assert_eq!(empty_body.status, StatusCode::ACCEPTED, "{}", empty_body.text);
+
+    let scheduler = cloudspend_collection::Scheduler::new(app.collections.clone());
+    let ran = scheduler.drain().await.unwrap();
+    assert_eq!(ran, 3, "each collector once");
+    assert_eq!(scheduler.drain().await.unwrap(), 0, "nothing is due twice");
+    let collections = app.get("/api/collections", Some(&ana.token)).await;
+    let runs = collections.body["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{}", collections.text);
+    assert!(runs.iter().any(|r| r["collector"] == "ec2" && r["status"] == "succeeded" && r["rows_written"] == 3));
+    let jobs = collections.body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j["next_run_at"].as_str().unwrap() > Utc::now().to_rfc3339().as_str()));
+    assert_eq!(app.store.instances(tenant).await.unwrap().len(), 3);
+
+    // Viewers may look but not spend the tenant's Cost Explorer budget.
+    app.signup("vic@example.com", "Vicco").await;
+    app.post("/api/tenants/members", Some(&ana.token), json!({"email": "vic@example.com", "role": "viewer"})).await;
+    let vic = app.login("vic@example.com").await;
+    let vic_token = vic.body["token"].as_str().unwrap();
+    let denied = app
+        .call_with(Method::POST, "/api/collect", Some(vic_token), &[("x-tenant-id", ana.tenant_id.as_str())], Some(json!({})))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}
+
+/// A TCP proxy in front of moto that forwards `allowed` HTTP requests, then drops every
+/// connection and refuses new ones, as if the server died mid-collection.
+struct DyingProxy {
+    url: String,
+}
+
+impl DyingProxy {
+    async fn start(upstream: &str, allowed: usize) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let seen = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if seen.load(Ordering::SeqCst) >= allowed {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let (mut cr, mut cw) = client.split();
+                    let (mut sr, mut sw) = server.split();
+                    let to_server = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            // Each request starts with its method; count them as they pass.
+                            if buf[..n].starts_with(b"POST ") || buf[..n].starts_with(b"GET ") {
+                                if seen.fetch_add(1, Ordering::SeqCst) >= allowed {
+                                    return;
+                                }
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let to_client = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! { () = to_server => {}, () = to_client => {} }
+                });
+            }
+        });
+        DyingProxy { url }
+    }
+}
