@@ -1,4 +1,64 @@
-//! Cost and Usage Report collector: Athena queries built from the table's real columns, and CUR/FOCUS file import. No SQL.
+//! Cost and Usage Report collection: import of CUR and FOCUS export files into normalised
+//! [`CostRecord`](cloudspend_core::records::CostRecord)s. (The Athena collector joins this crate
+//! later.)
 //!
-//! Not built yet: this crate is a placeholder until its issue lands, so the workspace layout
-//! already shows where the work goes.
+//! The file import is a pure library: it reads bytes and returns records. It must never touch
+//! a database and never use the network; storing the result (one transaction per file, upserts
+//! on the natural key, so importing twice changes nothing) is the caller's job, as is drawing
+//! the progress bar fed by [`Progress`].
+//!
+//! # What is read
+//! - Legacy CUR CSV (`lineItem/UnblendedCost`), CUR 2.0 CSV (`line_item_unblended_cost`, with
+//!   `product` / `resource_tags` map columns), FOCUS 1.x CSV (`BilledCost`, `ChargePeriodStart`).
+//!   The format comes from the header ([`detect_format`]); a header that is none of them is
+//!   refused with the columns each format lacked.
+//! - Plain, gzip (`.gz`) and zip (`.zip`, one CSV inside), recognised by magic bytes. A truncated
+//!   or corrupt archive is an error, never a partial import. Parquet is refused with
+//!   [`ImportError::ParquetNotSupported`]: the `parquet` crate is too heavy a build for now.
+//!
+//! # How rows become records
+//! Rows are streamed and summed per natural key: (usage day, account, service, region, usage
+//! type, resource id, line item type), so memory grows with the number of distinct keys and
+//! tagged resources, never with the number of rows. Sums are exact decimals (`rust_decimal`)
+//! and each aggregated row is rounded to [`Money`](cloudspend_core::Money)'s nano-unit once,
+//! so totals match the file to the cent.
+//!
+//! | field | legacy CUR / CUR 2.0 | FOCUS |
+//! | --- | --- | --- |
+//! | day | UTC date of `UsageStartDate` | UTC date of `ChargePeriodStart` |
+//! | account | `UsageAccountId`, else `PayerAccountId` | `SubAccountId`, else `BillingAccountId` |
+//! | service | `product/ProductName` (CUR 2.0: `product['product_name']`), else `ProductCode` | `ServiceName` |
+//! | region | `product/regionCode`, `product/region`, else the availability zone minus its letter | `RegionId`, else `AvailabilityZone` minus its letter |
+//! | usage type | `UsageType` | `x_UsageType` (AWS extension), else empty |
+//! | resource id | `ResourceId` | `ResourceId` |
+//! | line item type | `LineItemType` (Usage, Tax, Credit, Refund, Fee, ...) | `ChargeCategory` (Usage, Purchase, Tax, Credit, Adjustment) |
+//! | unblended | `UnblendedCost` | `BilledCost` (FOCUS has no unblended; billed is the nearest) |
+//! | amortized | AWS's amortized rule, see below | `EffectiveCost`, else `BilledCost` |
+//! | usage amount | `UsageAmount` summed; dropped if a key mixes `pricing/unit`s | `ConsumedQuantity`, likewise by `ConsumedUnit` |
+//! | currency | `CurrencyCode`, else USD | `BillingCurrency`, else USD |
+//!
+//! CUR amortized cost follows AWS: `DiscountedUsage` → `reservation/EffectiveCost`;
+//! `SavingsPlanCoveredUsage` → `savingsPlan/SavingsPlanEffectiveCost`; `SavingsPlanNegation`
+//! and `SavingsPlanUpfrontFee` → 0; `SavingsPlanRecurringFee` → total commitment − used
+//! commitment; `RIFee` → unused amortized upfront + unused recurring fee; a `Fee` carrying a
+//! reservation ARN (the upfront payment) → 0; everything else, and any line whose column is
+//! absent or empty, → unblended. FOCUS rows of providers other than AWS are skipped and counted
+//! by provider. Tags (legacy `resourceTags/*`, CUR 2.0 `resource_tags`, FOCUS `Tags`) come back
+//! beside the records, per resource id ([`ImportResult::resource_tags`]). Empty cells and FOCUS's
+//! bare `NULL` are empty values; an empty cost is zero; an unreadable amount or date stops the
+//! import with its line and column.
+//!
+//! # Layout
+//! - [`format`]: the formats, header detection, where each field is read from.
+//! - [`import`]: the streaming import: containers, CSV rows, parsing, progress.
+//! - `aggregate`: the per-key exact sums (interned strings, so a key is a few integers).
+//! - [`error`]: why an import was refused, with line and column.
+
+mod aggregate;
+pub mod error;
+pub mod format;
+pub mod import;
+
+pub use error::{ImportError, MissingColumns};
+pub use format::{Format, detect_format};
+pub use import::{ImportResult, PROGRESS_EVERY_ROWS, Progress, import_path, import_reader};

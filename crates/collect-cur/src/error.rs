@@ -1,0 +1,114 @@
+//! Why an import was refused. Every variant that comes from a row names the line (1-based, as
+//! an editor counts, the header being line 1) and the column, so a user can open the file there.
+
+use crate::format::Format;
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    UnknownFormat(MissingColumns),
+
+    #[error("the file is empty: no header row")]
+    Empty,
+
+    #[error(
+        "Parquet not supported yet: convert to CSV (for example with DuckDB: \
+         COPY (SELECT * FROM 'file.parquet') TO 'file.csv' (HEADER)) and import the CSV"
+    )]
+    ParquetNotSupported,
+
+    /// Reading or decompressing failed part-way. A truncated `.gz` or `.zip` lands here: the
+    /// import is refused whole, never kept in part.
+    #[error(
+        "reading the file failed after {bytes_read} bytes: {source} \
+         (a truncated or corrupt file is refused, nothing was imported)"
+    )]
+    Read {
+        bytes_read: u64,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("zip archive: {0}")]
+    Zip(String),
+
+    /// Malformed CSV: a row with a different number of fields than the header, bad UTF-8.
+    #[error("line {line}: {message}")]
+    Csv { line: u64, message: String },
+
+    #[error("line {line}, column {column}: `{value}` is not a decimal number")]
+    BadNumber {
+        line: u64,
+        column: String,
+        value: String,
+    },
+
+    #[error("line {line}, column {column}: `{value}` is not a date or timestamp")]
+    BadDate {
+        line: u64,
+        column: String,
+        value: String,
+    },
+
+    #[error("line {line}, column {column}: `{value}` is empty; every row needs it")]
+    MissingValue {
+        line: u64,
+        column: String,
+        value: String,
+    },
+
+    #[error("line {line}: the running sum of {column} overflows (beyond 28 significant digits)")]
+    Overflow { line: u64, column: String },
+
+    #[error(
+        "line {line}: currency {found} differs from {expected}, already seen for the same \
+         day, account, service, region, usage type, resource and line item type"
+    )]
+    MixedCurrency {
+        line: u64,
+        expected: String,
+        found: String,
+    },
+
+    /// A sum that does not fit `Money` (+/- 9.2 billion per aggregated row).
+    #[error("{what} `{value}` is too large for an amount (limit +/- 9,223,372,036)")]
+    OutOfRange { what: String, value: String },
+}
+
+/// The columns each known format needs and this header lacked; the error a user sees when the
+/// file is none of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingColumns {
+    pub missing: Vec<(Format, Vec<&'static str>)>,
+    /// The first few columns the file does have, to show what it looks like.
+    pub found: Vec<String>,
+}
+
+impl fmt::Display for MissingColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a CUR or FOCUS export: expected ")?;
+        let required: Vec<String> = Format::ALL
+            .iter()
+            .map(|format| {
+                format!(
+                    "{} ({})",
+                    format.required_columns().join(" and "),
+                    format.label()
+                )
+            })
+            .collect();
+        write!(f, "{}", required.join(", "))?;
+        write!(f, "; this file lacks ")?;
+        let lacked: Vec<String> = self
+            .missing
+            .iter()
+            .map(|(format, cols)| format!("{} for {}", cols.join(", "), format.label()))
+            .collect();
+        write!(f, "{}", lacked.join("; "))?;
+        if !self.found.is_empty() {
+            write!(f, ". Its first columns are: {}", self.found.join(", "))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,731 @@
+//! The streaming import: bytes → (decompress) → CSV rows → parsed values → per-key sums.
+
+use crate::aggregate::{Aggregator, RowValues};
+use crate::error::ImportError;
+use crate::format::{Amortization, CurAmortization, Format, Layout, Source, TagSource};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use cloudspend_core::Money;
+use cloudspend_core::records::CostRecord;
+use rust_decimal::Decimal;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How far an import has got, for a progress bar. Sent every [`PROGRESS_EVERY_ROWS`] rows and
+/// once at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Data rows read so far (kept and skipped).
+    pub rows: u64,
+    /// Bytes read from the file as stored, i.e. compressed bytes for a `.gz` or `.zip`, so
+    /// `bytes / total_bytes` is the fraction done.
+    pub bytes: u64,
+    /// The file's size when known ([`import_path`]); `None` for a bare reader.
+    pub total_bytes: Option<u64>,
+}
+
+pub const PROGRESS_EVERY_ROWS: u64 = 16_384;
+
+/// What one file held, aggregated to one [`CostRecord`] per natural key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportResult {
+    pub format: Format,
+    /// Data rows in the file (the header not counted), kept and skipped.
+    pub rows_read: u64,
+    /// FOCUS rows of another provider than AWS; see `skipped_by_provider`.
+    pub rows_skipped: u64,
+    pub skipped_by_provider: BTreeMap<String, u64>,
+    /// One row per (day, account, service, region, usage type, resource, line item type), in
+    /// that order; `source` is always `Cur`.
+    pub records: Vec<CostRecord>,
+    /// The exact sum of the kept rows' unblended cost, rounded once to the nano-unit. Each
+    /// record is rounded once too, so `records` add up to this within a few nano-units.
+    pub total_unblended: Money,
+    pub total_amortized: Money,
+    /// First and last usage day of the kept rows; `None` when the file has no data rows.
+    pub days: Option<(NaiveDate, NaiveDate)>,
+    /// Tags by resource id, merged over the file's rows (a later row's value wins for a key).
+    /// `CostRecord` has no tags; this side map is how they reach the store.
+    pub resource_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Rows that carried tags but no resource id, so their tags had nowhere to go.
+    pub tagged_rows_without_resource: u64,
+    /// Tag cells that were neither a JSON object nor a `{k=v, ...}` map: counted, not fatal,
+    /// because tags never change an amount.
+    pub unreadable_tag_cells: u64,
+    pub bytes_read: u64,
+}
+
+/// Imports one export from a reader: plain CSV, gzip (several members are fine) or the first
+/// entry of a zip, told apart by their magic bytes.
+pub fn import_reader<R: Read>(
+    reader: R,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportResult, ImportError> {
+    let counted = Counting::new(reader);
+    let bytes = counted.count.clone();
+    let (kind, prefix, rest) = sniff(counted).map_err(|e| read_error(&bytes, e))?;
+    let stream = io::Cursor::new(prefix).chain(rest);
+    match kind {
+        Container::Plain => import_csv(stream, &bytes, None, progress),
+        Container::Gzip => import_csv(
+            flate2::read::MultiGzDecoder::new(stream),
+            &bytes,
+            None,
+            progress,
+        ),
+        Container::Zip => {
+            let mut stream = stream;
+            match zip::read::read_zipfile_from_stream(&mut stream) {
+                Ok(Some(entry)) => import_csv(entry, &bytes, None, progress),
+                Ok(None) => Err(ImportError::Zip("the archive holds no file".into())),
+                Err(e) => Err(zip_error(e, &bytes)),
+            }
+        }
+        Container::Parquet => Err(ImportError::ParquetNotSupported),
+    }
+}
+
+/// Imports one export file: `.csv`, `.csv.gz`, `.zip` (holding one CSV, as CUR delivers them).
+/// The container is recognised by its magic bytes, so a misnamed file still imports.
+pub fn import_path(
+    path: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportResult, ImportError> {
+    let is_parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if is_parquet {
+        return Err(ImportError::ParquetNotSupported);
+    }
+    let file = File::open(path).map_err(|source| ImportError::Read {
+        bytes_read: 0,
+        source,
+    })?;
+    let total = file.metadata().ok().map(|m| m.len());
+    let mut counted = Counting::new(file);
+    let bytes = counted.count.clone();
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut counted, &mut magic).map_err(|e| read_error(&bytes, e))?;
+    counted
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| read_error(&bytes, e))?;
+    bytes.store(0, Ordering::Relaxed);
+    match Container::of(&magic[..n]) {
+        Container::Zip => {
+            let mut archive = zip::ZipArchive::new(counted).map_err(|e| zip_error(e, &bytes))?;
+            let index = single_csv_entry(&mut archive)?;
+            let entry = archive.by_index(index).map_err(|e| zip_error(e, &bytes))?;
+            import_csv(entry, &bytes, total, progress)
+        }
+        Container::Gzip => import_csv(
+            flate2::read::MultiGzDecoder::new(counted),
+            &bytes,
+            total,
+            progress,
+        ),
+        Container::Plain => import_csv(counted, &bytes, total, progress),
+        Container::Parquet => Err(ImportError::ParquetNotSupported),
+    }
+}
+
+fn single_csv_entry<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+) -> Result<usize, ImportError> {
+    let files: Vec<(usize, String)> = (0..archive.len())
+        .filter_map(|i| {
+            let name = archive.name_for_index(i)?.to_string();
+            (!name.ends_with('/')).then_some((i, name))
+        })
+        .collect();
+    let csvs: Vec<&(usize, String)> = files
+        .iter()
+        .filter(|(_, name)| {
+            let lower = name.to_ascii_lowercase();
+            lower.ends_with(".csv") || lower.ends_with(".csv.gz")
+        })
+        .collect();
+    match (csvs.as_slice(), files.as_slice()) {
+        ([(i, _)], _) => Ok(*i),
+        ([], [(i, _)]) => Ok(*i),
+        _ => Err(ImportError::Zip(format!(
+            "expected one CSV file in the archive, found: {}",
+            files
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Container {
+    Plain,
+    Gzip,
+    Zip,
+    Parquet,
+}
+
+impl Container {
+    fn of(magic: &[u8]) -> Container {
+        match magic {
+            [0x1f, 0x8b, ..] => Container::Gzip,
+            [b'P', b'K', 3, 4] => Container::Zip,
+            [b'P', b'A', b'R', b'1'] => Container::Parquet,
+            _ => Container::Plain,
+        }
+    }
+}
+
+fn sniff<R: Read>(mut reader: R) -> io::Result<(Container, Vec<u8>, R)> {
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut reader, &mut magic)?;
+    Ok((Container::of(&magic[..n]), magic[..n].to_vec(), reader))
+}
+
+fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Counts the bytes read through it, shared with the progress reporter.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R> Counting<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            count: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counting<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+fn read_error(bytes: &AtomicU64, source: io::Error) -> ImportError {
+    ImportError::Read {
+        bytes_read: bytes.load(Ordering::Relaxed),
+        source,
+    }
+}
+
+fn zip_error(error: zip::result::ZipError, bytes: &AtomicU64) -> ImportError {
+    match error {
+        zip::result::ZipError::Io(source) => read_error(bytes, source),
+        other => ImportError::Zip(other.to_string()),
+    }
+}
+
+fn csv_error(error: csv::Error, bytes: &AtomicU64) -> ImportError {
+    let line = error.position().map_or(0, |p| p.line());
+    match error.into_kind() {
+        csv::ErrorKind::Io(source) => read_error(bytes, source),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => ImportError::Csv {
+            line,
+            message: format!("{len} fields where the header has {expected_len}"),
+        },
+        csv::ErrorKind::Utf8 { err, .. } => ImportError::Csv {
+            line,
+            message: format!("field {} is not valid UTF-8", err.field() + 1),
+        },
+        other => ImportError::Csv {
+            line,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+fn import_csv<R: Read>(
+    reader: R,
+    bytes: &AtomicU64,
+    total_bytes: Option<u64>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportResult, ImportError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(reader);
+    let header: Vec<String> = csv
+        .headers()
+        .map_err(|e| csv_error(e, bytes))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.iter().all(|h| h.trim().is_empty()) {
+        return Err(ImportError::Empty);
+    }
+    let layout = Layout::new(&header)?;
+    let mut state = State::new(layout);
+    let mut record = csv::StringRecord::new();
+    let report = |rows: u64| Progress {
+        rows,
+        bytes: bytes.load(Ordering::Relaxed),
+        total_bytes,
+    };
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e, bytes)),
+        }
+        state.rows_read += 1;
+        let line = record.position().map_or(state.rows_read + 1, |p| p.line());
+        state.row(line, &record)?;
+        if state.rows_read.is_multiple_of(PROGRESS_EVERY_ROWS) {
+            progress(report(state.rows_read));
+        }
+    }
+    // Read to the very end so a compressed stream's trailer (gzip CRC and length) is checked.
+    let mut rest = csv.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| read_error(bytes, e))?;
+    progress(report(state.rows_read));
+    state.finish(bytes.load(Ordering::Relaxed))
+}
+
+/// What the row loop carries besides the sums.
+struct State {
+    layout: Layout,
+    sums: Aggregator,
+    rows_read: u64,
+    rows_skipped: u64,
+    skipped_by_provider: BTreeMap<String, u64>,
+    days: Option<(NaiveDate, NaiveDate)>,
+    resource_tags: BTreeMap<String, BTreeMap<String, String>>,
+    tagged_rows_without_resource: u64,
+    unreadable_tag_cells: u64,
+}
+
+impl State {
+    fn new(layout: Layout) -> Self {
+        Self {
+            layout,
+            sums: Aggregator::default(),
+            rows_read: 0,
+            rows_skipped: 0,
+            skipped_by_provider: BTreeMap::new(),
+            days: None,
+            resource_tags: BTreeMap::new(),
+            tagged_rows_without_resource: 0,
+            unreadable_tag_cells: 0,
+        }
+    }
+
+    fn row(&mut self, line: u64, record: &csv::StringRecord) -> Result<(), ImportError> {
+        let layout = &self.layout;
+        if let Some(provider) = layout.provider {
+            let name = cell(record, provider);
+            if !is_aws(name) {
+                self.rows_skipped += 1;
+                let label = if name.is_empty() { "(empty)" } else { name };
+                *self
+                    .skipped_by_provider
+                    .entry(label.to_string())
+                    .or_default() += 1;
+                return Ok(());
+            }
+        }
+        let day = parse_day(cell(record, layout.start)).ok_or_else(|| {
+            let value = cell(record, layout.start).to_string();
+            let column = layout.column_name(layout.start);
+            if value.is_empty() {
+                ImportError::MissingValue {
+                    line,
+                    column,
+                    value,
+                }
+            } else {
+                ImportError::BadDate {
+                    line,
+                    column,
+                    value,
+                }
+            }
+        })?;
+        let number = |index: usize| -> Result<Option<Decimal>, ImportError> {
+            parse_number(cell(record, index)).map_err(|value| ImportError::BadNumber {
+                line,
+                column: layout.column_name(index),
+                value,
+            })
+        };
+        // An empty cost cell is zero: AWS leaves some informational line items blank.
+        let unblended = number(layout.unblended)?.unwrap_or_default();
+        let line_item_type = first(record, &layout.line_item_type);
+        let amortized = match &layout.amortization {
+            Amortization::Cur(rules) => {
+                cur_amortized(rules, record, &line_item_type, unblended, &number)?
+            }
+            Amortization::Focus(effective) => match effective {
+                Some(i) => number(*i)?.unwrap_or(unblended),
+                None => unblended,
+            },
+        };
+        let usage_amount = match layout.usage_amount {
+            Some(i) => number(i)?,
+            None => None,
+        };
+        let account = first(record, &layout.account);
+        let service = first(record, &layout.service);
+        let mut region = first(record, &layout.region);
+        if region.is_empty()
+            && let Some(az) = layout.availability_zone
+        {
+            region = Cow::Borrowed(region_of_zone(cell(record, az)));
+        }
+        let usage_type = first(record, &layout.usage_type);
+        let resource_id = first(record, &layout.resource_id);
+        let currency = layout.currency.map_or("", |i| cell(record, i));
+        let currency = if currency.is_empty() { "USD" } else { currency };
+        let unit = layout.unit.map_or("", |i| cell(record, i));
+
+        self.tags(record, &resource_id);
+        self.days = Some(match self.days {
+            None => (day, day),
+            Some((lo, hi)) => (lo.min(day), hi.max(day)),
+        });
+        self.sums.add(
+            line,
+            RowValues {
+                day,
+                dims: [
+                    &account,
+                    &service,
+                    &region,
+                    &usage_type,
+                    &resource_id,
+                    &line_item_type,
+                ],
+                unblended,
+                amortized,
+                usage_amount,
+                unit,
+                currency,
+            },
+        )
+    }
+
+    fn tags(&mut self, record: &csv::StringRecord, resource_id: &str) {
+        let mut found: Vec<(String, String)> = Vec::new();
+        match &self.layout.tags {
+            TagSource::None => return,
+            TagSource::Columns(columns) => {
+                for (i, key) in columns {
+                    let value = cell(record, *i);
+                    if !value.is_empty() {
+                        found.push((key.clone(), value.to_string()));
+                    }
+                }
+            }
+            TagSource::Map(i) => {
+                let raw = cell(record, *i);
+                if raw.is_empty() {
+                    return;
+                }
+                match parse_map(raw) {
+                    Some(pairs) => found = pairs,
+                    None => {
+                        self.unreadable_tag_cells += 1;
+                        return;
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        if resource_id.is_empty() {
+            self.tagged_rows_without_resource += 1;
+            return;
+        }
+        let tags = match self.resource_tags.get_mut(resource_id) {
+            Some(tags) => tags,
+            None => self
+                .resource_tags
+                .entry(resource_id.to_string())
+                .or_default(),
+        };
+        tags.extend(found);
+    }
+
+    fn finish(self, bytes_read: u64) -> Result<ImportResult, ImportError> {
+        let money = |value: Decimal, what: &str| {
+            Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
+                what: what.to_string(),
+                value: value.to_string(),
+            })
+        };
+        let total_unblended = money(self.sums.total_unblended, "the file's total unblended cost")?;
+        let total_amortized = money(self.sums.total_amortized, "the file's total amortized cost")?;
+        Ok(ImportResult {
+            format: self.layout.format,
+            rows_read: self.rows_read,
+            rows_skipped: self.rows_skipped,
+            skipped_by_provider: self.skipped_by_provider,
+            records: self.sums.into_records()?,
+            total_unblended,
+            total_amortized,
+            days: self.days,
+            resource_tags: self.resource_tags,
+            tagged_rows_without_resource: self.tagged_rows_without_resource,
+            unreadable_tag_cells: self.unreadable_tag_cells,
+            bytes_read,
+        })
+    }
+}
+
+/// AWS amortized cost, as Cost Explorer and the CUDOS dashboards compute it: usage covered by a
+/// reservation or a Savings Plan costs its effective cost; the commitment's own fee lines cost
+/// only their unused part; upfront payments are spread into the effective costs, so they count
+/// zero here. Anything else is its unblended cost, as is any line whose column is absent.
+fn cur_amortized(
+    rules: &CurAmortization,
+    record: &csv::StringRecord,
+    line_item_type: &str,
+    unblended: Decimal,
+    number: &dyn Fn(usize) -> Result<Option<Decimal>, ImportError>,
+) -> Result<Decimal, ImportError> {
+    let column = |index: Option<usize>| -> Result<Option<Decimal>, ImportError> {
+        match index {
+            Some(i) => number(i),
+            None => Ok(None),
+        }
+    };
+    Ok(match line_item_type {
+        "DiscountedUsage" => column(rules.ri_effective_cost)?.unwrap_or(unblended),
+        "SavingsPlanCoveredUsage" => column(rules.sp_effective_cost)?.unwrap_or(unblended),
+        "SavingsPlanNegation" | "SavingsPlanUpfrontFee" => Decimal::ZERO,
+        "SavingsPlanRecurringFee" => {
+            match (
+                column(rules.sp_total_commitment)?,
+                column(rules.sp_used_commitment)?,
+            ) {
+                (Some(total), Some(used)) => total - used,
+                _ => unblended,
+            }
+        }
+        "RIFee" => match (
+            column(rules.ri_unused_upfront)?,
+            column(rules.ri_unused_recurring)?,
+        ) {
+            (None, None) => unblended,
+            (upfront, recurring) => upfront.unwrap_or_default() + recurring.unwrap_or_default(),
+        },
+        "Fee" if rules.ri_arn.is_some_and(|i| !cell(record, i).is_empty()) => Decimal::ZERO,
+        _ => unblended,
+    })
+}
+
+/// A cell, trimmed; FOCUS exports write missing values as a bare `NULL`, which means empty.
+fn cell(record: &csv::StringRecord, index: usize) -> &str {
+    let value = record.get(index).unwrap_or("").trim();
+    if value == "NULL" { "" } else { value }
+}
+
+fn first<'r>(record: &'r csv::StringRecord, sources: &[Source]) -> Cow<'r, str> {
+    for source in sources {
+        match source {
+            Source::Column(i) => {
+                let value = cell(record, *i);
+                if !value.is_empty() {
+                    return Cow::Borrowed(value);
+                }
+            }
+            Source::MapKey(i, key) => {
+                let raw = cell(record, *i);
+                if raw.is_empty() {
+                    continue;
+                }
+                let found = parse_map(raw)
+                    .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+                    .filter(|v| !v.is_empty());
+                if let Some(value) = found {
+                    return Cow::Owned(value);
+                }
+            }
+        }
+    }
+    Cow::Borrowed("")
+}
+
+/// A map cell: a JSON object (how CUR 2.0 and FOCUS CSVs write maps) or Hive's `{k=v, k2=v2}`
+/// (how an Athena result writes them). Non-string JSON values keep their JSON text.
+fn parse_map(raw: &str) -> Option<Vec<(String, String)>> {
+    if let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw) {
+        return Some(
+            object
+                .into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => (k, s),
+                    other => (k, other.to_string()),
+                })
+                .collect(),
+        );
+    }
+    let inner = raw.strip_prefix('{')?.strip_suffix('}')?.trim();
+    if inner.is_empty() {
+        return Some(Vec::new());
+    }
+    inner
+        .split(", ")
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn is_aws(provider: &str) -> bool {
+    provider.eq_ignore_ascii_case("aws")
+        || provider
+            .get(..19)
+            .is_some_and(|p| p.eq_ignore_ascii_case("amazon web services"))
+}
+
+/// `eu-central-1a` → `eu-central-1`; also local zones (`us-west-2-lax-1a`). A value that does
+/// not end in digit + letter is kept as it is.
+fn region_of_zone(zone: &str) -> &str {
+    let bytes = zone.as_bytes();
+    match bytes {
+        [.., digit, letter] if digit.is_ascii_digit() && letter.is_ascii_lowercase() => {
+            &zone[..zone.len() - 1]
+        }
+        _ => zone,
+    }
+}
+
+/// Empty → `None`; otherwise an exact decimal (plain or scientific notation) or the cell back
+/// as the error.
+fn parse_number(value: &str) -> Result<Option<Decimal>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Decimal::from_str(value)
+        .or_else(|_| Decimal::from_scientific(value))
+        .map(Some)
+        .map_err(|_| value.to_string())
+}
+
+/// The UTC day a usage period starts. CUR writes `2023-11-01T00:00:00Z` (or `.000Z`), FOCUS
+/// `2024-09-18 22:00:00` (UTC by the spec) or RFC 3339 with an offset.
+fn parse_day(value: &str) -> Option<NaiveDate> {
+    let date = value
+        .get(..10)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let rest = value.get(10..).unwrap_or("");
+    let utc_or_naive = !rest.get(1..).unwrap_or("").contains(['+', '-']);
+    if let Some(date) = date
+        && (rest.is_empty() || ((rest.starts_with('T') || rest.starts_with(' ')) && utc_or_naive))
+    {
+        return Some(date);
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(value) {
+        return Some(dt.with_timezone(&Utc).date_naive());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(value, format) {
+            return Some(dt.with_timezone(&Utc).date_naive());
+        }
+    }
+    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|dt| dt.date())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_day_is_the_utc_date_of_the_start() {
+        let day = |s| parse_day(s).map(|d| d.to_string());
+        assert_eq!(
+            day("2023-11-01T00:00:00.000Z").as_deref(),
+            Some("2023-11-01")
+        );
+        assert_eq!(day("2024-09-18 22:00:00").as_deref(), Some("2024-09-18"));
+        assert_eq!(day("2024-09-18").as_deref(), Some("2024-09-18"));
+        assert_eq!(
+            day("2024-09-18T23:30:00-02:00").as_deref(),
+            Some("2024-09-19")
+        );
+        assert_eq!(
+            day("2024-09-18 01:00:00+05:00").as_deref(),
+            Some("2024-09-17")
+        );
+        assert_eq!(day("18/09/2024"), None);
+        assert_eq!(day("2024-13-01T00:00:00Z"), None);
+        assert_eq!(day(""), None);
+    }
+
+    #[test]
+    fn numbers_are_exact_and_bad_ones_come_back() {
+        assert_eq!(
+            parse_number("0.00001605990").unwrap(),
+            Some(Decimal::from_str("0.0000160599").unwrap())
+        );
+        assert_eq!(
+            parse_number("1.2E-7").unwrap(),
+            Some(Decimal::from_str("0.00000012").unwrap())
+        );
+        assert_eq!(parse_number("").unwrap(), None);
+        assert_eq!(parse_number("$1.00").unwrap_err(), "$1.00");
+    }
+
+    #[test]
+    fn zones_lose_their_letter() {
+        assert_eq!(region_of_zone("eu-central-1a"), "eu-central-1");
+        assert_eq!(region_of_zone("us-west-2-lax-1b"), "us-west-2-lax-1");
+        assert_eq!(region_of_zone("us-east-1"), "us-east-1");
+        assert_eq!(region_of_zone(""), "");
+    }
+
+    #[test]
+    fn maps_read_as_json_or_hive() {
+        let json = parse_map(r#"{"env": "dev", "n": 3}"#).unwrap();
+        assert_eq!(
+            json,
+            vec![("env".into(), "dev".into()), ("n".into(), "3".into())]
+        );
+        let hive = parse_map("{product_name=Amazon S3, region=us-east-1}").unwrap();
+        assert_eq!(hive[0], ("product_name".into(), "Amazon S3".into()));
+        assert_eq!(parse_map("not a map"), None);
+    }
+
+    #[test]
+    fn providers_that_count_as_aws() {
+        assert!(is_aws("AWS"));
+        assert!(is_aws("Amazon Web Services"));
+        assert!(is_aws("Amazon Web Services, Inc."));
+        assert!(!is_aws("Microsoft"));
+        assert!(!is_aws(""));
+    }
+}
