@@ -72,14 +72,18 @@ impl SyntheticCur {
                 "Lambda-GB-Second",
             ),
         };
-        let line_item_type = if i % 97 == 0 { "Credit" } else { "Usage" };
+        let line_item_type = if i.is_multiple_of(97) {
+            "Credit"
+        } else {
+            "Usage"
+        };
         let cost_nanos = 1 + (i * 7_919) % 250_000_000;
         self.line.clear();
-        let _ = write!(
+        let _ = writeln!(
             self.line,
             "li{i:012},{account},{line_item_type},2024-09-{day:02}T{hour:02}:00:00Z,\
              2024-09-{day:02}T{hour:02}:59:59Z,{code},{usage_type},RunInstances,us-east-1{az},\
-             res-{resource:06},1.0,USD,0.096,{sign}0.{cost_nanos:09},{service},us-east-1,{unit},,\n",
+             res-{resource:06},1.0,USD,0.096,{sign}0.{cost_nanos:09},{service},us-east-1,{unit},,",
             account = 100_000_000_000 + resource % 5,
             az = ['a', 'b', 'c'][(resource % 3) as usize],
             sign = if line_item_type == "Credit" { "-" } else { "" },

@@ -9,6 +9,16 @@ pub enum ImportError {
     #[error("{0}")]
     UnknownFormat(MissingColumns),
 
+    /// From [`import_paths`](crate::import_paths): which file failed.
+    #[error("{path}: {source}")]
+    InFile {
+        path: String,
+        source: Box<ImportError>,
+    },
+
+    #[error("the files are of two formats ({first} and {this}): import each report on its own")]
+    MixedFormats { first: Format, this: Format },
+
     #[error("the file is empty: no header row")]
     Empty,
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How far an import has got, for a progress bar. Sent every [`PROGRESS_EVERY_ROWS`] rows and
 /// once at the end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Data rows read so far (kept and skipped).
     pub rows: u64,
@@ -68,26 +68,15 @@ pub fn import_reader<R: Read>(
 ) -> Result<ImportResult, ImportError> {
     let counted = Counting::new(reader);
     let bytes = counted.count.clone();
-    let (kind, prefix, rest) = sniff(counted).map_err(|e| read_error(&bytes, e))?;
-    let stream = io::Cursor::new(prefix).chain(rest);
-    match kind {
-        Container::Plain => import_csv(stream, &bytes, None, progress),
-        Container::Gzip => import_csv(
-            flate2::read::MultiGzDecoder::new(stream),
-            &bytes,
-            None,
-            progress,
-        ),
-        Container::Zip => {
-            let mut stream = stream;
-            match zip::read::read_zipfile_from_stream(&mut stream) {
-                Ok(Some(entry)) => import_csv(entry, &bytes, None, progress),
-                Ok(None) => Err(ImportError::Zip("the archive holds no file".into())),
-                Err(e) => Err(zip_error(e, &bytes)),
-            }
-        }
-        Container::Parquet => Err(ImportError::ParquetNotSupported),
-    }
+    let mut state = State::default();
+    let mut sink = Sink {
+        bytes: &bytes,
+        base: Progress::default(),
+        total_bytes: None,
+        progress,
+    };
+    import_stream(counted, &mut sink, &mut state, 0)?;
+    state.finish()
 }
 
 /// Imports one export file: `.csv`, `.csv.gz`, `.zip` (holding one CSV, as CUR delivers them).
@@ -96,6 +85,46 @@ pub fn import_path(
     path: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportResult, ImportError> {
+    let mut state = State::default();
+    import_file(path, Progress::default(), progress, &mut state)?;
+    state.finish()
+}
+
+/// Imports the parts of one report together, as one result. A CUR delivery is split into
+/// several files (`-00001.csv.gz`, `-00002.csv.gz`, ...) and one key (a resource on a day) can
+/// have lines in more than one part: the parts must be summed together before they are
+/// stored, or upserting part 2 would replace what part 1 wrote. All files must be of one
+/// format; an error names the file. Progress counts rows and bytes across all files.
+pub fn import_paths(
+    paths: &[&Path],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportResult, ImportError> {
+    let total: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut state = State::default();
+    for path in paths {
+        let base = Progress {
+            rows: state.rows_read,
+            bytes: state.bytes_read,
+            total_bytes: Some(total),
+        };
+        import_file(path, base, progress, &mut state).map_err(|source| ImportError::InFile {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
+    }
+    state.finish()
+}
+
+fn import_file(
+    path: &Path,
+    base: Progress,
+    progress: &mut dyn FnMut(Progress),
+    state: &mut State,
+) -> Result<(), ImportError> {
     let is_parquet = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
@@ -106,7 +135,8 @@ pub fn import_path(
         bytes_read: 0,
         source,
     })?;
-    let total = file.metadata().ok().map(|m| m.len());
+    let size = file.metadata().ok().map(|m| m.len());
+    let total_bytes = base.total_bytes.or(size);
     let mut counted = Counting::new(file);
     let bytes = counted.count.clone();
     let mut magic = [0u8; 4];
@@ -115,21 +145,72 @@ pub fn import_path(
         .seek(SeekFrom::Start(0))
         .map_err(|e| read_error(&bytes, e))?;
     bytes.store(0, Ordering::Relaxed);
-    match Container::of(&magic[..n]) {
-        Container::Zip => {
-            let mut archive = zip::ZipArchive::new(counted).map_err(|e| zip_error(e, &bytes))?;
-            let index = single_csv_entry(&mut archive)?;
-            let entry = archive.by_index(index).map_err(|e| zip_error(e, &bytes))?;
-            import_csv(entry, &bytes, total, progress)
-        }
-        Container::Gzip => import_csv(
-            flate2::read::MultiGzDecoder::new(counted),
-            &bytes,
-            total,
-            progress,
-        ),
-        Container::Plain => import_csv(counted, &bytes, total, progress),
+    let mut sink = Sink {
+        bytes: &bytes,
+        base,
+        total_bytes,
+        progress,
+    };
+    if Container::of(&magic[..n]) == Container::Zip {
+        // A seekable file: read the central directory rather than trusting local headers.
+        let mut archive = zip::ZipArchive::new(counted).map_err(|e| zip_error(e, &bytes))?;
+        let index = single_csv_entry(&mut archive)?;
+        let entry = archive.by_index(index).map_err(|e| zip_error(e, &bytes))?;
+        import_stream(Box::new(entry), &mut sink, state, 1)
+    } else {
+        import_stream(counted, &mut sink, state, 0)
+    }
+}
+
+/// Where rows and bytes are reported, offset by the files already imported.
+struct Sink<'a> {
+    bytes: &'a AtomicU64,
+    base: Progress,
+    total_bytes: Option<u64>,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl Sink<'_> {
+    fn report(&mut self, rows_in_file: u64) {
+        (self.progress)(Progress {
+            rows: self.base.rows + rows_in_file,
+            bytes: self.base.bytes + self.bytes.load(Ordering::Relaxed),
+            total_bytes: self.total_bytes,
+        });
+    }
+}
+
+/// Sniffs the container and imports what is inside. `depth` stops a zip inside a gzip inside
+/// a zip... after one level of nesting (CUR zips may hold a `.csv.gz`).
+fn import_stream<R: Read>(
+    reader: R,
+    sink: &mut Sink<'_>,
+    state: &mut State,
+    depth: u8,
+) -> Result<(), ImportError> {
+    let (kind, prefix, rest) = sniff(reader).map_err(|e| read_error(sink.bytes, e))?;
+    let stream = io::Cursor::new(prefix).chain(rest);
+    match kind {
+        Container::Plain => import_csv(stream, sink, state),
         Container::Parquet => Err(ImportError::ParquetNotSupported),
+        _ if depth > 1 => Err(ImportError::Zip(
+            "archives nested more than two deep".into(),
+        )),
+        Container::Gzip => {
+            let inner: Box<dyn Read + '_> = Box::new(flate2::read::MultiGzDecoder::new(stream));
+            import_stream(inner, sink, state, depth + 1)
+        }
+        Container::Zip => {
+            let mut stream = stream;
+            match zip::read::read_zipfile_from_stream(&mut stream) {
+                Ok(Some(entry)) => {
+                    let inner: Box<dyn Read + '_> = Box::new(entry);
+                    import_stream(inner, sink, state, depth + 1)
+                }
+                Ok(None) => Err(ImportError::Zip("the archive holds no file".into())),
+                Err(e) => Err(zip_error(e, sink.bytes)),
+            }
+        }
     }
 }
 
@@ -267,10 +348,10 @@ fn csv_error(error: csv::Error, bytes: &AtomicU64) -> ImportError {
 
 fn import_csv<R: Read>(
     reader: R,
-    bytes: &AtomicU64,
-    total_bytes: Option<u64>,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<ImportResult, ImportError> {
+    sink: &mut Sink<'_>,
+    state: &mut State,
+) -> Result<(), ImportError> {
+    let bytes = sink.bytes;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(reader);
@@ -284,36 +365,44 @@ fn import_csv<R: Read>(
         return Err(ImportError::Empty);
     }
     let layout = Layout::new(&header)?;
-    let mut state = State::new(layout);
+    match state.format {
+        Some(format) if format != layout.format => {
+            return Err(ImportError::MixedFormats {
+                first: format,
+                this: layout.format,
+            });
+        }
+        _ => state.format = Some(layout.format),
+    }
     let mut record = csv::StringRecord::new();
-    let report = |rows: u64| Progress {
-        rows,
-        bytes: bytes.load(Ordering::Relaxed),
-        total_bytes,
-    };
+    let mut rows: u64 = 0;
     loop {
         match csv.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(csv_error(e, bytes)),
         }
-        state.rows_read += 1;
-        let line = record.position().map_or(state.rows_read + 1, |p| p.line());
-        state.row(line, &record)?;
-        if state.rows_read.is_multiple_of(PROGRESS_EVERY_ROWS) {
-            progress(report(state.rows_read));
+        rows += 1;
+        let line = record.position().map_or(rows + 1, |p| p.line());
+        state.row(&layout, line, &record)?;
+        if rows.is_multiple_of(PROGRESS_EVERY_ROWS) {
+            sink.report(rows);
         }
     }
     // Read to the very end so a compressed stream's trailer (gzip CRC and length) is checked.
     let mut rest = csv.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| read_error(bytes, e))?;
-    progress(report(state.rows_read));
-    state.finish(bytes.load(Ordering::Relaxed))
+    sink.report(rows);
+    state.rows_read += rows;
+    state.bytes_read += bytes.load(Ordering::Relaxed);
+    Ok(())
 }
 
 /// What the row loop carries besides the sums.
+#[derive(Default)]
 struct State {
-    layout: Layout,
+    /// Set by the first file's header; later files must match.
+    format: Option<Format>,
     sums: Aggregator,
     rows_read: u64,
     rows_skipped: u64,
@@ -322,25 +411,16 @@ struct State {
     resource_tags: BTreeMap<String, BTreeMap<String, String>>,
     tagged_rows_without_resource: u64,
     unreadable_tag_cells: u64,
+    bytes_read: u64,
 }
 
 impl State {
-    fn new(layout: Layout) -> Self {
-        Self {
-            layout,
-            sums: Aggregator::default(),
-            rows_read: 0,
-            rows_skipped: 0,
-            skipped_by_provider: BTreeMap::new(),
-            days: None,
-            resource_tags: BTreeMap::new(),
-            tagged_rows_without_resource: 0,
-            unreadable_tag_cells: 0,
-        }
-    }
-
-    fn row(&mut self, line: u64, record: &csv::StringRecord) -> Result<(), ImportError> {
-        let layout = &self.layout;
+    fn row(
+        &mut self,
+        layout: &Layout,
+        line: u64,
+        record: &csv::StringRecord,
+    ) -> Result<(), ImportError> {
         if let Some(provider) = layout.provider {
             let name = cell(record, provider);
             if !is_aws(name) {
@@ -407,7 +487,7 @@ impl State {
         let currency = if currency.is_empty() { "USD" } else { currency };
         let unit = layout.unit.map_or("", |i| cell(record, i));
 
-        self.tags(record, &resource_id);
+        self.tags(layout, record, &resource_id);
         self.days = Some(match self.days {
             None => (day, day),
             Some((lo, hi)) => (lo.min(day), hi.max(day)),
@@ -433,9 +513,9 @@ impl State {
         )
     }
 
-    fn tags(&mut self, record: &csv::StringRecord, resource_id: &str) {
+    fn tags(&mut self, layout: &Layout, record: &csv::StringRecord, resource_id: &str) {
         let mut found: Vec<(String, String)> = Vec::new();
-        match &self.layout.tags {
+        match &layout.tags {
             TagSource::None => return,
             TagSource::Columns(columns) => {
                 for (i, key) in columns {
@@ -476,7 +556,8 @@ impl State {
         tags.extend(found);
     }
 
-    fn finish(self, bytes_read: u64) -> Result<ImportResult, ImportError> {
+    fn finish(self) -> Result<ImportResult, ImportError> {
+        let format = self.format.ok_or(ImportError::Empty)?;
         let money = |value: Decimal, what: &str| {
             Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
                 what: what.to_string(),
@@ -486,7 +567,7 @@ impl State {
         let total_unblended = money(self.sums.total_unblended, "the file's total unblended cost")?;
         let total_amortized = money(self.sums.total_amortized, "the file's total amortized cost")?;
         Ok(ImportResult {
-            format: self.layout.format,
+            format,
             rows_read: self.rows_read,
             rows_skipped: self.rows_skipped,
             skipped_by_provider: self.skipped_by_provider,
@@ -497,7 +578,7 @@ impl State {
             resource_tags: self.resource_tags,
             tagged_rows_without_resource: self.tagged_rows_without_resource,
             unreadable_tag_cells: self.unreadable_tag_cells,
-            bytes_read,
+            bytes_read: self.bytes_read,
         })
     }
 }

@@ -12,8 +12,11 @@
 //!   `product` / `resource_tags` map columns), FOCUS 1.x CSV (`BilledCost`, `ChargePeriodStart`).
 //!   The format comes from the header ([`detect_format`]); a header that is none of them is
 //!   refused with the columns each format lacked.
-//! - Plain, gzip (`.gz`) and zip (`.zip`, one CSV inside), recognised by magic bytes. A truncated
-//!   or corrupt archive is an error, never a partial import. Parquet is refused with
+//! - Plain, gzip (`.gz`) and zip (`.zip`, one CSV or CSV.gz inside), recognised by magic bytes.
+//!   A truncated or corrupt archive is an error, never a partial import.
+//! - [`import_path`] reads one file, [`import_reader`] any reader, [`import_paths`] the several
+//!   parts of one CUR delivery summed together. Parts must be imported together: one key can
+//!   have lines in two parts, and storing part 2 on its own would replace part 1's sum. Parquet is refused with
 //!   [`ImportError::ParquetNotSupported`]: the `parquet` crate is too heavy a build for now.
 //!
 //! # How rows become records
@@ -61,4 +64,6 @@ pub mod import;
 
 pub use error::{ImportError, MissingColumns};
 pub use format::{Format, detect_format};
-pub use import::{ImportResult, PROGRESS_EVERY_ROWS, Progress, import_path, import_reader};
+pub use import::{
+    ImportResult, PROGRESS_EVERY_ROWS, Progress, import_path, import_paths, import_reader,
+};

@@ -1,11 +1,11 @@
 //! File import against the real public exports in `shared/data` and small fixtures of our own.
 
 use cloudspend_collect_cur::{
-    Format, ImportError, ImportResult, Progress, import_path, import_reader,
+    Format, ImportError, ImportResult, Progress, import_path, import_paths, import_reader,
 };
 use cloudspend_core::Money;
 use rust_decimal::Decimal;
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -460,4 +460,60 @@ fn progress_reports_rows_and_bytes_up_to_the_file_size() {
         (1000, size, Some(size))
     );
     assert_eq!(result.bytes_read, size);
+}
+
+#[test]
+fn parts_of_one_report_are_summed_together_before_they_are_stored() {
+    let plain = data("cur/mock-cur1-cur2/cur_1_0/sample_billing_data.csv");
+    let zipped = data("cur/mock-cur1-cur2/cur_1_0/MockTestReport-00001.csv.zip");
+    let one = import(&plain);
+    let mut last = Progress::default();
+    let both = import_paths(&[&plain, &zipped], &mut |p| last = p).unwrap();
+    assert_eq!(both.rows_read, 6);
+    assert_eq!(both.records.len(), one.records.len(), "same keys, summed");
+    assert_eq!(
+        both.total_unblended,
+        one.total_unblended + one.total_unblended
+    );
+    for (b, o) in both.records.iter().zip(&one.records) {
+        assert_eq!(b.unblended, o.unblended + o.unblended);
+    }
+    let sizes =
+        std::fs::metadata(&plain).unwrap().len() + std::fs::metadata(&zipped).unwrap().len();
+    assert_eq!((last.rows, last.total_bytes), (6, Some(sizes)));
+
+    let focus = data("focus/DERIVED_focus_sample_aws_only.csv");
+    let err = import_paths(&[&plain, &focus], &mut |_| {}).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("DERIVED_focus_sample_aws_only.csv") && message.contains("two formats"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_zip_holding_a_gzipped_csv_imports() {
+    let gz = std::fs::read(data(
+        "cur/mock-cur1-cur2/cur_2_0/MockTestReportV2-00001.csv.gz",
+    ))
+    .unwrap();
+    let mut buffer = Cursor::new(Vec::new());
+    let mut writer = zip::ZipWriter::new(&mut buffer);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer.start_file("report-00001.csv.gz", options).unwrap();
+    writer.write_all(&gz).unwrap();
+    writer.finish().unwrap();
+    let bytes = buffer.into_inner();
+
+    let expected = import(&data(
+        "cur/mock-cur1-cur2/cur_2_0/sample_billing_data_v2.csv",
+    ));
+    assert_eq!(import_bytes(&bytes).unwrap().records, expected.records);
+    let dir = std::env::temp_dir().join(format!("cloudspend-cur-zipgz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.zip");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(import(&path).records, expected.records);
+    std::fs::remove_dir_all(&dir).ok();
 }
