@@ -52,7 +52,7 @@
 //! import with its line and column.
 //!
 //! # Layout
-//! - [`format`]: the formats, header detection, where each field is read from.
+//! - [`format`](mod@format): the formats, header detection, where each field is read from.
 //! - [`import`]: the streaming import: containers, CSV rows, parsing, progress.
 //! - `aggregate`: the per-key exact sums (interned strings, so a key is a few integers).
 //! - [`error`]: why an import was refused, with line and column.
