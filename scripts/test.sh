@@ -3,7 +3,7 @@
 #   - a throwaway PostgreSQL cluster (initdb in a temp dir, a free port, run as the `postgres`
 #     user when we are root, because initdb and postgres refuse to run as root),
 #   - the moto AWS emulator, pinned, from PyPI, in a virtualenv under the cargo target dir,
-#   - checks of the repository's config files (docker-compose.yml),
+#   - checks of the repository's config files (docker-compose.yml, the CloudFormation template),
 # then `cargo test --workspace` with the services' addresses in the environment.
 #
 # usage: scripts/test.sh [extra arguments for cargo test, e.g. -p cloudspend-store]
@@ -118,6 +118,8 @@ check_compose() {
 start_postgres
 start_moto
 check_compose
+# The tenant-side CloudFormation template must lint clean (cfn-lint from PyPI, pinned).
+"$repo/scripts/check-cfn.sh"
 
 if [ $# -eq 0 ]; then set -- --workspace; fi
 log "cargo test $*"

@@ -31,6 +31,20 @@ pub enum Command {
     User(UserCommand),
     /// Run a collection for one tenant now and print what it did.
     Collect(CollectArgs),
+    /// Load Cost and Usage Report or FOCUS export files (csv, csv.gz, zip) into a tenant.
+    ImportCur(ImportCurArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCurArgs {
+    /// The tenant's id.
+    #[arg(long)]
+    pub tenant: String,
+
+    /// Export files. The files of one command are read as one report (a CUR delivery comes in
+    /// several parts whose lines add up) and written in one transaction.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

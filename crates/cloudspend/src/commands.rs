@@ -1,6 +1,6 @@
 //! One function per subcommand.
 
-use crate::cli::{Cli, CollectArgs, Command, ServerArgs, UserCommand, UserCreateArgs};
+use crate::cli::{Cli, CollectArgs, Command, ImportCurArgs, ServerArgs, UserCommand, UserCreateArgs};
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
 use cloudspend_aws_access::AwsAccess;
@@ -44,7 +44,92 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo(&cli.database_url, &args.server).await,
         Command::User(UserCommand::Create(args)) => create_user(&cli.database_url, args).await,
         Command::Collect(args) => collect(&cli.database_url, args).await,
+        Command::ImportCur(args) => import_cur(&cli.database_url, args).await,
     }
+}
+
+async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let tenant: cloudspend_core::TenantId =
+        args.tenant.parse().map_err(|_| anyhow::anyhow!("--tenant must be a tenant UUID, got `{}`", args.tenant))?;
+    let store = open(database_url).await?;
+    store.migrate().await.context("applying migrations")?;
+    if store.tenant(tenant).await?.is_none() {
+        bail!("no tenant {tenant}");
+    }
+    let started_at = chrono::Utc::now();
+    let files = args.files.clone();
+    let interactive = std::io::stderr().is_terminal();
+    // Parsing is CPU-bound and streaming: keep it off the async runtime.
+    let result = tokio::task::spawn_blocking(move || {
+        let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let begun = std::time::Instant::now();
+        let mut draw = |p: cloudspend_collect_cur::Progress| {
+            if !interactive {
+                return;
+            }
+            let secs = begun.elapsed().as_secs_f64().max(0.001);
+            let percent = p.total_bytes.filter(|t| *t > 0).map(|t| format!("{:5.1}% ", 100.0 * p.bytes as f64 / t as f64));
+            eprint!(
+                "\r{}{} rows, {:.1} MiB, {:.0} rows/s   ",
+                percent.unwrap_or_default(),
+                p.rows,
+                p.bytes as f64 / 1_048_576.0,
+                p.rows as f64 / secs
+            );
+        };
+        let result = cloudspend_collect_cur::import_paths(&paths, &mut draw);
+        if interactive {
+            eprintln!();
+        }
+        result
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let written = store.upsert_daily_costs(tenant, &result.records).await.context("writing the imported rows")?;
+    let (window_start, window_end) = match result.days {
+        Some((first, last)) => (
+            first.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+            (last + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+        ),
+        None => (started_at, started_at),
+    };
+    let run = store
+        .start_run(cloudspend_store::NewRun {
+            tenant_id: tenant,
+            collector: "cur-import".into(),
+            window_start,
+            window_end,
+            started_at,
+        })
+        .await?;
+    store
+        .finish_run(
+            tenant,
+            run,
+            cloudspend_store::RunOutcome {
+                status: RunStatus::Succeeded,
+                finished_at: chrono::Utc::now(),
+                rows_written: written as i64,
+                aws_requests: 0,
+                ce_requests: 0,
+                retries: 0,
+                error: None,
+            },
+        )
+        .await?;
+    println!(
+        "imported {} ({}): {} rows read, {} skipped, {} daily cost rows written, total unblended {} ({} to the cent){}",
+        args.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        result.format.label(),
+        result.rows_read,
+        result.rows_skipped,
+        written,
+        result.total_unblended,
+        result.total_unblended.round_to_cents(),
+        result.days.map(|(a, b)| format!(", days {a} to {b}")).unwrap_or_default(),
+    );
+    Ok(())
 }
 
 fn settings(server: &ServerArgs) -> Settings {

@@ -155,3 +155,59 @@ async fn migrate_user_create_and_serve_on_postgres() {
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// The public legacy CUR sample (../shared/data), whose lineItem/UnblendedCost column sums to
+/// 1.68230869740.
+fn legacy_cur_sample() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur/anonymized-legacy");
+    let file = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the shared billing samples are missing at {} ({e})", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".csv") && p.to_string_lossy().contains("sample"))
+        .expect("a legacy CUR csv in the sample folder");
+    file
+}
+
+#[tokio::test]
+async fn import_cur_loads_the_public_sample_exactly_and_twice_changes_nothing() {
+    let database_url = cloudspend_store::testing::fresh_postgres_url().await;
+    let dir = temp_dir();
+    let created = run(command(&dir)
+        .args(["user", "create", "finops@example.com", "--tenant", "Importers", "--password", "a long enough password"])
+        .env("DATABASE_URL", &database_url));
+    let stdout = String::from_utf8_lossy(&created.stdout).to_string();
+    let tenant = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("created tenant Importers ("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .expect("tenant id printed")
+        .to_string();
+    let sample = legacy_cur_sample();
+    let store = cloudspend_store::connect(&database_url).await.unwrap();
+    let tenant_id: cloudspend_core::TenantId = tenant.parse().unwrap();
+    let from = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+    let to = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+    let mut snapshots = Vec::new();
+    for _ in 0..2 {
+        let out = run(command(&dir).args(["import-cur", "--tenant", &tenant]).arg(&sample).env("DATABASE_URL", &database_url));
+        let printed = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(printed.contains("1.68 to the cent"), "{printed}");
+        let rows = store.daily_costs(tenant_id, from, to).await.unwrap();
+        let total: cloudspend_core::Money = rows.iter().map(|r| r.unblended).sum();
+        assert_eq!(total.round_to_cents().to_string(), "1.68");
+        // Each aggregated row is kept to the nano-unit, so the stored sum is within a few
+        // billionths of the file's exact 1.68230869740, far inside a cent.
+        let exact: cloudspend_core::Money = "1.6823086974".parse().unwrap();
+        assert!((total - exact).abs().nanos() <= rows.len() as i64, "{total} vs {exact}");
+        snapshots.push(rows);
+    }
+    assert_eq!(snapshots[0], snapshots[1], "importing the same file twice changed the rows");
+
+    let odd = dir.join("odd.csv");
+    std::fs::write(&odd, "date,cost\n2024-01-01,1.00\n").unwrap();
+    let refused = command(&dir).args(["import-cur", "--tenant", &tenant]).arg(&odd).env("DATABASE_URL", &database_url).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("lineItem/UnblendedCost") || stderr.contains("BilledCost"), "{stderr}");
+}
