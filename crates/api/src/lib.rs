@@ -72,6 +72,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::admin::router())
         .merge(routes::collections::router())
         .merge(routes::diagnostics::router())
+        .merge(routes::onboarding::router())
         .split_for_parts()
 }
 

@@ -19,7 +19,15 @@ pub struct ApiConfig {
     pub login_failures_per_ip: Limit,
     /// Sign-ups allowed per client IP per window.
     pub signups_per_ip: Limit,
+    /// CloudSpend's own AWS account, which tenants' roles trust (`CLOUDSPEND_PLATFORM_ACCOUNT_ID`).
+    pub platform_account_id: Option<String>,
+    /// Where the tenant CloudFormation template is hosted (S3 URL) for the console quick-create link.
+    pub template_url: String,
 }
+
+/// Where `cfn/connect-aws-billing.yml` is published by default; operators host their own copy
+/// and set `CLOUDSPEND_TEMPLATE_URL`.
+pub const DEFAULT_TEMPLATE_URL: &str = "https://cloudspend-templates.s3.amazonaws.com/connect-aws-billing.yml";
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -30,6 +38,8 @@ impl Default for ApiConfig {
             login_failures_per_email: Limit { max_events: 5, window: fifteen_minutes },
             login_failures_per_ip: Limit { max_events: 50, window: fifteen_minutes },
             signups_per_ip: Limit { max_events: 20, window: Duration::from_secs(3600) },
+            platform_account_id: None,
+            template_url: DEFAULT_TEMPLATE_URL.to_string(),
         }
     }
 }

@@ -6,5 +6,6 @@ pub mod accounts;
 pub mod admin;
 pub mod health;
 pub mod members;
+pub mod onboarding;
 pub mod collections;
 pub mod diagnostics;

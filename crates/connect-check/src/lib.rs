@@ -1,0 +1,288 @@
+//! Connection diagnostics. Onboarding fails in practice on a wrong role ARN, an external ID
+//! mismatch, Cost Explorer not enabled, a missing Athena table: this crate runs the steps that
+//! prove each of those, in order, and reports every one as ok / failed / skipped with the AWS
+//! error code and what to do about it, so a tenant is told exactly which step failed.
+//!
+//! It calls AWS only (through the SDK, with the tenant's credentials) and never touches the
+//! database: the caller decides what to save. Only steps 1 and 2 (credentials and account)
+//! decide whether a connection can be saved; later failures become warnings.
+//!
+//! Steps: (1) AssumeRole with the external ID, (2) GetCallerIdentity and the account matches
+//! the ARN, (3) Cost Explorer answers a small GetCostAndUsage, (4) EC2 DescribeInstances in the
+//! first region, (5) the Athena workgroup exists and the CUR table is visible, (6) the Athena
+//! results bucket is writable.
+
+use aws_types::SdkConfig;
+use chrono::{Duration, Utc};
+use cloudspend_aws_access::{AwsAccess, AwsError, RequestCounter, TenantCredentials, cost_explorer_config};
+use cloudspend_core::TenantId;
+use cloudspend_core::connection::CurLocation;
+use serde::Serialize;
+
+/// What to check: everything the connect form gave, already validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub tenant: TenantId,
+    pub credentials: TenantCredentials,
+    /// The account the role ARN names (None for access keys: the keys' own account is taken).
+    pub expected_account: Option<String>,
+    /// Regions to collect; the first is where EC2 and Athena are checked.
+    pub regions: Vec<String>,
+    pub cur: CurLocation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Step {
+    /// Stable name: assume_role, caller_identity, cost_explorer, ec2, athena, results_bucket.
+    pub name: &'static str,
+    /// What the step checks, in words.
+    pub title: &'static str,
+    pub status: StepStatus,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    pub steps: Vec<Step>,
+    /// The account the credentials belong to (from GetCallerIdentity).
+    pub account_id: Option<String>,
+}
+
+impl Report {
+    /// Steps 1 and 2 passed (or step 1 did not apply): the connection can be saved.
+    pub fn credentials_ok(&self) -> bool {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.name, "assume_role" | "caller_identity"))
+            .all(|s| s.status != StepStatus::Failed)
+            && self.account_id.is_some()
+    }
+
+    /// The first failed step among 1 and 2, for the error answer.
+    pub fn blocking_failure(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| matches!(s.name, "assume_role" | "caller_identity") && s.status == StepStatus::Failed)
+    }
+
+    /// Failed optional steps, as the warnings saved on the connection.
+    pub fn warnings(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed && !matches!(s.name, "assume_role" | "caller_identity"))
+            .map(|s| match &s.hint {
+                Some(hint) => format!("{}: {} ({hint})", s.title, s.message),
+                None => format!("{}: {}", s.title, s.message),
+            })
+            .collect()
+    }
+}
+
+fn ok(name: &'static str, title: &'static str, message: impl Into<String>) -> Step {
+    Step { name, title, status: StepStatus::Ok, message: message.into(), aws_code: None, hint: None }
+}
+
+fn skipped(name: &'static str, title: &'static str, why: impl Into<String>) -> Step {
+    Step { name, title, status: StepStatus::Skipped, message: why.into(), aws_code: None, hint: None }
+}
+
+fn failed(name: &'static str, title: &'static str, err: &AwsError) -> Step {
+    Step {
+        name,
+        title,
+        status: StepStatus::Failed,
+        message: err.message().map(str::to_string).unwrap_or_else(|| err.to_string()),
+        aws_code: err.code().map(str::to_string),
+        hint: err.hint(),
+    }
+}
+
+fn failed_with(name: &'static str, title: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Step {
+    Step { name, title, status: StepStatus::Failed, message: message.into(), aws_code: None, hint: Some(hint.into()) }
+}
+
+const T_ASSUME: &str = "Assume the IAM role with the external ID";
+const T_IDENTITY: &str = "Confirm the AWS account";
+const T_CE: &str = "Read Cost Explorer";
+const T_EC2: &str = "List EC2 instances";
+const T_ATHENA: &str = "Find the CUR table in Athena";
+const T_RESULTS: &str = "Write to the Athena results bucket";
+
+/// Runs every step in order. Never fails as a whole: each outcome is in the report.
+pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
+    let mut steps = Vec::new();
+    let region = plan.regions.first().map(String::as_str).unwrap_or("us-east-1");
+    // A cached provider would hide a changed external ID or rotated key: start fresh.
+    aws.forget_tenant(plan.tenant);
+
+    // (1) AssumeRole, made explicitly so its failure is told apart from what follows.
+    match &plan.credentials {
+        TenantCredentials::Role { role_arn, external_id } => {
+            let sts = aws_sdk_sts::Client::new(aws.base());
+            let session = format!("cloudspend-verify-{}", plan.tenant.0.simple());
+            match sts.assume_role().role_arn(role_arn).external_id(external_id).role_session_name(&session[..session.len().min(64)]).send().await {
+                Ok(_) => steps.push(ok("assume_role", T_ASSUME, format!("assumed {role_arn}"))),
+                Err(err) => {
+                    let err = AwsError::from_sdk("sts:AssumeRole", err);
+                    let mut step = failed("assume_role", T_ASSUME, &err);
+                    step.hint = Some(
+                        "check the role ARN, that the role's trust policy names CloudSpend's AWS account, and that \
+                         its sts:ExternalId condition holds exactly the external ID on the onboarding page"
+                            .into(),
+                    );
+                    steps.push(step);
+                    return finish(steps, None);
+                }
+            }
+        }
+        _ => steps.push(skipped("assume_role", T_ASSUME, "not used: the connection uses access keys")),
+    }
+
+    // (2) GetCallerIdentity through the same path collections use.
+    let config = match aws.sdk_config(plan.tenant, &plan.credentials, region).await {
+        Ok(config) => config,
+        Err(err) => {
+            steps.push(failed("caller_identity", T_IDENTITY, &err));
+            return finish(steps, None);
+        }
+    };
+    let account = match aws_sdk_sts::Client::new(&config).get_caller_identity().send().await {
+        Ok(identity) => identity.account().unwrap_or_default().to_string(),
+        Err(err) => {
+            let err = AwsError::from_sdk("sts:GetCallerIdentity", err);
+            steps.push(failed("caller_identity", T_IDENTITY, &err));
+            return finish(steps, None);
+        }
+    };
+    if let Some(expected) = plan.expected_account.as_deref().filter(|e| *e != account) {
+        steps.push(failed_with(
+            "caller_identity",
+            T_IDENTITY,
+            format!("the credentials belong to account {account}, but the role ARN names account {expected}"),
+            "use the role ARN from the stack's RoleArn output in the account you want to connect",
+        ));
+        return finish(steps, None);
+    }
+    steps.push(ok("caller_identity", T_IDENTITY, format!("connected to account {account}")));
+
+    steps.push(check_cost_explorer(&config).await);
+    steps.push(check_ec2(&config, &account, region).await);
+    steps.push(check_athena(&config, &plan.cur).await);
+    steps.push(check_results_bucket(&config, &plan.cur).await);
+    finish(steps, Some(account))
+}
+
+fn finish(mut steps: Vec<Step>, account_id: Option<String>) -> Report {
+    let all = [
+        ("assume_role", T_ASSUME),
+        ("caller_identity", T_IDENTITY),
+        ("cost_explorer", T_CE),
+        ("ec2", T_EC2),
+        ("athena", T_ATHENA),
+        ("results_bucket", T_RESULTS),
+    ];
+    for (name, title) in all {
+        if !steps.iter().any(|s| s.name == name) {
+            steps.push(skipped(name, title, "not run: an earlier step failed"));
+        }
+    }
+    Report { steps, account_id }
+}
+
+async fn check_cost_explorer(config: &SdkConfig) -> Step {
+    let today = Utc::now().date_naive();
+    let ce = cost_explorer_config(config);
+    match cloudspend_collect_costexplorer::daily_totals(&ce, today - Duration::days(1), today, &RequestCounter::new()).await
+    {
+        Ok(days) => ok("cost_explorer", T_CE, format!("Cost Explorer answered ({} day)", days.len())),
+        Err(err) => failed("cost_explorer", T_CE, &err),
+    }
+}
+
+async fn check_ec2(config: &SdkConfig, account: &str, region: &str) -> Step {
+    let regions = [region.to_string()];
+    match cloudspend_collect_ec2::collect_instances(config, account, &regions, &RequestCounter::new()).await {
+        Ok(instances) => ok("ec2", T_EC2, format!("{} instances in {region}", instances.len())),
+        Err(err) => failed("ec2", T_EC2, &err),
+    }
+}
+
+async fn check_athena(config: &SdkConfig, cur: &CurLocation) -> Step {
+    let (Some(database), Some(table)) = (cur.athena_database.as_deref(), cur.athena_table.as_deref()) else {
+        return skipped("athena", T_ATHENA, "no Athena database and table given");
+    };
+    let workgroup = cur.athena_workgroup.as_deref().unwrap_or("primary");
+    let athena = aws_sdk_athena::Client::new(config);
+    match athena.get_work_group().work_group(workgroup).send().await {
+        Ok(out) if out.work_group().is_some() => {}
+        Ok(_) => {
+            return failed_with(
+                "athena",
+                T_ATHENA,
+                format!("workgroup `{workgroup}` was not found"),
+                "create the workgroup or give the name of an existing one (default: primary)",
+            );
+        }
+        Err(err) => return failed("athena", T_ATHENA, &AwsError::from_sdk("athena:GetWorkGroup", err)),
+    }
+    match athena
+        .get_table_metadata()
+        .catalog_name("AwsDataCatalog")
+        .database_name(database)
+        .table_name(table)
+        .work_group(workgroup)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let columns = out.table_metadata().map(|t| t.columns().len()).unwrap_or(0);
+            ok("athena", T_ATHENA, format!("table {database}.{table} is visible ({columns} columns)"))
+        }
+        Err(err) => {
+            let err = AwsError::from_sdk("athena:GetTableMetadata", err);
+            let mut step = failed("athena", T_ATHENA, &err);
+            if step.hint.is_none() {
+                step.hint = Some(format!(
+                    "check that the CUR's Athena integration created {database}.{table} in the data catalog of the \
+                     first region, and that the role may call athena:GetTableMetadata and glue:GetTable"
+                ));
+            }
+            step
+        }
+    }
+}
+
+async fn check_results_bucket(config: &SdkConfig, cur: &CurLocation) -> Step {
+    let Some(bucket) = cur.athena_results_bucket.as_deref() else {
+        return skipped("results_bucket", T_RESULTS, "no Athena results bucket given");
+    };
+    let prefix = cur.athena_results_prefix.as_deref().unwrap_or("").trim_end_matches('/');
+    let key = if prefix.is_empty() {
+        "cloudspend-connection-check.txt".to_string()
+    } else {
+        format!("{prefix}/cloudspend-connection-check.txt")
+    };
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+    // A fixed key, overwritten at every check, so diagnostics never litter the bucket.
+    match s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"CloudSpend can write Athena results here.\n"))
+        .send()
+        .await
+    {
+        Ok(_) => ok("results_bucket", T_RESULTS, format!("wrote s3://{bucket}/{key}")),
+        Err(err) => failed("results_bucket", T_RESULTS, &AwsError::from_sdk("s3:PutObject", err)),
+    }
+}
