@@ -7,3 +7,4 @@ mod common;
 mod http;
 mod isolation;
 mod members;
+mod onboarding;
