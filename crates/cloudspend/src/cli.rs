@@ -77,6 +77,15 @@ pub struct ServerArgs {
     #[arg(long, env = "CLOUDSPEND_TOKEN_TTL_HOURS", default_value_t = 720)]
     pub token_ttl_hours: u64,
 
+    /// CloudSpend's own AWS account id, which tenants' IAM roles trust (shown on onboarding and
+    /// filled into the CloudFormation quick-create link).
+    #[arg(long, env = "CLOUDSPEND_PLATFORM_ACCOUNT_ID")]
+    pub platform_account_id: Option<String>,
+
+    /// S3 URL where cfn/connect-aws-billing.yml is published, for the quick-create link.
+    #[arg(long, env = "CLOUDSPEND_TEMPLATE_URL", default_value = cloudspend_api::state::DEFAULT_TEMPLATE_URL)]
+    pub template_url: String,
+
     /// Run the background collection scheduler in this process.
     #[arg(long, env = "CLOUDSPEND_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
     pub scheduler: bool,

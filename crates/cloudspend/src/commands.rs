@@ -154,6 +154,8 @@ fn api_config(server: &ServerArgs) -> ApiConfig {
     ApiConfig {
         token_ttl: Duration::from_secs(server.token_ttl_hours.max(1) * 3600),
         test_endpoints: server.test_endpoints,
+        platform_account_id: server.platform_account_id.clone(),
+        template_url: server.template_url.clone(),
         ..ApiConfig::default()
     }
 }
