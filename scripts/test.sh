@@ -37,7 +37,8 @@ free_port() {
 }
 
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /, because the postgres user may not be allowed into the current directory.
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 find_pg_bindir() {
@@ -78,6 +79,8 @@ start_postgres() {
         -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
         start >/dev/null || { cat "$work/pg/postgres.log" >&2; exit 1; }
     export CLOUDSPEND_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    # Tests that inspect a database dump run this cluster's pg_dump.
+    export CLOUDSPEND_TEST_PG_BINDIR="$bindir"
     log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port"
 }
 

@@ -211,3 +211,91 @@ async fn import_cur_loads_the_public_sample_exactly_and_twice_changes_nothing() 
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("lineItem/UnblendedCost") || stderr.contains("BilledCost"), "{stderr}");
 }
+
+fn pg_dump() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("CLOUDSPEND_TEST_PG_BINDIR") {
+        return Path::new(&dir).join("pg_dump");
+    }
+    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin/pg_dump")).filter(|p| p.exists()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop().expect("pg_dump not found: run the tests with scripts/test.sh (it sets CLOUDSPEND_TEST_PG_BINDIR)")
+}
+
+#[tokio::test]
+async fn an_access_key_secret_is_found_nowhere_but_as_ciphertext() {
+    let moto = cloudspend_aws_access_moto_url();
+    let database_url = cloudspend_store::testing::fresh_postgres_url().await;
+    let dir = temp_dir();
+    let log_path = dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = command(&dir)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &database_url)
+        .env("CLOUDSPEND_MASTER_KEY", "6b".repeat(16) + &"3f".repeat(16))
+        .env("CLOUDSPEND_LOG", "trace")
+        .env("CLOUDSPEND_SCHEDULER_POLL_SECONDS", "1")
+        .env("AWS_ENDPOINT_URL", &moto)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_healthy(&base, &mut child).await;
+    let running = Running(child);
+    let client = reqwest::Client::new();
+    let signup: Value = client
+        .post(format!("{base}/api/auth/signup"))
+        .json(&json!({"email": "keys@example.com", "password": "a long enough password", "tenant_name": "Keys Inc"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signup["token"].as_str().unwrap().to_string();
+    let secret = format!("Zx{}Q9", uuid::Uuid::new_v4().simple());
+    let connect = client
+        .post(format!("{base}/api/tenants/connect"))
+        .bearer_auth(&token)
+        .json(&json!({"auth_method": "access_key", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": secret,
+                      "region": "us-east-1", "athena_db": "cur_db", "athena_table": "cur_table"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(connect.status(), 200, "{}", connect.text().await.unwrap());
+    // The scheduler runs the first collection with the decrypted key (at trace level).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, collections) = get_json(&base, "/api/collections", &token).await;
+        let finished = collections["runs"].as_array().map_or(0, |r| r.iter().filter(|r| r["status"] != "running").count());
+        if finished >= 3 || Instant::now() > deadline {
+            assert!(finished >= 3, "collections did not run: {collections}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (_, shown) = get_json(&base, "/api/tenants/connection", &token).await;
+    assert!(!shown.to_string().contains(&secret));
+    drop(running);
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.len() > 1000, "trace logs were written");
+    assert!(!logs.contains(&secret), "the secret appears in the logs");
+    let dump = Command::new(pg_dump()).arg("--data-only").arg(&database_url).output().expect("run pg_dump");
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("v1:"), "the sealed secret is in the dump");
+    assert!(!dump.contains(&secret), "the secret appears in clear in the database");
+}
+
+fn cloudspend_aws_access_moto_url() -> String {
+    std::env::var("CLOUDSPEND_TEST_MOTO_URL").unwrap_or_else(|_| {
+        panic!("CLOUDSPEND_TEST_MOTO_URL is not set: this test needs the moto server; run scripts/test.sh")
+    })
+}
