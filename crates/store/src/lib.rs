@@ -247,6 +247,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     async fn jobs(&self, tenant: TenantId) -> Result<Vec<Job>>;
+
+    /// Removes the tenant's scheduled jobs (when it disconnects AWS); returns how many.
+    async fn delete_jobs(&self, tenant: TenantId) -> Result<u64>;
 }
 
 /// Opens the backend `DATABASE_URL` names. SQLite files (and their folder) are created when

@@ -980,6 +980,11 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn delete_jobs(&self, tenant: TenantId) -> $crate::Result<u64> {
+                let done = sqlx::query("DELETE FROM collection_jobs WHERE tenant_id = $1").bind(tenant.0).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
             async fn jobs(&self, tenant: TenantId) -> $crate::Result<Vec<Job>> {
                 let sql = format!("SELECT {JOB_COLUMNS} FROM collection_jobs WHERE tenant_id = $1 ORDER BY collector");
                 let rows: Vec<JobRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_all(&self.pool).await?;

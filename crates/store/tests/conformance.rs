@@ -291,6 +291,9 @@ async fn jobs_are_leased_once_until_the_lease_expires(store: Arc<dyn Store>) {
     let again = store.lease_due_jobs("r3", at(1, 30), lease, 10).await.unwrap();
     assert!(again.iter().any(|j| j.collector == taken[0].collector));
     assert!(!store.run_job_now(TenantId::new(), "ec2", at(1, 30)).await.unwrap());
+    assert_eq!(store.delete_jobs(TenantId::new()).await.unwrap(), 0);
+    assert_eq!(store.delete_jobs(a.id).await.unwrap(), 2);
+    assert!(store.jobs(a.id).await.unwrap().is_empty());
 }
 
 async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {

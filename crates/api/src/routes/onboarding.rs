@@ -424,6 +424,8 @@ async fn delete_connection(State(state): State<AppState>, caller: Caller) -> Api
     if !state.store.delete_connection(caller.tenant.id).await? {
         return Err(ApiError::not_found("AWS connection"));
     }
+    // Nothing left to collect: drop the schedule too (it is recreated on the next connect).
+    state.store.delete_jobs(caller.tenant.id).await?;
     state.collections.aws().forget_tenant(caller.tenant.id);
     audit(&state, &caller.user, Some(caller.tenant.id), "connection.delete", serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -104,6 +104,7 @@ async fn a_full_connect_runs_the_diagnostics_saves_and_queues_the_first_collecti
     let deleted = app.call(Method::DELETE, "/api/tenants/connection", Some(&ana.token), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/api/tenants/connection", Some(&ana.token)).await.status, StatusCode::NOT_FOUND);
+    assert!(app.store.jobs(tenant).await.unwrap().is_empty(), "a disconnected tenant keeps no schedule");
 }
 
 #[tokio::test]
