@@ -304,13 +304,24 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<MasterKey> {
 
 /// Creates the demo user and tenant once; later runs find them and change nothing.
 async fn ensure_demo_account(store: &dyn Store) -> anyhow::Result<bool> {
-    if store.credentials_by_email(DEMO_EMAIL).await?.is_some() {
+    if let Some((user, _)) = store.credentials_by_email(DEMO_EMAIL).await? {
+        // Data older than a day is refreshed (upserts), so the demo always ends "today".
+        if let Some((tenant, _)) = store.tenants_of(user.id).await?.into_iter().next() {
+            let today = chrono::Utc::now().date_naive();
+            if store.daily_costs(tenant.id, today - chrono::Duration::days(1), today + chrono::Duration::days(1)).await?.is_empty() {
+                crate::demo_data::load(store, tenant.id).await?;
+            }
+        }
         return Ok(false);
     }
     let password_hash = cloudspend_api::auth::hash_password(DEMO_PASSWORD.to_string()).await?;
     let user = NewUser { email: DEMO_EMAIL.to_string(), password_hash, is_global_owner: false };
     match store.create_user_with_tenant(user, DEMO_TENANT).await {
-        Ok(_) => Ok(true),
+        Ok((_, tenant)) => {
+            let rows = crate::demo_data::load(store, tenant.id).await?;
+            tracing::info!(rows, "demo data loaded (synthetic, plus the FOCUS sample)");
+            Ok(true)
+        }
         // Another process started the demo at the same moment.
         Err(StoreError::Conflict { .. }) => Ok(false),
         Err(err) => Err(err.into()),

@@ -6,9 +6,11 @@
 //! Layout:
 //! - [`cli`]: the command line (clap), every setting with its environment variable.
 //! - [`commands`]: one function per subcommand.
+//! - [`demo_data`]: the demo tenant's synthetic costs, instances and CPU, and the FOCUS sample.
 
 mod cli;
 mod commands;
+mod demo_data;
 
 use clap::Parser;
 

@@ -102,6 +102,23 @@ async fn demo_serves_on_embedded_sqlite_with_a_demo_login_and_keeps_it_across_re
     }
     assert!(dir.join("data/cloudspend.db").exists(), "demo database not under ./data");
     assert!(dir.join("data/master.key").exists());
+
+    // The demo tenant has 13 months of costs (synthetic, plus the FOCUS sample), instances and CPU.
+    let store = cloudspend_store::connect(&format!("sqlite://{}", dir.join("data/cloudspend.db").display())).await.unwrap();
+    let (user, _) = store.credentials_by_email("demo@cloudspend.local").await.unwrap().unwrap();
+    let (tenant, _) = store.tenants_of(user.id).await.unwrap().remove(0);
+    let today = chrono::Utc::now().date_naive();
+    let costs = store.daily_costs(tenant.id, today - chrono::Duration::days(800), today + chrono::Duration::days(1)).await.unwrap();
+    let days: std::collections::BTreeSet<_> = costs.iter().map(|r| r.day).collect();
+    assert!(days.len() >= 395, "{} days of costs", days.len());
+    assert!(costs.iter().any(|r| r.source == cloudspend_core::records::CostSource::Cur), "FOCUS sample rows loaded");
+    let instances = store.instances(tenant.id).await.unwrap();
+    assert_eq!(instances.len(), 8);
+    let cpu = store
+        .metric_points(tenant.id, &instances[0].instance_id, "CPUUtilization", chrono::Utc::now() - chrono::Duration::days(15), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(cpu.len() >= 300, "two weeks of hourly CPU");
 }
 
 #[tokio::test]
