@@ -71,6 +71,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::members::router())
         .merge(routes::admin::router())
         .merge(routes::collections::router())
+        .merge(routes::costs::router())
         .merge(routes::diagnostics::router())
         .merge(routes::onboarding::router())
         .split_for_parts()

@@ -8,4 +8,5 @@ pub mod health;
 pub mod members;
 pub mod onboarding;
 pub mod collections;
+pub mod costs;
 pub mod diagnostics;

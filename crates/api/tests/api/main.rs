@@ -4,6 +4,7 @@
 mod accounts;
 mod aws;
 mod common;
+mod costs;
 mod http;
 mod isolation;
 mod members;

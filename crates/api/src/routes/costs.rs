@@ -1,0 +1,281 @@
+//! Stored cost and inventory reads: `GET /api/costs`, `GET /api/instances`,
+//! `GET /api/instances/{id}/cpu`. Sums are exact (integer nano-units end to end).
+//!
+//! Source precedence: where the Cost and Usage Report covers a day, that day's figures come from
+//! the CUR only; other days come from Cost Explorer. The two are never added together.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use cloudspend_core::Money;
+use cloudspend_core::records::{CostRecord, CostSource};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(costs)).routes(routes!(instances)).routes(routes!(instance_cpu))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct CostsQuery {
+    /// First day, YYYY-MM-DD (default: 30 days before `to`).
+    from: Option<String>,
+    /// Day after the last day, YYYY-MM-DD (exclusive; default: tomorrow, UTC).
+    to: Option<String>,
+    /// service (default), account, region or usage_type.
+    group_by: Option<String>,
+    /// day (default) or month.
+    granularity: Option<String>,
+    /// json (default) or csv.
+    format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CostPoint {
+    /// The day (YYYY-MM-DD) or month (YYYY-MM).
+    period: String,
+    key: String,
+    amount: Money,
+    /// Part of this amount is Cost Explorer's estimate and may still change.
+    estimated: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CostGroup {
+    key: String,
+    total: Money,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CostsResponse {
+    from: NaiveDate,
+    to: NaiveDate,
+    group_by: String,
+    granularity: String,
+    currency: String,
+    /// Exact sum of every point.
+    total: Money,
+    /// Largest groups first.
+    groups: Vec<CostGroup>,
+    points: Vec<CostPoint>,
+}
+
+pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Option<NaiveDate>> {
+    raw.map(|s| {
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map_err(|_| ApiError::bad_field(field, format!("`{s}` is not a date: use YYYY-MM-DD")))
+    })
+    .transpose()
+}
+
+/// One source per day: the CUR where it has rows for the day, Cost Explorer otherwise.
+pub(crate) fn pick_sources(rows: Vec<CostRecord>) -> Vec<CostRecord> {
+    let cur_days: BTreeSet<NaiveDate> = rows.iter().filter(|r| r.source == CostSource::Cur).map(|r| r.day).collect();
+    rows.into_iter()
+        .filter(|r| if cur_days.contains(&r.day) { r.source == CostSource::Cur } else { r.source == CostSource::Ce })
+        .collect()
+}
+
+/// Costs over a window, grouped and bucketed; `format=csv` downloads the same points.
+#[utoipa::path(get, path = "/api/costs", tag = "costs", security(("bearer" = [])), params(CostsQuery),
+    responses((status = 200, body = CostsResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn costs(State(state): State<AppState>, caller: Caller, Query(query): Query<CostsQuery>) -> ApiResult<Response> {
+    let to = parse_day("to", query.to.as_deref())?.unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
+    let from = parse_day("from", query.from.as_deref())?.unwrap_or(to - Duration::days(30));
+    if from >= to {
+        return Err(ApiError::invalid("from", "`from` must be before `to` (`to` is exclusive)"));
+    }
+    if (to - from).num_days() > 3 * 366 + 31 {
+        return Err(ApiError::invalid("from", "the window may span at most about 3 years"));
+    }
+    let group_by = query.group_by.as_deref().unwrap_or("service");
+    let key_of: fn(&CostRecord) -> &str = match group_by {
+        "service" => |r| &r.service,
+        "account" => |r| &r.account_id,
+        "region" => |r| &r.region,
+        "usage_type" => |r| &r.usage_type,
+        other if other.starts_with("tag:") => {
+            return Err(ApiError::invalid("group_by", "grouping by tag is not available yet: use service, account, region or usage_type"));
+        }
+        _ => return Err(ApiError::invalid("group_by", "must be service, account, region or usage_type")),
+    };
+    let granularity = query.granularity.as_deref().unwrap_or("day");
+    let monthly = match granularity {
+        "day" => false,
+        "month" => true,
+        _ => return Err(ApiError::invalid("granularity", "must be day or month")),
+    };
+    let csv = match query.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "csv" => true,
+        _ => return Err(ApiError::invalid("format", "must be json or csv")),
+    };
+    let rows = pick_sources(state.store.daily_costs(caller.tenant.id, from, to).await?);
+    let currency = rows.first().map(|r| r.currency.clone()).unwrap_or_else(|| "USD".into());
+    let mut points: BTreeMap<(String, String), (Money, bool)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Money> = BTreeMap::new();
+    for row in &rows {
+        let period = if monthly { format!("{:04}-{:02}", row.day.year(), row.day.month()) } else { row.day.to_string() };
+        let key = match key_of(row) {
+            "" => "(unattributed)".to_string(),
+            k => k.to_string(),
+        };
+        let entry = points.entry((period, key.clone())).or_insert((Money::ZERO, false));
+        entry.0 += row.unblended;
+        entry.1 |= row.estimated;
+        *groups.entry(key).or_insert(Money::ZERO) += row.unblended;
+    }
+    let total: Money = groups.values().copied().sum();
+    let mut groups: Vec<CostGroup> = groups.into_iter().map(|(key, total)| CostGroup { key, total }).collect();
+    groups.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
+    let points: Vec<CostPoint> = points
+        .into_iter()
+        .map(|((period, key), (amount, estimated))| CostPoint { period, key, amount, estimated })
+        .collect();
+    if csv {
+        let mut out = String::from("period,key,amount,estimated\n");
+        for p in &points {
+            out.push_str(&format!("{},{},{},{}\n", p.period, csv_field(&p.key), p.amount, p.estimated));
+        }
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"cloudspend-costs.csv\"")],
+            out,
+        )
+            .into_response());
+    }
+    Ok(ApiJson(CostsResponse {
+        from,
+        to,
+        group_by: group_by.to_string(),
+        granularity: granularity.to_string(),
+        currency,
+        total,
+        groups,
+        points,
+    })
+    .into_response())
+}
+
+fn csv_field(raw: &str) -> String {
+    // Quote when needed; a leading formula character is neutralised for spreadsheets.
+    let guarded = if raw.starts_with(['=', '+', '-', '@']) { format!("'{raw}") } else { raw.to_string() };
+    if guarded.contains([',', '"', '\n']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstanceView {
+    instance_id: String,
+    name: Option<String>,
+    instance_type: String,
+    state: String,
+    region: String,
+    account_id: String,
+    availability_zone: String,
+    platform: String,
+    launch_time: Option<DateTime<Utc>>,
+    last_seen_at: DateTime<Utc>,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstancesResponse {
+    instances: Vec<InstanceView>,
+}
+
+/// The tenant's EC2 instances as last collected.
+#[utoipa::path(get, path = "/api/instances", tag = "costs", security(("bearer" = [])),
+    responses((status = 200, body = InstancesResponse), (status = 401, body = ErrorBody)))]
+async fn instances(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<InstancesResponse>> {
+    let instances = state.store.instances(caller.tenant.id).await?;
+    Ok(ApiJson(InstancesResponse {
+        instances: instances
+            .into_iter()
+            .map(|i| InstanceView {
+                name: i.name().map(str::to_string),
+                instance_id: i.instance_id,
+                instance_type: i.instance_type,
+                state: i.state,
+                region: i.region,
+                account_id: i.account_id,
+                availability_zone: i.availability_zone,
+                platform: i.platform,
+                launch_time: i.launch_time,
+                last_seen_at: i.last_seen_at,
+                tags: i.tags,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct CpuQuery {
+    /// Start (RFC 3339 or YYYY-MM-DD); default 14 days before `to`.
+    from: Option<String>,
+    /// End, exclusive; default now.
+    to: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CpuPointView {
+    timestamp: DateTime<Utc>,
+    average: f64,
+    maximum: f64,
+    unit: String,
+    period_seconds: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstanceCpuResponse {
+    instance_id: String,
+    points: Vec<CpuPointView>,
+}
+
+fn parse_instant(field: &'static str, raw: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))
+            .map_err(|_| ApiError::bad_field(field, format!("`{s}` is not a time: use RFC 3339 or YYYY-MM-DD")))
+    })
+    .transpose()
+}
+
+/// Stored CPU utilisation of one of the tenant's instances, oldest first.
+#[utoipa::path(get, path = "/api/instances/{instance_id}/cpu", tag = "costs", security(("bearer" = [])),
+    params(("instance_id" = String, Path), CpuQuery),
+    responses((status = 200, body = InstanceCpuResponse), (status = 404, body = ErrorBody)))]
+async fn instance_cpu(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(instance_id): Path<String>,
+    Query(query): Query<CpuQuery>,
+) -> ApiResult<ApiJson<InstanceCpuResponse>> {
+    let to = parse_instant("to", query.to.as_deref())?.unwrap_or_else(Utc::now);
+    let from = parse_instant("from", query.from.as_deref())?.unwrap_or(to - Duration::days(14));
+    if from >= to {
+        return Err(ApiError::invalid("from", "`from` must be before `to`"));
+    }
+    let known = state.store.instances(caller.tenant.id).await?.into_iter().any(|i| i.instance_id == instance_id);
+    if !known {
+        return Err(ApiError::not_found(format!("instance {instance_id}")));
+    }
+    let points = state.store.metric_points(caller.tenant.id, &instance_id, "CPUUtilization", from, to).await?;
+    Ok(ApiJson(InstanceCpuResponse {
+        instance_id,
+        points: points
+            .into_iter()
+            .map(|p| CpuPointView { timestamp: p.timestamp, average: p.average, maximum: p.maximum, unit: p.unit, period_seconds: p.period_seconds })
+            .collect(),
+    }))
+}
