@@ -1,11 +1,12 @@
-//! Cost and Usage Report collection: import of CUR and FOCUS export files into normalised
-//! [`CostRecord`](cloudspend_core::records::CostRecord)s. (The Athena collector joins this crate
-//! later.)
+//! Cost and Usage Report collection into normalised
+//! [`CostRecord`](cloudspend_core::records::CostRecord)s, two ways that give the same records
+//! for the same data: import of CUR and FOCUS export files, and queries of the tenant's CUR
+//! table in Athena ([`athena`]), which follow the same mapping rules.
 //!
-//! The file import is a pure library: it reads bytes and returns records. It must never touch
-//! a database and never use the network; storing the result (one transaction per file, upserts
-//! on the natural key, so importing twice changes nothing) is the caller's job, as is drawing
-//! the progress bar fed by [`Progress`].
+//! Neither ever touches a database: storing the result (one transaction per file or window,
+//! upserts on the natural key, so importing twice changes nothing) is the caller's job, as is
+//! drawing the progress bar fed by [`Progress`]. The file import is pure (bytes in, records
+//! out, no network); the Athena path makes only Athena calls with the `SdkConfig` it is given.
 //!
 //! # What is read
 //! - Legacy CUR CSV (`lineItem/UnblendedCost`), CUR 2.0 CSV (`line_item_unblended_cost`, with
@@ -56,12 +57,17 @@
 //! - [`import`]: the streaming import: containers, CSV rows, parsing, progress.
 //! - `aggregate`: the per-key exact sums (interned strings, so a key is a few integers).
 //! - [`error`]: why an import was refused, with line and column.
+//! - [`athena`]: the Athena collector: schema detection from `information_schema`, the
+//!   aggregate SQL built from the columns the table has ([`athena::sql`]), query execution
+//!   with polling, timeout and paging.
 
 mod aggregate;
+pub mod athena;
 pub mod error;
 pub mod format;
 pub mod import;
 
+pub use athena::{AthenaError, AthenaLocation, AthenaResult, QueryOptions, query_cur};
 pub use error::{ImportError, MissingColumns};
 pub use format::{Format, detect_format};
 pub use import::{
