@@ -33,6 +33,27 @@ pub enum Command {
     Collect(CollectArgs),
     /// Load Cost and Usage Report or FOCUS export files (csv, csv.gz, zip) into a tenant.
     ImportCur(ImportCurArgs),
+    /// Offline anomaly detection over CSV files (evaluation).
+    #[command(subcommand)]
+    Anomalies(AnomaliesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnomaliesCommand {
+    /// Daily cost series `series,day,amount[,estimated]` → `series,day,expected,lower,upper,score,anomaly`;
+    /// with --metric, NAB-style `timestamp,value` → `timestamp,value,anomaly_score,label`.
+    Detect(DetectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[arg(long)]
+    pub input: std::path::PathBuf,
+    #[arg(long)]
+    pub output: std::path::PathBuf,
+    /// The input is a metric series (CPU, NAB format), not daily costs.
+    #[arg(long)]
+    pub metric: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! One function per subcommand.
 
-use crate::cli::{Cli, CollectArgs, Command, ImportCurArgs, ServerArgs, UserCommand, UserCreateArgs};
+use crate::cli::{AnomaliesCommand, Cli, CollectArgs, Command, DetectArgs, ImportCurArgs, ServerArgs, UserCommand, UserCreateArgs};
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
 use cloudspend_aws_access::AwsAccess;
@@ -45,7 +45,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Create(args)) => create_user(&cli.database_url, args).await,
         Command::Collect(args) => collect(&cli.database_url, args).await,
         Command::ImportCur(args) => import_cur(&cli.database_url, args).await,
+        Command::Anomalies(AnomaliesCommand::Detect(args)) => detect_anomalies(args),
     }
+}
+
+fn detect_anomalies(args: DetectArgs) -> anyhow::Result<()> {
+    let input = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let output = std::io::BufWriter::new(
+        std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output.display()))?,
+    );
+    let summary = if args.metric {
+        cloudspend_anomaly::csv::detect_metric_csv(input, output)
+    } else {
+        cloudspend_anomaly::csv::detect_cost_csv(input, output, &cloudspend_anomaly::cost::Config::default())
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+    println!(
+        "{} rows in {} series, {} anomalous rows{}",
+        summary.rows,
+        summary.series,
+        summary.anomalous_rows,
+        if summary.insufficient_history.is_empty() {
+            String::new()
+        } else {
+            format!("; insufficient history: {}", summary.insufficient_history.join(", "))
+        }
+    );
+    Ok(())
 }
 
 async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<()> {
