@@ -52,6 +52,10 @@ pub enum CollectionError {
     NoMasterKey,
     #[error("{0}")]
     Aws(#[from] AwsError),
+    #[error("the CUR cannot be collected: the connection names no Athena database and table")]
+    CurNotConfigured,
+    #[error("{0}")]
+    Athena(#[from] cloudspend_collect_cur::AthenaError),
     #[error("collection took longer than {0:?} and was abandoned; nothing from it was written")]
     TimedOut(Duration),
     #[error("storing the collected data failed: {0}")]
@@ -133,10 +137,15 @@ impl Collections {
         Ok((connection, credentials))
     }
 
-    /// Makes sure the tenant has a scheduled job per collector (first runs due now).
+    /// Makes sure the tenant has a scheduled job per collector that applies to its connection
+    /// (first runs due now).
     pub async fn ensure_jobs(&self, tenant: TenantId) -> Result<(), StoreError> {
         let now = Utc::now();
-        for collector in Collector::ALL {
+        let collectors = match self.store.connection(tenant).await? {
+            Some(connection) => Collector::for_connection(&connection),
+            None => Collector::ALL.to_vec(),
+        };
+        for collector in collectors {
             self.store
                 .ensure_job(NewJob {
                     tenant_id: tenant,
@@ -184,11 +193,11 @@ impl Collections {
         .unwrap_or(Err(CollectionError::TimedOut(self.settings.run_timeout)));
         let counts = counter.counts();
         let (status, rows, error) = match &outcome {
-            Ok(rows) => (RunStatus::Succeeded, *rows as i64, None),
+            Ok(Collected { rows, note }) => (RunStatus::Succeeded, *rows as i64, note.clone()),
             Err(err) => (RunStatus::Failed, 0, Some(err.describe())),
         };
         match &outcome {
-            Ok(rows) => tracing::info!(rows, requests = counts.requests, "collection succeeded"),
+            Ok(done) => tracing::info!(rows = done.rows, requests = counts.requests, "collection succeeded"),
             Err(err) => tracing::warn!(error = %err.describe(), "collection failed"),
         }
         self.note_connection_health(tenant, &outcome).await?;
@@ -225,7 +234,7 @@ impl Collections {
     async fn note_connection_health(
         &self,
         tenant: TenantId,
-        outcome: &Result<u64, CollectionError>,
+        outcome: &Result<Collected, CollectionError>,
     ) -> Result<(), StoreError> {
         let Some(connection) = self.store.connection(tenant).await? else { return Ok(()) };
         let (status, last_error) = match outcome {
@@ -264,6 +273,15 @@ impl Collections {
                 let start = last_success.map_or(history, |t| (t - ChronoDuration::hours(1)).max(history));
                 (start, end)
             }
+            Collector::Cur => {
+                let today = now.date_naive();
+                let start = match last_success {
+                    None => cloudspend_collect_costexplorer::earliest_start(today),
+                    // The CUR restates the current and previous month until the invoice is final.
+                    Some(_) => today - ChronoDuration::days(40),
+                };
+                (midnight(start), midnight(today + ChronoDuration::days(1)))
+            }
             Collector::CostExplorer => {
                 let today = now.date_naive();
                 let tomorrow = today + ChronoDuration::days(1);
@@ -294,7 +312,8 @@ impl Collections {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         counter: &RequestCounter,
-    ) -> Result<u64, CollectionError> {
+    ) -> Result<Collected, CollectionError> {
+        let rows = |rows: u64| Collected { rows, note: None };
         let (connection, credentials) = self.credentials(tenant).await?;
         let config = self.aws.sdk_config(tenant, &credentials, connection.home_region()).await?;
         match collector {
@@ -306,7 +325,7 @@ impl Collections {
                     counter,
                 )
                 .await?;
-                Ok(self.store.sync_instances(tenant, &connection.account_id, &connection.regions, &instances).await?)
+                Ok(rows(self.store.sync_instances(tenant, &connection.account_id, &connection.regions, &instances).await?))
             }
             Collector::Cloudwatch => {
                 let instances = self.store.instances(tenant).await?;
@@ -319,7 +338,7 @@ impl Collections {
                     let query = CpuQuery::hourly(region, ids, from, to);
                     points.extend(cloudspend_collect_cloudwatch::cpu_utilization(&config, &query, counter).await?);
                 }
-                Ok(self.store.upsert_metric_points(tenant, &points).await?)
+                Ok(rows(self.store.upsert_metric_points(tenant, &points).await?))
             }
             Collector::CostExplorer => {
                 // Cost Explorer answers only in us-east-1, whatever the tenant's home region.
@@ -330,14 +349,58 @@ impl Collections {
                 // out must not erase what is stored for them.
                 let (Some(first), Some(last)) = (batch.days.first(), batch.days.last()) else {
                     tracing::warn!("Cost Explorer returned no days for the window; keeping the stored rows");
-                    return Ok(0);
+                    return Ok(Collected {
+                        rows: 0,
+                        note: Some("Cost Explorer returned no days for the window; stored rows kept".into()),
+                    });
                 };
                 let records: Vec<_> = batch.records.into_iter().filter(|r| r.day >= *first && r.day <= *last).collect();
                 let end = *last + ChronoDuration::days(1);
-                Ok(self.store.replace_daily_costs(tenant, CostSource::Ce, *first, end, &records).await?)
+                Ok(rows(self.store.replace_daily_costs(tenant, CostSource::Ce, *first, end, &records).await?))
+            }
+            Collector::Cur => {
+                let cur = &connection.cur;
+                let (Some(database), Some(table)) = (cur.athena_database.clone(), cur.athena_table.clone()) else {
+                    return Err(CollectionError::CurNotConfigured);
+                };
+                let output_location = cur.athena_results_bucket.as_ref().map(|bucket| {
+                    let prefix = cur.athena_results_prefix.as_deref().unwrap_or("").trim_matches('/');
+                    if prefix.is_empty() { format!("s3://{bucket}/") } else { format!("s3://{bucket}/{prefix}/") }
+                });
+                let location = cloudspend_collect_cur::AthenaLocation {
+                    database,
+                    table,
+                    workgroup: cur.athena_workgroup.clone().unwrap_or_else(|| "primary".into()),
+                    output_location,
+                };
+                let result = cloudspend_collect_cur::query_cur(
+                    &config,
+                    &location,
+                    from.date_naive(),
+                    to.date_naive(),
+                    counter,
+                    &cloudspend_collect_cur::QueryOptions::default(),
+                )
+                .await?;
+                // Replace only the days the CUR has rows for: a month not delivered yet must
+                // not erase what is stored.
+                let (Some(first), Some(last)) = (result.records.iter().map(|r| r.day).min(), result.records.iter().map(|r| r.day).max())
+                else {
+                    return Ok(Collected { rows: 0, note: result.note.or_else(|| Some("the CUR had no rows for the window".into())) });
+                };
+                let written =
+                    self.store.replace_daily_costs(tenant, CostSource::Cur, first, last + ChronoDuration::days(1), &result.records).await?;
+                Ok(Collected { rows: written, note: result.note })
             }
         }
     }
+}
+
+/// What a successful collection wrote, and anything worth telling about it (an empty CUR
+/// window, Cost Explorer answering for no day).
+struct Collected {
+    rows: u64,
+    note: Option<String>,
 }
 
 fn midnight(day: NaiveDate) -> DateTime<Utc> {

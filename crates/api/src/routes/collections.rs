@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CollectRequest {
-    /// Which collectors to run: `ec2`, `cloudwatch`, `costexplorer`. All when omitted.
+    /// Which collectors to run: `ec2`, `cloudwatch`, `costexplorer`, `cur`. All that apply when omitted.
     #[serde(default)]
     collectors: Option<Vec<String>>,
 }
@@ -50,22 +50,22 @@ async fn collect_now(
 ) -> ApiResult<(StatusCode, ApiJson<CollectResponse>)> {
     caller.require_manager("start a collection")?;
     let request: CollectRequest = if body.iter().all(u8::is_ascii_whitespace) { CollectRequest::default() } else { crate::json::parse(&body)? };
+    let Some(connection) = state.store.connection(caller.tenant.id).await? else {
+        return Err(ApiError::Conflict {
+            code: "not_connected",
+            message: "connect an AWS account first (POST /api/tenants/connect)".into(),
+            field: None,
+        });
+    };
     let collectors = match request.collectors {
-        None => Collector::ALL.to_vec(),
-        Some(names) if names.is_empty() => Collector::ALL.to_vec(),
+        None => Collector::for_connection(&connection),
+        Some(names) if names.is_empty() => Collector::for_connection(&connection),
         Some(names) => names
             .iter()
             .enumerate()
             .map(|(i, name)| name.parse::<Collector>().map_err(|e| ApiError::invalid(format!("collectors[{i}]"), e)))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    if state.store.connection(caller.tenant.id).await?.is_none() {
-        return Err(ApiError::Conflict {
-            code: "not_connected",
-            message: "connect an AWS account first (POST /api/tenants/connect)".into(),
-            field: None,
-        });
-    }
     state.collections.queue_now(caller.tenant.id, &collectors).await?;
     let queued: Vec<String> = collectors.iter().map(|c| c.as_str().to_string()).collect();
     audit(&state, &caller.user, Some(caller.tenant.id), "collection.queue", serde_json::json!({"collectors": queued})).await?;

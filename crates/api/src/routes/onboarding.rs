@@ -385,7 +385,8 @@ async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): Ap
     };
     state.store.put_connection(caller.tenant.id, &connection).await?;
     state.collections.aws().forget_tenant(caller.tenant.id);
-    state.collections.queue_now(caller.tenant.id, &Collector::ALL).await?;
+    let collectors = Collector::for_connection(&connection);
+    state.collections.queue_now(caller.tenant.id, &collectors).await?;
     audit(
         &state,
         &caller.user,
@@ -403,7 +404,7 @@ async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): Ap
         message,
         connection: connection.into(),
         report,
-        collection_queued: Collector::ALL.iter().map(|c| c.as_str().to_string()).collect(),
+        collection_queued: collectors.iter().map(|c| c.as_str().to_string()).collect(),
     })
     .into_response())
 }

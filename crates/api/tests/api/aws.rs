@@ -457,3 +457,101 @@ impl DyingProxy {
         DyingProxy { url }
     }
 }
+
+fn athena_row(cells: &[&str]) -> Value {
+    json!({"Data": cells.iter().map(|c| if c.is_empty() { json!({}) } else { json!({"VarCharValue": c}) }).collect::<Vec<_>>()})
+}
+
+/// Queues Athena answers for queries started in `account` (us-east-1), in order.
+async fn preset_athena(account: &str, results: Vec<Vec<Value>>) {
+    let results: Vec<Value> = results.into_iter().map(|rows| json!({"rows": rows, "column_info": []})).collect();
+    let body = json!({"account_id": account, "region": "us-east-1", "results": results});
+    let response = reqwest::Client::new()
+        .post(format!("{}/moto-api/static/athena/query-results", testing::moto_url()))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
+/// information_schema's answer for a CUR 2.0 table: the real column list from shared/data.
+fn cur2_columns() -> Vec<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur-ddl/DERIVED_cur2_columns_from_cid.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} is missing ({e}): the shared data folder is needed", path.display()));
+    let mut rows = vec![athena_row(&["column_name", "data_type"])];
+    for line in text.lines().skip(1) {
+        let mut cells = line.split(',');
+        let (name, kind) = (cells.next().unwrap(), cells.next().unwrap_or("string"));
+        let kind = match kind {
+            "string" => "varchar",
+            "timestamp" => "timestamp(3)",
+            "map<string,string>" => "map(varchar, varchar)",
+            "map<string,double>" => "map(varchar, double)",
+            other => other,
+        };
+        rows.push(athena_row(&[name, kind]));
+    }
+    rows
+}
+
+async fn connect_with_cur(app: &TestApp, session: &Session, account: &str) -> TenantId {
+    let tenant = connect(app, session, account).await;
+    let mut connection = app.store.connection(tenant).await.unwrap().unwrap();
+    connection.cur = CurLocation {
+        athena_database: Some("cur_db".into()),
+        athena_table: Some("cur2".into()),
+        athena_workgroup: Some("primary".into()),
+        athena_results_bucket: Some(format!("results-{account}")),
+        ..Default::default()
+    };
+    app.store.put_connection(tenant, &connection).await.unwrap();
+    tenant
+}
+
+#[tokio::test]
+async fn the_cur_is_collected_through_athena_and_wins_over_cost_explorer_for_its_days() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant = connect_with_cur(&app, &ana, &account).await;
+    let today = Utc::now().date_naive();
+    let day = today - Duration::days(3);
+    let ec2 = "Amazon Elastic Compute Cloud";
+    // Cost Explorer said 50.00 for the day; the CUR's line items say 12.3456789 + 0.50 - 1.00.
+    app.store
+        .upsert_daily_costs(tenant, &[cloudspend_core::records::CostRecord::from_cost_explorer(day, account.as_str(), ec2, money("50"), money("50"), "USD", false)])
+        .await
+        .unwrap();
+    let header = ["day", "account_id", "service", "region", "usage_type", "resource_id", "line_item_type", "unblended", "amortized", "usage_amount", "currency", "currencies"];
+    let d = ymd(day);
+    preset_athena(
+        &account,
+        vec![
+            cur2_columns(),
+            vec![
+                athena_row(&header),
+                athena_row(&[&d, &account, ec2, "us-east-1", "BoxUsage:m5.large", "i-0123456789abcdef0", "Usage", "12.3456789000", "12.3456789000", "24.0000000000", "USD", "1"]),
+                athena_row(&[&d, &account, ec2, "us-east-1", "EBS:VolumeUsage", "vol-1", "Usage", "0.5000000000", "0.5000000000", "", "USD", "1"]),
+                athena_row(&[&d, &account, ec2, "us-east-1", "", "", "Credit", "-1.0000000000", "-1.0000000000", "", "USD", "1"]),
+            ],
+        ],
+    )
+    .await;
+    let report = app.collections.run(tenant, Collector::Cur).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.rows_written, 3);
+    let costs = app.get(&format!("/api/costs?from={d}&to={}", ymd(day + Duration::days(1))), Some(&ana.token)).await;
+    assert_eq!(costs.body["total"], "11.8456789", "CUR rows replace Cost Explorer's for the day: {}", costs.text);
+    let by_usage = app.get(&format!("/api/costs?from={d}&to={}&group_by=usage_type", ymd(day + Duration::days(1))), Some(&ana.token)).await;
+    assert_eq!(by_usage.body["groups"].as_array().unwrap().len(), 3);
+
+    // A table that does not exist: a failed run that says which table and what to do.
+    preset_athena(&account, vec![vec![athena_row(&["column_name", "data_type"])]]).await;
+    let missing = app.collections.run(tenant, Collector::Cur).await.unwrap();
+    assert_eq!(missing.status, RunStatus::Failed);
+    let error = missing.error.unwrap();
+    assert!(error.contains("cur_db") && error.contains("cur2"), "{error}");
+    assert_eq!(app.store.daily_costs(tenant, day, day + Duration::days(1)).await.unwrap().len(), 4, "rows kept");
+}

@@ -86,11 +86,11 @@ async fn a_full_connect_runs_the_diagnostics_saves_and_queues_the_first_collecti
     assert_eq!(reply.body["connection"]["account_id"], account.as_str());
     assert_eq!(reply.body["connection"]["regions"], json!(["us-east-1", "eu-west-1"]));
     assert_eq!(reply.body["connection"]["account_type"], "organization");
-    assert_eq!(reply.body["collection_queued"].as_array().unwrap().len(), 3);
+    assert_eq!(reply.body["collection_queued"], json!(["ec2", "cloudwatch", "costexplorer", "cur"]));
 
     let tenant = ana.tenant_id.parse().unwrap();
     let jobs = app.store.jobs(tenant).await.unwrap();
-    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs.len(), 4, "the CUR is collected too: Athena is configured");
     assert!(jobs.iter().all(|j| j.next_run_at <= chrono::Utc::now()), "first collection due now");
     let shown = app.get("/api/tenants/connection", Some(&ana.token)).await;
     assert_eq!(shown.status, StatusCode::OK);
