@@ -92,7 +92,8 @@ start_moto() {
         "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     fi
     local port; port=$(free_port)
-    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+    # From the temp dir: moto's request recorder writes its file into the current directory.
+    (cd "$work" && exec "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1) &
     pids+=($!)
     for _ in $(seq 1 100); do
         if curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
