@@ -9,6 +9,7 @@
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
+use crate::routes::costs::parse_day;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -222,12 +223,3 @@ async fn test_cost(
         days: days.into_iter().map(|d| CostDay { day: d.day, amount: d.amount, unit: d.unit, estimated: d.estimated }).collect(),
     }))
 }
-
-fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Option<NaiveDate>> {
-    raw.map(|s| {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| ApiError::bad_field(field, format!("`{s}` is not a date: use YYYY-MM-DD")))
-    })
-    .transpose()
-}
-
