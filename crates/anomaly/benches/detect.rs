@@ -23,7 +23,14 @@ fn main() {
     for _ in 0..3 {
         let cpu = thread_cpu_seconds();
         let start = Instant::now();
-        anomalies = set.iter().map(|s| black_box(detect(black_box(&s.points), &config)).anomalies.len()).sum::<usize>();
+        anomalies = set
+            .iter()
+            .map(|s| {
+                black_box(detect(black_box(&s.points), &config))
+                    .anomalies
+                    .len()
+            })
+            .sum::<usize>();
         best = best.min(start.elapsed().as_secs_f64());
         if let (Some(a), Some(b)) = (cpu, thread_cpu_seconds()) {
             best_cpu = best_cpu.min(b - a);
@@ -42,9 +49,14 @@ fn main() {
     );
 
     // Metric mode for scale: one NAB-sized file is ~4,000 points.
-    let values: Vec<f64> = (0..100_000).map(|i| 20.0 + ((i * 7919) % 97) as f64 / 10.0).collect();
+    let values: Vec<f64> = (0..100_000)
+        .map(|i| 20.0 + ((i * 7919) % 97) as f64 / 10.0)
+        .collect();
     let start = Instant::now();
     black_box(metric::score_series(black_box(&values)));
     let t = start.elapsed().as_secs_f64();
-    println!("metric detection: 100,000 points: {t:.3} s, {:.0} ns/point", t / 1e5 * 1e9);
+    println!(
+        "metric detection: 100,000 points: {t:.3} s, {:.0} ns/point",
+        t / 1e5 * 1e9
+    );
 }

@@ -39,7 +39,11 @@ pub struct CostPoint {
 
 impl CostPoint {
     pub fn new(day: NaiveDate, amount: Money) -> Self {
-        Self { day, amount, estimated: false }
+        Self {
+            day,
+            amount,
+            estimated: false,
+        }
     }
 }
 
@@ -53,7 +57,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { min_impact: Money::from_nanos(10_000_000_000), min_percent: 10.0 }
+        Self {
+            min_impact: Money::from_nanos(10_000_000_000),
+            min_percent: 10.0,
+        }
     }
 }
 
@@ -89,7 +96,10 @@ impl Default for Config {
 pub enum SeriesStatus {
     Scored,
     /// Too few final, non-credit days to learn a baseline; nothing was guessed.
-    InsufficientHistory { days: usize, required: usize },
+    InsufficientHistory {
+        days: usize,
+        required: usize,
+    },
 }
 
 /// Why a day was or was not scored.
@@ -219,7 +229,11 @@ fn densify(points: &[CostPoint]) -> Option<Densified> {
             }
         })
         .collect();
-    Some(Densified { start: first, amount, kind })
+    Some(Densified {
+        start: first,
+        amount,
+        kind,
+    })
 }
 
 pub(crate) fn to_f64(m: Money) -> f64 {
@@ -239,12 +253,20 @@ fn median(v: &mut [f64]) -> f64 {
     if v.len() > 16 {
         let mid = v.len() / 2;
         let upper = *v.select_nth_unstable_by(mid, f64::total_cmp).1;
-        return if v.len() % 2 == 1 { upper } else { (v[..mid].iter().copied().fold(f64::MIN, f64::max) + upper) / 2.0 };
+        return if v.len() % 2 == 1 {
+            upper
+        } else {
+            (v[..mid].iter().copied().fold(f64::MIN, f64::max) + upper) / 2.0
+        };
     }
     let n = v.len();
     insertion_sort(v);
     let mid = n / 2;
-    if n % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 }
+    if n % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
 }
 
 /// Whether `median(v) < bound`, exactly, in one pass and without reordering: cheaper than the
@@ -303,7 +325,11 @@ struct SortedWindow<const N: usize> {
 
 impl<const N: usize> SortedWindow<N> {
     fn new() -> Self {
-        Self { order: VecDeque::with_capacity(N + 1), sorted: [0.0; N], len: 0 }
+        Self {
+            order: VecDeque::with_capacity(N + 1),
+            sorted: [0.0; N],
+            len: 0,
+        }
     }
 
     /// Adds the newest value, dropping the oldest when full. `x` must not be NaN.
@@ -342,7 +368,11 @@ impl<const N: usize> SortedWindow<N> {
 
     fn median(&self) -> f64 {
         let (s, n) = (&self.sorted, self.len);
-        if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+        if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        }
     }
 }
 
@@ -484,7 +514,10 @@ impl<'a> Model<'a> {
         // re-estimate moves them by at most one week in eight, so every four weeks is enough
         // (it was half of the detection time).
         let full = 7 * SEASON_WEEKS;
-        if self.season_at.is_none_or(|s| s < full || t >= s + SEASON_REFRESH_DAYS) {
+        if self
+            .season_at
+            .is_none_or(|s| s < full || t >= s + SEASON_REFRESH_DAYS)
+        {
             self.season = self.estimate_season();
             self.season_at = Some(t);
         }
@@ -569,7 +602,11 @@ impl<'a> Model<'a> {
                 n += 1;
             }
         }
-        if median_is_below(&with[..n], 0.8 * median(&mut without[..n])) { season } else { [1.0; 7] }
+        if median_is_below(&with[..n], 0.8 * median(&mut without[..n])) {
+            season
+        } else {
+            [1.0; 7]
+        }
     }
 
     /// The expectation for the next day (index `clean.len()`), before its amount is known.
@@ -588,7 +625,11 @@ impl<'a> Model<'a> {
         let expected = level * season;
         let floor = self.config.min_relative_spread * expected.abs();
         let sigma = (self.spread * season).max(floor).max(1e-6);
-        Some(Forecast { expected, sigma, history: m })
+        Some(Forecast {
+            expected,
+            sigma,
+            history: m,
+        })
     }
 
     /// Records the next day's amount: `Some(amount)` for a final day scored against `forecast`,
@@ -614,7 +655,8 @@ impl<'a> Model<'a> {
         if self.errors.len() == ERROR_WINDOW {
             self.errors.pop_front();
         }
-        self.errors.push_back((kept - f.expected).abs() / self.season[self.dow(t)]);
+        self.errors
+            .push_back((kept - f.expected).abs() / self.season[self.dow(t)]);
         if outside_up || outside_down {
             if self.run.first().is_some_and(|_| self.run_up != outside_up) {
                 self.run.clear();
@@ -653,13 +695,20 @@ impl<'a> Model<'a> {
             for &(i, _, _) in run {
                 self.clean[i] = f64::NAN;
             }
-            self.clean_in_lookback = self.clean[t.saturating_sub(LOOKBACK)..].iter().filter(|c| !c.is_nan()).count();
+            self.clean_in_lookback = self.clean[t.saturating_sub(LOOKBACK)..]
+                .iter()
+                .filter(|c| !c.is_nan())
+                .count();
             let _ = self.rebuild_level_window();
             return;
         }
         let mut ratios: Vec<f64> = run.iter().map(|&(_, x, e)| x / e).collect();
         let all_positive = run.iter().all(|&(_, x, e)| x > 0.0 && e > 0.0);
-        let ratio = if all_positive { median(&mut ratios) } else { f64::NAN };
+        let ratio = if all_positive {
+            median(&mut ratios)
+        } else {
+            f64::NAN
+        };
         // A multiplicative shift keeps the weekly pattern; from or to (near) zero it cannot exist.
         let shift = if all_positive && (0.05..=20.0).contains(&ratio) {
             Shift::Scale(ratio)
@@ -774,7 +823,11 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
         first_of_month.learn(&model, t);
         let forecast = model.forecast();
         let history = forecast.map_or(0, |f| f.history);
-        let monthly = if is_first { first_of_month.expectation() } else { None };
+        let monthly = if is_first {
+            first_of_month.expectation()
+        } else {
+            None
+        };
         let (expected, sigma) = match (forecast, monthly) {
             (Some(f), Some((extra, width))) => (Some(f.expected + extra), f.sigma + width / k),
             (Some(f), None) => (Some(f.expected), f.sigma),
@@ -801,7 +854,8 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
         if let (DayStatus::Scored, Some(e)) = (status, expected) {
             let score = (x - e) / sigma;
             result.score = Some(score);
-            result.anomalous = score > k && clears_thresholds(actual, to_money(e), &config.thresholds);
+            result.anomalous =
+                score > k && clears_thresholds(actual, to_money(e), &config.thresholds);
         }
         match kind {
             Kind::Final if is_first => {
@@ -820,10 +874,17 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
     let status = if scorable {
         SeriesStatus::Scored
     } else {
-        SeriesStatus::InsufficientHistory { days: usable_days, required }
+        SeriesStatus::InsufficientHistory {
+            days: usable_days,
+            required,
+        }
     };
     let anomalies = merge_events(&days, &config.thresholds);
-    SeriesReport { status, days, anomalies }
+    SeriesReport {
+        status,
+        days,
+        anomalies,
+    }
 }
 
 fn percent(impact: Money, expected: Money) -> Option<f64> {
@@ -914,11 +975,17 @@ mod tests {
     }
 
     fn series(days: u64, f: impl Fn(u64) -> f64) -> Vec<CostPoint> {
-        (0..days).map(|d| CostPoint::new(day(d), to_money(f(d)))).collect()
+        (0..days)
+            .map(|d| CostPoint::new(day(d), to_money(f(d))))
+            .collect()
     }
 
     fn events(points: &[CostPoint]) -> Vec<(NaiveDate, NaiveDate)> {
-        detect(points, &Config::default()).anomalies.iter().map(|a| (a.first_day, a.last_day)).collect()
+        detect(points, &Config::default())
+            .anomalies
+            .iter()
+            .map(|a| (a.first_day, a.last_day))
+            .collect()
     }
 
     #[test]
@@ -967,17 +1034,33 @@ mod tests {
 
     #[test]
     fn first_of_month_fees_are_expected_once_learned() {
-        let fees = series(300, |d| if day(d).day() == 1 { 100.0 + 2500.0 } else { 100.0 * wobble(d) });
+        let fees = series(300, |d| {
+            if day(d).day() == 1 {
+                100.0 + 2500.0
+            } else {
+                100.0 * wobble(d)
+            }
+        });
         let report = detect(&fees, &Config::default());
         assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
-        let first = report.days.iter().filter(|d| d.day.day() == 1).collect::<Vec<_>>();
+        let first = report
+            .days
+            .iter()
+            .filter(|d| d.day.day() == 1)
+            .collect::<Vec<_>>();
         assert_eq!(first[0].status, DayStatus::FirstOfMonthUnlearned);
         assert!(first[2..].iter().all(|d| d.status == DayStatus::Scored));
     }
 
     #[test]
     fn credits_are_not_scored_and_do_not_lower_the_baseline() {
-        let credits = series(90, |d| if d % 20 == 19 { -800.0 } else { 200.0 * wobble(d) });
+        let credits = series(90, |d| {
+            if d % 20 == 19 {
+                -800.0
+            } else {
+                200.0 * wobble(d)
+            }
+        });
         let report = detect(&credits, &Config::default());
         assert!(report.anomalies.is_empty());
         let after = &report.days[40];
@@ -997,7 +1080,13 @@ mod tests {
 
     #[test]
     fn recovery_after_an_outage_is_not_a_new_level() {
-        let outage = series(160, |d| if (90..95).contains(&d) { 0.0 } else { 800.0 * wobble(d) });
+        let outage = series(160, |d| {
+            if (90..95).contains(&d) {
+                0.0
+            } else {
+                800.0 * wobble(d)
+            }
+        });
         assert_eq!(events(&outage), []);
     }
 
@@ -1010,7 +1099,11 @@ mod tests {
         }
         let report = detect(&points, &Config::default());
         assert!(report.anomalies.is_empty());
-        assert!(report.days[58..].iter().all(|d| d.status == DayStatus::Estimated && !d.anomalous));
+        assert!(
+            report.days[58..]
+                .iter()
+                .all(|d| d.status == DayStatus::Estimated && !d.anomalous)
+        );
         // Once final, the same amount is an anomaly.
         points[58].estimated = false;
         assert_eq!(events(&points), [(day(58), day(58))]);
@@ -1020,7 +1113,10 @@ mod tests {
     fn tiny_services_below_minimum_impact_are_ignored() {
         let tiny = series(90, |d| if d == 60 { 9.0 } else { 1.5 * wobble(d) });
         let report = detect(&tiny, &Config::default());
-        assert!(report.days[60].score.unwrap() > 10.0, "statistically it is a spike");
+        assert!(
+            report.days[60].score.unwrap() > 10.0,
+            "statistically it is a spike"
+        );
         assert!(report.anomalies.is_empty());
         // A subscription with a lower bar sees it.
         let mut config = Config::default();
@@ -1031,28 +1127,60 @@ mod tests {
     #[test]
     fn small_percentage_increases_on_large_series_are_ignored() {
         // +8% of 100,000 is $8,000 but below the 10% minimum, even with a tight band.
-        let big = series(90, |d| if d == 60 { 108_000.0 } else { 100_000.0 * (1.0 + (wobble(d) - 1.0) / 10.0) });
+        let big = series(90, |d| {
+            if d == 60 {
+                108_000.0
+            } else {
+                100_000.0 * (1.0 + (wobble(d) - 1.0) / 10.0)
+            }
+        });
         assert_eq!(events(&big), []);
     }
 
     #[test]
     fn short_series_report_insufficient_history() {
         let report = detect(&series(10, |_| 50.0), &Config::default());
-        assert_eq!(report.status, SeriesStatus::InsufficientHistory { days: 10, required: 14 });
-        assert!(report.days.iter().all(|d| d.status == DayStatus::Warmup && !d.anomalous));
-        assert_eq!(detect(&[], &Config::default()).status, SeriesStatus::InsufficientHistory { days: 0, required: 14 });
+        assert_eq!(
+            report.status,
+            SeriesStatus::InsufficientHistory {
+                days: 10,
+                required: 14
+            }
+        );
+        assert!(
+            report
+                .days
+                .iter()
+                .all(|d| d.status == DayStatus::Warmup && !d.anomalous)
+        );
+        assert_eq!(
+            detect(&[], &Config::default()).status,
+            SeriesStatus::InsufficientHistory {
+                days: 0,
+                required: 14
+            }
+        );
     }
 
     #[test]
     fn consecutive_anomalous_days_merge_into_one_event_with_exact_money() {
-        let points = series(80, |d| if (50..53).contains(&d) { 900.0 } else { 300.0 * wobble(d) });
+        let points = series(80, |d| {
+            if (50..53).contains(&d) {
+                900.0
+            } else {
+                300.0 * wobble(d)
+            }
+        });
         let report = detect(&points, &Config::default());
         assert_eq!(report.anomalies.len(), 1);
         let a = report.anomalies[0];
         assert_eq!((a.first_day, a.last_day), (day(50), day(52)));
         assert_eq!(a.actual, Money::from_nanos(2700 * UNIT));
         assert_eq!(a.impact, a.actual - a.expected);
-        let days_expected: Money = report.days[50..53].iter().map(|d| d.expected.unwrap()).sum();
+        let days_expected: Money = report.days[50..53]
+            .iter()
+            .map(|d| d.expected.unwrap())
+            .sum();
         assert_eq!(a.expected, days_expected);
         assert!(a.lower < a.expected && a.expected < a.upper && a.upper < a.actual);
         assert_eq!(a.severity, Severity::Critical);

@@ -43,18 +43,32 @@ pub struct CsvSummary {
 }
 
 fn column(header: &[&str], name: &'static str) -> Result<usize, CsvError> {
-    header.iter().position(|h| h.trim().eq_ignore_ascii_case(name)).ok_or(CsvError::MissingColumn(name))
+    header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case(name))
+        .ok_or(CsvError::MissingColumn(name))
 }
 
 fn row_error(line: usize, message: impl Into<String>) -> CsvError {
-    CsvError::Row { line, message: message.into() }
+    CsvError::Row {
+        line,
+        message: message.into(),
+    }
 }
 
-pub fn detect_cost_csv<R: Read, W: Write>(reader: R, mut writer: W, config: &Config) -> Result<CsvSummary, CsvError> {
+pub fn detect_cost_csv<R: Read, W: Write>(
+    reader: R,
+    mut writer: W,
+    config: &Config,
+) -> Result<CsvSummary, CsvError> {
     let mut lines = BufReader::new(reader).lines();
     let header_line = lines.next().transpose()?.unwrap_or_default();
     let header: Vec<&str> = header_line.split(',').collect();
-    let (c_series, c_day, c_amount) = (column(&header, "series")?, column(&header, "day")?, column(&header, "amount")?);
+    let (c_series, c_day, c_amount) = (
+        column(&header, "series")?,
+        column(&header, "day")?,
+        column(&header, "amount")?,
+    );
     let c_estimated = column(&header, "estimated").ok();
     let mut series: BTreeMap<String, Vec<CostPoint>> = BTreeMap::new();
     let mut summary = CsvSummary::default();
@@ -65,15 +79,34 @@ pub fn detect_cost_csv<R: Read, W: Write>(reader: R, mut writer: W, config: &Con
             continue;
         }
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let get = |c: usize| f.get(c).copied().ok_or_else(|| row_error(line_no, "too few columns"));
-        let day = NaiveDate::parse_from_str(get(c_day)?, "%Y-%m-%d").map_err(|e| row_error(line_no, format!("day: {e}")))?;
-        let amount: Money = get(c_amount)?.parse().map_err(|e| row_error(line_no, format!("amount: {e}")))?;
+        let get = |c: usize| {
+            f.get(c)
+                .copied()
+                .ok_or_else(|| row_error(line_no, "too few columns"))
+        };
+        let day = NaiveDate::parse_from_str(get(c_day)?, "%Y-%m-%d")
+            .map_err(|e| row_error(line_no, format!("day: {e}")))?;
+        let amount: Money = get(c_amount)?
+            .parse()
+            .map_err(|e| row_error(line_no, format!("amount: {e}")))?;
         let estimated = match c_estimated.map(get).transpose()? {
             None | Some("" | "0" | "false" | "False" | "FALSE") => false,
             Some("1" | "true" | "True" | "TRUE") => true,
-            Some(other) => return Err(row_error(line_no, format!("estimated: `{other}` is not true/false"))),
+            Some(other) => {
+                return Err(row_error(
+                    line_no,
+                    format!("estimated: `{other}` is not true/false"),
+                ));
+            }
         };
-        series.entry(get(c_series)?.to_string()).or_default().push(CostPoint { day, amount, estimated });
+        series
+            .entry(get(c_series)?.to_string())
+            .or_default()
+            .push(CostPoint {
+                day,
+                amount,
+                estimated,
+            });
         summary.rows += 1;
     }
     writeln!(writer, "series,day,expected,lower,upper,score,anomaly")?;
@@ -102,13 +135,19 @@ pub fn detect_cost_csv<R: Read, W: Write>(reader: R, mut writer: W, config: &Con
     Ok(summary)
 }
 
-pub fn detect_metric_csv<R: Read, W: Write>(reader: R, mut writer: W) -> Result<CsvSummary, CsvError> {
+pub fn detect_metric_csv<R: Read, W: Write>(
+    reader: R,
+    mut writer: W,
+) -> Result<CsvSummary, CsvError> {
     let mut lines = BufReader::new(reader).lines();
     let header_line = lines.next().transpose()?.unwrap_or_default();
     let header: Vec<&str> = header_line.split(',').collect();
     let (c_ts, c_value) = (column(&header, "timestamp")?, column(&header, "value")?);
     let mut detector = MetricDetector::new(MetricConfig::default());
-    let mut summary = CsvSummary { series: 1, ..CsvSummary::default() };
+    let mut summary = CsvSummary {
+        series: 1,
+        ..CsvSummary::default()
+    };
     writeln!(writer, "timestamp,value,anomaly_score,label")?;
     for (i, line) in lines.enumerate() {
         let line = line?;
@@ -119,7 +158,9 @@ pub fn detect_metric_csv<R: Read, W: Write>(reader: R, mut writer: W) -> Result<
         let (Some(ts), Some(raw)) = (f.get(c_ts), f.get(c_value)) else {
             return Err(row_error(i + 2, "too few columns"));
         };
-        let value: f64 = raw.parse().map_err(|e| row_error(i + 2, format!("value: {e}")))?;
+        let value: f64 = raw
+            .parse()
+            .map_err(|e| row_error(i + 2, format!("value: {e}")))?;
         let score = detector.update(value);
         let label = u8::from(score >= METRIC_LABEL_THRESHOLD);
         summary.rows += 1;
@@ -151,7 +192,10 @@ mod tests {
         assert_eq!(summary.anomalous_rows, 1);
         assert!(out.starts_with("series,day,expected,lower,upper,score,anomaly\n"));
         let spike = out.lines().find(|l| l.contains("2024-04-08")).unwrap();
-        assert!(spike.starts_with("total,2024-04-08,100.00,") && spike.ends_with(",true"), "{spike}");
+        assert!(
+            spike.starts_with("total,2024-04-08,100.00,") && spike.ends_with(",true"),
+            "{spike}"
+        );
         assert!(out.contains("new-service,2024-04-10,,,,,false"));
     }
 
@@ -159,8 +203,16 @@ mod tests {
     fn metric_csv_writes_nab_columns_with_a_label_per_row() {
         let mut input = String::from("timestamp,value\n");
         for i in 0..600 {
-            let v = if i == 500 { 95.0 } else { 10.0 + (i % 7) as f64 * 0.1 };
-            input += &format!("2014-02-14 {:02}:{:02}:00,{v}\n", (i / 12) % 24, (i % 12) * 5);
+            let v = if i == 500 {
+                95.0
+            } else {
+                10.0 + (i % 7) as f64 * 0.1
+            };
+            input += &format!(
+                "2014-02-14 {:02}:{:02}:00,{v}\n",
+                (i / 12) % 24,
+                (i % 12) * 5
+            );
         }
         let mut out = Vec::new();
         let summary = detect_metric_csv(input.as_bytes(), &mut out).unwrap();

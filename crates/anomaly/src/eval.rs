@@ -19,20 +19,36 @@ pub struct EventCounts {
 
 impl EventCounts {
     pub fn precision(&self) -> f64 {
-        if self.reported == 0 { 1.0 } else { (self.reported - self.false_alerts) as f64 / self.reported as f64 }
+        if self.reported == 0 {
+            1.0
+        } else {
+            (self.reported - self.false_alerts) as f64 / self.reported as f64
+        }
     }
 
     pub fn recall(&self) -> f64 {
-        if self.labelled == 0 { 1.0 } else { self.found as f64 / self.labelled as f64 }
+        if self.labelled == 0 {
+            1.0
+        } else {
+            self.found as f64 / self.labelled as f64
+        }
     }
 
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 
     pub fn false_alerts_per_series_year(&self) -> f64 {
-        if self.series_years == 0.0 { 0.0 } else { self.false_alerts as f64 / self.series_years }
+        if self.series_years == 0.0 {
+            0.0
+        } else {
+            self.false_alerts as f64 / self.series_years
+        }
     }
 
     fn add(&mut self, o: &EventCounts) {
@@ -52,9 +68,15 @@ fn overlaps(a: &Event, b: &Event) -> bool {
 pub fn score_events(labels: &[Event], reported: &[Event], days: usize) -> EventCounts {
     EventCounts {
         labelled: labels.len(),
-        found: labels.iter().filter(|l| reported.iter().any(|r| overlaps(l, r))).count(),
+        found: labels
+            .iter()
+            .filter(|l| reported.iter().any(|r| overlaps(l, r)))
+            .count(),
         reported: reported.len(),
-        false_alerts: reported.iter().filter(|r| !labels.iter().any(|l| overlaps(l, r))).count(),
+        false_alerts: reported
+            .iter()
+            .filter(|r| !labels.iter().any(|l| overlaps(l, r)))
+            .count(),
         series_years: days as f64 / 365.0,
     }
 }
@@ -64,7 +86,11 @@ pub fn evaluate(set: &[LabelledSeries], config: &Config) -> EventCounts {
     let mut total = EventCounts::default();
     for s in set {
         let report = detect(&s.points, config);
-        let reported: Vec<Event> = report.anomalies.iter().map(|a| (a.first_day, a.last_day)).collect();
+        let reported: Vec<Event> = report
+            .anomalies
+            .iter()
+            .map(|a| (a.first_day, a.last_day))
+            .collect();
         total.add(&score_events(&s.events, &reported, s.points.len()));
     }
     total

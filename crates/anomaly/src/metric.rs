@@ -30,15 +30,20 @@ struct Window {
 
 impl Window {
     fn new(capacity: usize) -> Self {
-        Self { capacity, order: VecDeque::with_capacity(capacity), sorted: Vec::with_capacity(capacity) }
+        Self {
+            capacity,
+            order: VecDeque::with_capacity(capacity),
+            sorted: Vec::with_capacity(capacity),
+        }
     }
 
     fn push(&mut self, x: f64) {
         if self.order.len() == self.capacity
-            && let Some(old) = self.order.pop_front() {
-                let i = self.sorted.partition_point(|&v| v < old);
-                self.sorted.remove(i);
-            }
+            && let Some(old) = self.order.pop_front()
+        {
+            let i = self.sorted.partition_point(|&v| v < old);
+            self.sorted.remove(i);
+        }
         self.order.push_back(x);
         let i = self.sorted.partition_point(|&v| v < x);
         self.sorted.insert(i, x);
@@ -50,7 +55,11 @@ impl Window {
 
     fn median(&self) -> f64 {
         let n = self.sorted.len();
-        if n % 2 == 1 { self.sorted[n / 2] } else { (self.sorted[n / 2 - 1] + self.sorted[n / 2]) / 2.0 }
+        if n % 2 == 1 {
+            self.sorted[n / 2]
+        } else {
+            (self.sorted[n / 2 - 1] + self.sorted[n / 2]) / 2.0
+        }
     }
 
     /// Median absolute deviation from `m`, by merging outwards from `m` in the sorted values.
@@ -134,7 +143,10 @@ struct Channel {
 
 impl Channel {
     fn new(config: &MetricConfig) -> Self {
-        Self { values: Window::new(config.history), surprises: Window::new(config.calibration) }
+        Self {
+            values: Window::new(config.history),
+            surprises: Window::new(config.calibration),
+        }
     }
 
     /// The calibrated score of `x`, then `x` joins the history.
@@ -247,7 +259,9 @@ pub struct RollingMad {
 
 impl RollingMad {
     pub fn new(history: usize) -> Self {
-        Self { values: Window::new(history) }
+        Self {
+            values: Window::new(history),
+        }
     }
 
     pub fn update(&mut self, value: f64) -> f64 {

@@ -31,9 +31,30 @@ pub struct Profile {
 
 /// NAB's `config/profiles.json`.
 pub const PROFILES: [Profile; 3] = [
-    Profile { name: "standard", costs: CostMatrix { tp: 1.0, fp: 0.11, fn_: 1.0 } },
-    Profile { name: "reward_low_FP_rate", costs: CostMatrix { tp: 1.0, fp: 0.22, fn_: 1.0 } },
-    Profile { name: "reward_low_FN_rate", costs: CostMatrix { tp: 1.0, fp: 0.11, fn_: 2.0 } },
+    Profile {
+        name: "standard",
+        costs: CostMatrix {
+            tp: 1.0,
+            fp: 0.11,
+            fn_: 1.0,
+        },
+    },
+    Profile {
+        name: "reward_low_FP_rate",
+        costs: CostMatrix {
+            tp: 1.0,
+            fp: 0.22,
+            fn_: 1.0,
+        },
+    },
+    Profile {
+        name: "reward_low_FN_rate",
+        costs: CostMatrix {
+            tp: 1.0,
+            fp: 0.11,
+            fn_: 2.0,
+        },
+    },
 ];
 
 const PROBATION_PERCENT: f64 = 0.15;
@@ -87,29 +108,43 @@ fn sweep(file: &ScoredFile<'_>, costs: &CostMatrix, first_window: usize) -> Vec<
     for (i, (&t, &score)) in ts.iter().zip(file.scores).enumerate() {
         if current.is_none()
             && let Some(&(k, &(start, end))) = pending.peek()
-                && t == start {
-                    pending.next();
-                    let right = ts.iter().position(|&x| x == end).unwrap_or(ts.len() - 1);
-                    current = Some((first_window + k, right, (right - i + 1) as f64, end));
-                }
+            && t == start
+        {
+            pending.next();
+            let right = ts.iter().position(|&x| x == end).unwrap_or(ts.len() - 1);
+            current = Some((first_window + k, right, (right - i + 1) as f64, end));
+        }
         let (weight, place) = match current {
             Some((id, right, width, _)) => {
                 let position = -((right as f64 - i as f64 + 1.0) / width);
-                (scaled_sigmoid(position) * costs.tp / max_tp, Place::Window(id))
+                (
+                    scaled_sigmoid(position) * costs.tp / max_tp,
+                    Place::Window(id),
+                )
             }
             None => {
-                let position = previous
-                    .map_or(3.0, |(right, width)| (i as f64 - right as f64).abs() / (width - 1.0));
+                let position = previous.map_or(3.0, |(right, width)| {
+                    (i as f64 - right as f64).abs() / (width - 1.0)
+                });
                 (scaled_sigmoid(position) * costs.fp, Place::Outside)
             }
         };
-        let place = if i >= probation { place } else { Place::Probationary };
-        out.push(SweepPoint { score, weight, place });
+        let place = if i >= probation {
+            place
+        } else {
+            Place::Probationary
+        };
+        out.push(SweepPoint {
+            score,
+            weight,
+            place,
+        });
         if let Some((_, right, width, end)) = current
-            && t == end {
-                previous = Some((right, width));
-                current = None;
-            }
+            && t == end
+        {
+            previous = Some((right, width));
+            current = None;
+        }
     }
     out
 }
@@ -184,11 +219,20 @@ pub fn score_corpus(files: &[ScoredFile<'_>], costs: &CostMatrix) -> CorpusScore
         }
     }
     let windows = total_windows(files);
-    CorpusScore { threshold: best.0, raw: best.1, normalized: normalize(best.1, windows, costs), windows }
+    CorpusScore {
+        threshold: best.0,
+        raw: best.1,
+        normalized: normalize(best.1, windows, costs),
+        windows,
+    }
 }
 
 /// The corpus score at a fixed threshold (a detection is a score at or above it).
-pub fn score_corpus_at(files: &[ScoredFile<'_>], costs: &CostMatrix, threshold: f64) -> CorpusScore {
+pub fn score_corpus_at(
+    files: &[ScoredFile<'_>],
+    costs: &CostMatrix,
+    threshold: f64,
+) -> CorpusScore {
     let table = scores_by_threshold(files, costs);
     // Entry k holds the score with every row scoring >= its threshold detected.
     let raw = table
@@ -197,7 +241,12 @@ pub fn score_corpus_at(files: &[ScoredFile<'_>], costs: &CostMatrix, threshold: 
         .find(|(t, _)| *t >= threshold)
         .map_or(table[0].1, |&(_, raw)| raw);
     let windows = total_windows(files);
-    CorpusScore { threshold, raw, normalized: normalize(raw, windows, costs), windows }
+    CorpusScore {
+        threshold,
+        raw,
+        normalized: normalize(raw, windows, costs),
+        windows,
+    }
 }
 
 #[cfg(test)]
@@ -205,7 +254,11 @@ mod tests {
     use super::*;
 
     fn file<'a>(ts: &'a [i64], scores: &'a [f64], windows: &'a [(i64, i64)]) -> ScoredFile<'a> {
-        ScoredFile { timestamps: ts, scores, windows }
+        ScoredFile {
+            timestamps: ts,
+            scores,
+            windows,
+        }
     }
 
     #[test]

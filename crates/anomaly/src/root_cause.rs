@@ -55,13 +55,24 @@ pub fn rank_contributors(
             .iter()
             .map(|(key, points)| {
                 let (expected, actual) = window_totals(points, first_day, last_day, config);
-                Contributor { dimension, key: key.clone(), expected, actual, delta: actual - expected, share: 0.0 }
+                Contributor {
+                    dimension,
+                    key: key.clone(),
+                    expected,
+                    actual,
+                    delta: actual - expected,
+                    share: 0.0,
+                }
             })
             .filter(|c| c.delta != Money::ZERO)
             .collect();
         let total: i64 = rows.iter().map(|c| c.delta.nanos()).sum();
         for c in &mut rows {
-            c.share = if total == 0 { 0.0 } else { c.delta.nanos() as f64 / total as f64 };
+            c.share = if total == 0 {
+                0.0
+            } else {
+                c.delta.nanos() as f64 / total as f64
+            };
         }
         rows.sort_by(|a, b| b.delta.cmp(&a.delta).then_with(|| a.key.cmp(&b.key)));
         out.extend(rows);
@@ -70,8 +81,17 @@ pub fn rank_contributors(
 }
 
 /// (expected, actual) summed over the window, the expectation frozen at `first_day`.
-fn window_totals(points: &[CostPoint], first_day: NaiveDate, last_day: NaiveDate, config: &Config) -> (Money, Money) {
-    let actual: Money = points.iter().filter(|p| p.day >= first_day && p.day <= last_day).map(|p| p.amount).sum();
+fn window_totals(
+    points: &[CostPoint],
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    config: &Config,
+) -> (Money, Money) {
+    let actual: Money = points
+        .iter()
+        .filter(|p| p.day >= first_day && p.day <= last_day)
+        .map(|p| p.amount)
+        .sum();
     let mut history: Vec<&CostPoint> = points.iter().filter(|p| p.day < first_day).collect();
     history.sort_by_key(|p| p.day);
     let Some(start) = history.first().map(|p| p.day) else {
@@ -101,7 +121,12 @@ mod tests {
 
     fn flat(start: NaiveDate, days: u64, amount: i64) -> Vec<CostPoint> {
         (0..days)
-            .map(|d| CostPoint::new(start + chrono::Days::new(d), Money::from_nanos(amount * 1_000_000_000)))
+            .map(|d| {
+                CostPoint::new(
+                    start + chrono::Days::new(d),
+                    Money::from_nanos(amount * 1_000_000_000),
+                )
+            })
             .collect()
     }
 
@@ -119,7 +144,13 @@ mod tests {
         services.insert("AmazonS3".to_string(), s3);
         services.insert("AWSLambda".to_string(), lambda);
         // A service that did not exist before the anomaly: all of it is impact.
-        services.insert("AmazonSageMaker".to_string(), vec![CostPoint::new(spike, Money::from_nanos(100 * 1_000_000_000))]);
+        services.insert(
+            "AmazonSageMaker".to_string(),
+            vec![CostPoint::new(
+                spike,
+                Money::from_nanos(100 * 1_000_000_000),
+            )],
+        );
         let components: Components = [(Dimension::Service, services)].into_iter().collect();
         let ranked = rank_contributors(&components, spike, spike, &Config::default());
         let keys: Vec<&str> = ranked.iter().map(|c| c.key.as_str()).collect();

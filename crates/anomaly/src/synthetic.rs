@@ -94,17 +94,33 @@ pub fn generate(seed: u64, n_series: usize, n_days: usize) -> Vec<LabelledSeries
 fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
     let start = start_day();
     let tiny = rng.chance(0.15);
-    let level = if tiny { rng.range(0.2, 2.0) } else { (rng.range(20f64.ln(), 20_000f64.ln())).exp() };
-    let noise = if tiny { rng.range(0.2, 0.5) } else { rng.range(0.02, 0.08) };
+    let level = if tiny {
+        rng.range(0.2, 2.0)
+    } else {
+        (rng.range(20f64.ln(), 20_000f64.ln())).exp()
+    };
+    let noise = if tiny {
+        rng.range(0.2, 0.5)
+    } else {
+        rng.range(0.02, 0.08)
+    };
     let weekly = rng.chance(0.5);
     let weekend = rng.range(0.45, 0.85);
     let weekday_wobble: [f64; 5] = std::array::from_fn(|_| rng.range(0.95, 1.05));
-    let trend_per_year = if rng.chance(0.5) { rng.range(-0.2, 0.8) } else { 0.0 };
+    let trend_per_year = if rng.chance(0.5) {
+        rng.range(-0.2, 0.8)
+    } else {
+        0.0
+    };
     let fee = rng.chance(0.4).then(|| level * rng.range(0.5, 5.0));
     let credits = rng.chance(0.25);
     let step = (rng.chance(0.3) && n > 120 && level >= 100.0).then(|| {
         let day = 60 + rng.below(n - 120);
-        let factor = if rng.chance(0.7) { rng.range(1.5, 2.5) } else { rng.range(0.4, 0.7) };
+        let factor = if rng.chance(0.7) {
+            rng.range(1.5, 2.5)
+        } else {
+            rng.range(0.4, 0.7)
+        };
         (day, factor)
     });
     let estimated_tail = if rng.chance(0.4) { 1 + rng.below(3) } else { 0 };
@@ -140,7 +156,9 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
     let mut events = Vec::new();
     let mut blocked = vec![false; n];
     if let Some((s, f)) = step {
-        blocked[s.saturating_sub(3)..(s + 10).min(n)].iter_mut().for_each(|b| *b = true);
+        blocked[s.saturating_sub(3)..(s + 10).min(n)]
+            .iter_mut()
+            .for_each(|b| *b = true);
         // An upward step worth an alert is labelled once: the day it happened.
         if f > 1.0 {
             events.push((s, s));
@@ -152,10 +170,15 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
             let max_len = if rng.chance(0.7) { 2 } else { 4 };
             let len = 1 + rng.below(max_len);
             let s = 30 + rng.below(n.saturating_sub(40 + len).max(1));
-            if blocked[s.saturating_sub(3)..(s + len + 3).min(n)].iter().any(|&b| b) {
+            if blocked[s.saturating_sub(3)..(s + len + 3).min(n)]
+                .iter()
+                .any(|&b| b)
+            {
                 continue;
             }
-            blocked[s.saturating_sub(3)..(s + len + 3).min(n)].iter_mut().for_each(|b| *b = true);
+            blocked[s.saturating_sub(3)..(s + len + 3).min(n)]
+                .iter_mut()
+                .for_each(|b| *b = true);
             let rel = rng.range(0.3, 2.0).max(6.0 * noise);
             for (x, base) in &mut amounts[s..s + len] {
                 let extra = (*base * rel).max(20.0);
@@ -178,7 +201,10 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
         .enumerate()
         .map(|(t, &(x, _))| {
             let cents = (x * 100.0).round() as i64;
-            CostPoint::new(start + chrono::Days::new(t as u64), Money::from_nanos(cents * 10_000_000))
+            CostPoint::new(
+                start + chrono::Days::new(t as u64),
+                Money::from_nanos(cents * 10_000_000),
+            )
         })
         .collect();
     for p in points.iter_mut().rev().take(estimated_tail) {
@@ -194,7 +220,10 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
     LabelledSeries {
         name,
         points,
-        events: events.into_iter().map(|(a, b)| (day(a), day(b.min(last_final - 1)))).collect(),
+        events: events
+            .into_iter()
+            .map(|(a, b)| (day(a), day(b.min(last_final - 1))))
+            .collect(),
         traits: Traits {
             tiny,
             weekly,

@@ -7,11 +7,13 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use base64::Engine;
 use chrono::Utc;
 use cloudspend_core::{Role, TenantId};
@@ -36,25 +38,34 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 
 /// Checks a password against a stored hash. With no hash (unknown user) it still spends the
 /// time of one verification, so response times do not reveal which emails exist.
-pub async fn verify_password(password: String, stored_hash: Option<String>) -> anyhow::Result<bool> {
+pub async fn verify_password(
+    password: String,
+    stored_hash: Option<String>,
+) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_string());
-        let Ok(parsed) = PasswordHash::new(&hash) else { return Ok(false) };
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return Ok(false);
+        };
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && hash != DUMMY_HASH)
     })
     .await?
 }
 
 /// argon2id of a random password nobody knows, with the default parameters.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$Y2xvdWRzcGVuZGR1bW15$3Yv3M1v2b3m2a5ZtQ3lJ6m6ePZ0vR2bGxwq4d8uD9yA";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Y2xvdWRzcGVuZGR1bW15$3Yv3M1v2b3m2a5ZtQ3lJ6m6ePZ0vR2bGxwq4d8uD9yA";
 
 /// A fresh bearer token and the hash to store for it.
 pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let hash = token_hash(&token);
     (token, hash)
 }
@@ -75,16 +86,24 @@ pub struct Authenticated {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(done) = parts.extensions.get::<Authenticated>() {
             return Ok(done.clone());
         }
         let token = bearer_token(parts)?;
         let hash = token_hash(token);
-        let record = state.store.token(&hash).await?.ok_or_else(|| ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "the bearer token is not valid: log in again with POST /api/auth/login".into(),
-        })?;
+        let record = state
+            .store
+            .token(&hash)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized {
+                code: "invalid_token",
+                message: "the bearer token is not valid: log in again with POST /api/auth/login"
+                    .into(),
+            })?;
         if record.revoked_at.is_some() {
             return Err(ApiError::Unauthorized {
                 code: "token_revoked",
@@ -94,24 +113,40 @@ impl FromRequestParts<AppState> for Authenticated {
         if record.expires_at <= Utc::now() {
             return Err(ApiError::Unauthorized {
                 code: "token_expired",
-                message: format!("this token expired at {}: log in again", record.expires_at.to_rfc3339()),
+                message: format!(
+                    "this token expired at {}: log in again",
+                    record.expires_at.to_rfc3339()
+                ),
             });
         }
-        let caller = Authenticated { user: record.user, token_hash: hash, token_tenant: record.tenant_id };
+        let caller = Authenticated {
+            user: record.user,
+            token_hash: hash,
+            token_tenant: record.tenant_id,
+        };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::Unauthorized {
-        code: "missing_token",
-        message: "send `Authorization: Bearer <token>`; get a token from POST /api/auth/login".into(),
-    })?;
+    let header =
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized {
+                code: "missing_token",
+                message:
+                    "send `Authorization: Bearer <token>`; get a token from POST /api/auth/login"
+                        .into(),
+            })?;
     header
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::Unauthorized {
@@ -138,7 +173,10 @@ impl Caller {
         } else {
             Err(ApiError::forbidden(
                 "insufficient_role",
-                format!("only owners and admins can {action}; your role in this tenant is {}", self.role),
+                format!(
+                    "only owners and admins can {action}; your role in this tenant is {}",
+                    self.role
+                ),
             ))
         }
     }
@@ -147,14 +185,19 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         let requested = match parts.headers.get(TENANT_HEADER) {
             Some(raw) => Some(
                 raw.to_str()
                     .ok()
                     .and_then(|s| s.trim().parse::<TenantId>().ok())
-                    .ok_or_else(|| ApiError::bad_field("X-Tenant-Id", "X-Tenant-Id must be a tenant UUID"))?,
+                    .ok_or_else(|| {
+                        ApiError::bad_field("X-Tenant-Id", "X-Tenant-Id must be a tenant UUID")
+                    })?,
             ),
             None => None,
         };
@@ -174,17 +217,32 @@ impl FromRequestParts<AppState> for Caller {
             },
             None => first_tenant(state, &auth).await?,
         };
-        let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-        Ok(Caller { user: auth.user, tenant, role, token_hash: auth.token_hash })
+        let tenant = state
+            .store
+            .tenant(tenant_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
+        Ok(Caller {
+            user: auth.user,
+            tenant,
+            role,
+            token_hash: auth.token_hash,
+        })
     }
 }
 
 /// The token's tenant is gone (the user was removed from it): fall back to their oldest
 /// membership rather than failing every request.
-async fn first_tenant(state: &AppState, auth: &Authenticated) -> Result<(TenantId, Role), ApiError> {
+async fn first_tenant(
+    state: &AppState,
+    auth: &Authenticated,
+) -> Result<(TenantId, Role), ApiError> {
     let tenants = state.store.tenants_of(auth.user.id).await?;
     tenants.first().map(|(t, r)| (t.id, *r)).ok_or_else(|| {
-        ApiError::forbidden("no_tenant", "you are not a member of any tenant: ask an owner to invite you")
+        ApiError::forbidden(
+            "no_tenant",
+            "you are not a member of any tenant: ask an owner to invite you",
+        )
     })
 }
 
@@ -195,12 +253,18 @@ pub struct GlobalOwner(pub User);
 impl FromRequestParts<AppState> for GlobalOwner {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         if auth.user.is_global_owner {
             Ok(GlobalOwner(auth.user))
         } else {
-            Err(ApiError::forbidden("not_global_owner", "only the platform's global owner can see this"))
+            Err(ApiError::forbidden(
+                "not_global_owner",
+                "only the platform's global owner can see this",
+            ))
         }
     }
 }
@@ -213,9 +277,21 @@ mod tests {
     async fn passwords_verify_only_against_their_own_hash() {
         let hash = hash_password("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await.unwrap());
-        assert!(!verify_password("wrong horse battery".into(), Some(hash)).await.unwrap());
-        assert!(!verify_password("anything at all".into(), None).await.unwrap());
+        assert!(
+            verify_password("correct horse battery".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("wrong horse battery".into(), Some(hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("anything at all".into(), None)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -13,16 +13,27 @@ use std::borrow::Cow;
 pub enum ApiError {
     /// Malformed request: bad JSON, a wrong type, a bad header. 400.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String, field: Option<Cow<'static, str>> },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<Cow<'static, str>>,
+    },
     /// Well-formed but invalid input. 422.
     #[error("{message}")]
-    Invalid { message: String, field: Cow<'static, str> },
+    Invalid {
+        message: String,
+        field: Cow<'static, str>,
+    },
     /// No valid credentials. 401.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     /// Authenticated but not allowed. 403.
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String, field: Option<Cow<'static, str>> },
+    Forbidden {
+        code: &'static str,
+        message: String,
+        field: Option<Cow<'static, str>>,
+    },
     /// 404. `what` is a user-facing noun ("member", "route").
     #[error("{what} not found")]
     NotFound { what: Cow<'static, str> },
@@ -31,17 +42,30 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The change clashes with existing data. 409.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, field: Option<Cow<'static, str>> },
+    Conflict {
+        code: &'static str,
+        message: String,
+        field: Option<Cow<'static, str>>,
+    },
     /// 413.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     /// 429, with the seconds to wait.
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// AWS refused or failed a call made for the caller. The AWS error code and a fix hint go
     /// to the client (they are about the caller's own account).
     #[error("{message}")]
-    Aws { status: StatusCode, aws_code: Option<String>, message: String, hint: Option<String>, request_id: Option<String> },
+    Aws {
+        status: StatusCode,
+        aws_code: Option<String>,
+        message: String,
+        hint: Option<String>,
+        request_id: Option<String>,
+    },
     /// A dependency (the database) is unreachable. 503.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -77,19 +101,34 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into(), field: None }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn bad_field(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code: "invalid_field", message: message.into(), field: Some(field.into()) }
+        ApiError::BadRequest {
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn invalid(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        ApiError::Invalid { message: message.into(), field: field.into() }
+        ApiError::Invalid {
+            message: message.into(),
+            field: field.into(),
+        }
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Forbidden { code, message: message.into(), field: None }
+        ApiError::Forbidden {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn not_found(what: impl Into<Cow<'static, str>>) -> Self {
@@ -130,14 +169,28 @@ impl ApiError {
         };
         let message = match self {
             // Never leak internals: the cause is in the server log under the request id.
-            ApiError::Internal(_) => "something went wrong on our side; it has been logged".to_string(),
+            ApiError::Internal(_) => {
+                "something went wrong on our side; it has been logged".to_string()
+            }
             other => other.to_string(),
         };
         let (aws_code, hint, request_id) = match self {
-            ApiError::Aws { aws_code, hint, request_id, .. } => (aws_code.clone(), hint.clone(), request_id.clone()),
+            ApiError::Aws {
+                aws_code,
+                hint,
+                request_id,
+                ..
+            } => (aws_code.clone(), hint.clone(), request_id.clone()),
             _ => (None, None, None),
         };
-        ErrorDetail { code: code.to_string(), message, field: field.map(str::to_string), aws_code, hint, request_id }
+        ErrorDetail {
+            code: code.to_string(),
+            message,
+            field: field.map(str::to_string),
+            aws_code,
+            hint,
+            request_id,
+        }
     }
 }
 
@@ -145,17 +198,24 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(ErrorBody { error: self.body() })).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
         if let ApiError::Unauthorized { .. } = &self {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::Internal(err) = &self {
             // Carried to the logging middleware, which logs each 5xx once with its request span.
-            response.extensions_mut().insert(InternalCause(format!("{err:#}")));
+            response
+                .extensions_mut()
+                .insert(InternalCause(format!("{err:#}")));
         }
         response
     }
@@ -182,7 +242,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { what } => ApiError::not_found(what),
             StoreError::LastOwner => ApiError::Conflict {
                 code: "last_owner",
-                message: "a tenant must keep at least one owner: make someone else an owner first".into(),
+                message: "a tenant must keep at least one owner: make someone else an owner first"
+                    .into(),
                 field: None,
             },
             other if other.is_unavailable() => ApiError::Unavailable {
@@ -207,7 +268,11 @@ impl From<cloudspend_aws_access::AwsError> for ApiError {
             ErrorKind::NotEnabled => StatusCode::CONFLICT,
             _ => StatusCode::BAD_GATEWAY,
         };
-        tracing::warn!(kind = err.kind().as_str(), detail = err.detail(), "AWS call failed");
+        tracing::warn!(
+            kind = err.kind().as_str(),
+            detail = err.detail(),
+            "AWS call failed"
+        );
         ApiError::Aws {
             status,
             aws_code: err.code().map(str::to_string),
@@ -224,8 +289,16 @@ impl From<cloudspend_collection::CollectionError> for ApiError {
         match err {
             E::Aws(aws) => aws.into(),
             E::Store(store) => store.into(),
-            E::NotConnected => ApiError::Conflict { code: "not_connected", message: E::NotConnected.to_string(), field: None },
-            other => ApiError::Conflict { code: "connection_unusable", message: other.to_string(), field: None },
+            E::NotConnected => ApiError::Conflict {
+                code: "not_connected",
+                message: E::NotConnected.to_string(),
+                field: None,
+            },
+            other => ApiError::Conflict {
+                code: "connection_unusable",
+                message: other.to_string(),
+                field: None,
+            },
         }
     }
 }

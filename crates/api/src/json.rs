@@ -3,10 +3,10 @@
 //! ("missing field `email`" becomes `field: "email"`; a wrong type names its JSON path).
 
 use crate::error::ApiError;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,7 +28,8 @@ where
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
@@ -40,7 +41,9 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: crate::BODY_LIMIT_BYTES }
+                ApiError::PayloadTooLarge {
+                    limit: crate::BODY_LIMIT_BYTES,
+                }
             } else {
                 ApiError::bad_request("unreadable_body", rejection.body_text())
             }
@@ -57,14 +60,27 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         let message = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {message}"));
+            return ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not valid JSON: {message}"),
+            );
         }
         // serde reports a missing field on the parent object: take the name from the message.
         let field = quoted_field(&message, "missing field `")
-            .map(|name| if path == "." { name.to_string() } else { format!("{path}.{name}") })
+            .map(|name| {
+                if path == "." {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                }
+            })
             .or_else(|| quoted_field(&message, "unknown field `").map(str::to_string))
             .unwrap_or(path);
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
         if field == "." {
             ApiError::bad_request("invalid_body", message)
         } else {
@@ -115,18 +131,30 @@ mod tests {
     #[test]
     fn names_the_missing_field() {
         assert_eq!(field_of(r#"{"age": 3}"#).as_deref(), Some("email"));
-        assert_eq!(field_of(r#"{"email": "a", "age": 3, "nested": {}}"#).as_deref(), Some("nested.role"));
+        assert_eq!(
+            field_of(r#"{"email": "a", "age": 3, "nested": {}}"#).as_deref(),
+            Some("nested.role")
+        );
     }
 
     #[test]
     fn names_the_field_with_the_wrong_type() {
-        assert_eq!(field_of(r#"{"email": 5, "age": 3}"#).as_deref(), Some("email"));
-        assert_eq!(field_of(r#"{"email": "a", "age": "three"}"#).as_deref(), Some("age"));
+        assert_eq!(
+            field_of(r#"{"email": 5, "age": 3}"#).as_deref(),
+            Some("email")
+        );
+        assert_eq!(
+            field_of(r#"{"email": "a", "age": "three"}"#).as_deref(),
+            Some("age")
+        );
     }
 
     #[test]
     fn names_unknown_fields_and_reports_bad_json_without_a_field() {
-        assert_eq!(field_of(r#"{"email": "a", "age": 1, "admin": true}"#).as_deref(), Some("admin"));
+        assert_eq!(
+            field_of(r#"{"email": "a", "age": 1, "admin": true}"#).as_deref(),
+            Some("admin")
+        );
         assert_eq!(field_of(r#"{"email": "#), None);
         assert_eq!(field_of(r#""just a string""#), None);
     }

@@ -58,7 +58,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("opaque").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("opaque")
+                    .build(),
+            ),
         );
     }
 }
@@ -80,7 +85,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The OpenAPI document of every route [`app`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = routes();
-    doc.paths.paths.insert("/api/openapi.json".to_string(), openapi_path_item());
+    doc.paths
+        .paths
+        .insert("/api/openapi.json".to_string(), openapi_path_item());
     doc
 }
 
@@ -112,7 +119,12 @@ pub fn app(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || {
                 let body = document_json.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
             }),
         )
         .fallback(|| async { ApiError::not_found("route") })
@@ -135,5 +147,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::prometheus();
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -21,7 +21,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(limit: Limit) -> Self {
-        Self { limit, events: Mutex::new(HashMap::new()) }
+        Self {
+            limit,
+            events: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Err(wait)` when `key` has used up its events in the current window.
@@ -39,7 +42,9 @@ impl RateLimiter {
 
     fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let mut events = self.events.lock().expect("rate limiter lock");
-        let Some(queue) = events.get_mut(key) else { return Ok(()) };
+        let Some(queue) = events.get_mut(key) else {
+            return Ok(());
+        };
         Self::expire(queue, now, self.limit.window);
         if queue.len() >= self.limit.max_events {
             let oldest = *queue.front().expect("non-empty queue");
@@ -61,7 +66,10 @@ impl RateLimiter {
     }
 
     fn expire(queue: &mut VecDeque<Instant>, now: Instant, window: Duration) {
-        while queue.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while queue
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             queue.pop_front();
         }
     }
@@ -73,12 +81,17 @@ mod tests {
 
     #[test]
     fn refuses_after_the_limit_until_the_window_passes() {
-        let limiter = RateLimiter::new(Limit { max_events: 2, window: Duration::from_secs(60) });
+        let limiter = RateLimiter::new(Limit {
+            max_events: 2,
+            window: Duration::from_secs(60),
+        });
         let t0 = Instant::now();
         assert!(limiter.check_at("a", t0).is_ok());
         limiter.record_at("a", t0);
         limiter.record_at("a", t0 + Duration::from_secs(10));
-        let wait = limiter.check_at("a", t0 + Duration::from_secs(20)).unwrap_err();
+        let wait = limiter
+            .check_at("a", t0 + Duration::from_secs(20))
+            .unwrap_err();
         assert_eq!(wait, Duration::from_secs(40));
         assert!(limiter.check_at("b", t0).is_ok(), "keys are independent");
         assert!(limiter.check_at("a", t0 + Duration::from_secs(61)).is_ok());

@@ -27,7 +27,8 @@ pub struct ApiConfig {
 
 /// Where `cfn/connect-aws-billing.yml` is published by default; operators host their own copy
 /// and set `CLOUDSPEND_TEMPLATE_URL`.
-pub const DEFAULT_TEMPLATE_URL: &str = "https://cloudspend-templates.s3.amazonaws.com/connect-aws-billing.yml";
+pub const DEFAULT_TEMPLATE_URL: &str =
+    "https://cloudspend-templates.s3.amazonaws.com/connect-aws-billing.yml";
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -35,9 +36,18 @@ impl Default for ApiConfig {
         Self {
             token_ttl: Duration::from_secs(30 * 24 * 3600),
             test_endpoints: false,
-            login_failures_per_email: Limit { max_events: 5, window: fifteen_minutes },
-            login_failures_per_ip: Limit { max_events: 50, window: fifteen_minutes },
-            signups_per_ip: Limit { max_events: 20, window: Duration::from_secs(3600) },
+            login_failures_per_email: Limit {
+                max_events: 5,
+                window: fifteen_minutes,
+            },
+            login_failures_per_ip: Limit {
+                max_events: 50,
+                window: fifteen_minutes,
+            },
+            signups_per_ip: Limit {
+                max_events: 20,
+                window: Duration::from_secs(3600),
+            },
             platform_account_id: None,
             template_url: DEFAULT_TEMPLATE_URL.to_string(),
         }
@@ -66,12 +76,20 @@ impl AppState {
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
         };
-        Self { store, config: Arc::new(config), limits: Arc::new(limits), collections }
+        Self {
+            store,
+            config: Arc::new(config),
+            limits: Arc::new(limits),
+            collections,
+        }
     }
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("backend", &self.store.backend()).field("config", &self.config).finish()
+        f.debug_struct("AppState")
+            .field("backend", &self.store.backend())
+            .field("config", &self.config)
+            .finish()
     }
 }

@@ -27,7 +27,9 @@ pub fn init_tracing() {
     let filter = std::env::var("CLOUDSPEND_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn".to_string());
-    let builder = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_target(false);
     let _ = if std::env::var("CLOUDSPEND_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {
@@ -42,7 +44,9 @@ static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         let builder = PrometheusBuilder::new()
-            .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ])
             .expect("static bucket list is valid");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -106,16 +110,38 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     let _enter = span.enter();
     if status.is_server_error() {
-        let cause = response.extensions().get::<InternalCause>().map(|c| c.0.as_str()).unwrap_or("-");
-        tracing::error!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, cause, "request failed");
+        let cause = response
+            .extensions()
+            .get::<InternalCause>()
+            .map(|c| c.0.as_str())
+            .unwrap_or("-");
+        tracing::error!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_millis() as u64,
+            cause,
+            "request failed"
+        );
     } else if quiet {
-        tracing::debug!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request done");
+        tracing::debug!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_millis() as u64,
+            "request done"
+        );
     } else {
-        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request done");
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_millis() as u64,
+            "request done"
+        );
     }
-    let labels = [("method", method.to_string()), ("route", route), ("status", status.as_u16().to_string())];
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.as_u16().to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
     response
 }
 
@@ -137,15 +163,23 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         return response;
     }
     let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: crate::BODY_LIMIT_BYTES },
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: crate::BODY_LIMIT_BYTES,
+        },
         StatusCode::NOT_FOUND => ApiError::not_found("route"),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::bad_request("unsupported_media_type", "send the body as JSON with `Content-Type: application/json`")
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::bad_request(
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            ApiError::bad_request("request_timeout", "the request took too long")
         }
-        StatusCode::REQUEST_TIMEOUT => ApiError::bad_request("request_timeout", "the request took too long"),
         s if s.is_server_error() => ApiError::Internal(anyhow::anyhow!("{s} from a layer")),
-        _ => ApiError::bad_request("bad_request", status.canonical_reason().unwrap_or("bad request")),
+        _ => ApiError::bad_request(
+            "bad_request",
+            status.canonical_reason().unwrap_or("bad request"),
+        ),
     };
     let mut replaced = error.into_response();
     // Keep the original status (the mapping above only picks a body).
@@ -168,7 +202,10 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<
         .map(String::as_str)
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("panic");
-    let mut response = ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response();
-    response.headers_mut().insert("x-panic", HeaderValue::from_static("1"));
+    let mut response =
+        ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response();
+    response
+        .headers_mut()
+        .insert("x-panic", HeaderValue::from_static("1"));
     response
 }

@@ -32,9 +32,15 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 pub enum TenantCredentials {
     /// Assume this role in the tenant's account. The external ID is the one CloudSpend issued
     /// to the tenant; it guards against the confused-deputy problem.
-    Role { role_arn: String, external_id: String },
+    Role {
+        role_arn: String,
+        external_id: String,
+    },
     /// A long-lived key pair the tenant gave us, decrypted only in memory.
-    AccessKey { access_key_id: String, secret_access_key: SecretString },
+    AccessKey {
+        access_key_id: String,
+        secret_access_key: SecretString,
+    },
     /// The server's own credentials from the default provider chain (environment / `.env`
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, profile, instance role).
     ServerDefault,
@@ -43,7 +49,10 @@ pub enum TenantCredentials {
 impl fmt::Debug for TenantCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Role { role_arn, external_id } => f
+            Self::Role {
+                role_arn,
+                external_id,
+            } => f
                 .debug_struct("Role")
                 .field("role_arn", role_arn)
                 .field("external_id", external_id)
@@ -107,7 +116,9 @@ impl AwsAccess {
 
     /// [`AwsAccess::new`] with `AWS_ENDPOINT_URL` from the environment as the endpoint override.
     pub async fn from_env() -> Self {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.trim().is_empty());
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
         Self::new(endpoint).await
     }
 
@@ -127,7 +138,10 @@ impl AwsAccess {
     /// Make it with `aws_config`'s loader: a bare `SdkConfig::builder()` lacks the time source
     /// and sleep that assuming a role needs.
     pub fn from_base(base: SdkConfig) -> Self {
-        Self { base, roles: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            base,
+            roles: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The base configuration (server's own credentials), e.g. for a health check.
@@ -146,10 +160,16 @@ impl AwsAccess {
         region: &str,
     ) -> Result<SdkConfig, AwsError> {
         let region = validate_region(region)?;
-        let builder = self.base.to_builder().region(Region::new(region.to_string()));
+        let builder = self
+            .base
+            .to_builder()
+            .region(Region::new(region.to_string()));
         let config = match creds {
             TenantCredentials::ServerDefault => builder.build(),
-            TenantCredentials::AccessKey { access_key_id, secret_access_key } => {
+            TenantCredentials::AccessKey {
+                access_key_id,
+                secret_access_key,
+            } => {
                 if access_key_id.trim().is_empty() || secret_access_key.expose_secret().is_empty() {
                     return Err(AwsError::invalid_input(
                         "the access key pair is incomplete: give both the access key id and the secret",
@@ -162,9 +182,14 @@ impl AwsAccess {
                     None,
                     "cloudspend-tenant-access-key",
                 );
-                builder.credentials_provider(SharedCredentialsProvider::new(credentials)).build()
+                builder
+                    .credentials_provider(SharedCredentialsProvider::new(credentials))
+                    .build()
             }
-            TenantCredentials::Role { role_arn, external_id } => {
+            TenantCredentials::Role {
+                role_arn,
+                external_id,
+            } => {
                 let role = self.role(tenant, role_arn, external_id).await?;
                 builder
                     .credentials_provider(role.provider)
@@ -175,19 +200,32 @@ impl AwsAccess {
         Ok(config)
     }
 
-    async fn role(&self, tenant: TenantId, role_arn: &str, external_id: &str) -> Result<CachedRole, AwsError> {
+    async fn role(
+        &self,
+        tenant: TenantId,
+        role_arn: &str,
+        external_id: &str,
+    ) -> Result<CachedRole, AwsError> {
         if !role_arn.starts_with("arn:aws") || !role_arn.contains(":role/") {
             return Err(AwsError::invalid_input(format!(
                 "`{role_arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
             )));
         }
-        let key = RoleKey { tenant, role_arn: role_arn.to_string(), external_id: external_id.to_string() };
+        let key = RoleKey {
+            tenant,
+            role_arn: role_arn.to_string(),
+            external_id: external_id.to_string(),
+        };
         if let Some(found) = self.roles.lock().expect("role cache poisoned").get(&key) {
             return Ok(found.clone());
         }
         // STS is regional; the base region (AWS_REGION) if the server has one, else us-east-1,
         // which always serves STS.
-        let sts_region = self.base.region().cloned().unwrap_or_else(|| Region::new("us-east-1"));
+        let sts_region = self
+            .base
+            .region()
+            .cloned()
+            .unwrap_or_else(|| Region::new("us-east-1"));
         let provider = AssumeRoleProvider::builder(role_arn)
             .external_id(external_id)
             .session_name(session_name(tenant))
@@ -199,7 +237,9 @@ impl AwsAccess {
             .await;
         let built = CachedRole {
             provider: SharedCredentialsProvider::new(provider),
-            cache: IdentityCache::lazy().buffer_time(REFRESH_BEFORE_EXPIRY).build(),
+            cache: IdentityCache::lazy()
+                .buffer_time(REFRESH_BEFORE_EXPIRY)
+                .build(),
         };
         // Two first calls racing both build a provider (no AWS call yet); the first one stored wins.
         let mut roles = self.roles.lock().expect("role cache poisoned");
@@ -209,13 +249,19 @@ impl AwsAccess {
     /// Forgets the cached role credentials of a tenant (after it disconnects or rotates its
     /// external ID), so the next config assumes the role afresh.
     pub fn forget_tenant(&self, tenant: TenantId) {
-        self.roles.lock().expect("role cache poisoned").retain(|key, _| key.tenant != tenant);
+        self.roles
+            .lock()
+            .expect("role cache poisoned")
+            .retain(|key, _| key.tenant != tenant);
     }
 }
 
 /// The same configuration pointed at us-east-1, the only region that serves Cost Explorer.
 pub fn cost_explorer_config(config: &SdkConfig) -> SdkConfig {
-    config.to_builder().region(Region::new(COST_EXPLORER_REGION)).build()
+    config
+        .to_builder()
+        .region(Region::new(COST_EXPLORER_REGION))
+        .build()
 }
 
 /// `cloudspend-<tenant uuid>`: 47 characters, inside STS's 64, and CloudTrail in the tenant's
@@ -241,12 +287,16 @@ fn timeout_config() -> TimeoutConfig {
 fn validate_region(region: &str) -> Result<&str, AwsError> {
     let ok = !region.is_empty()
         && region.len() <= 32
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && region.contains('-');
     if ok {
         Ok(region)
     } else {
-        Err(AwsError::invalid_input(format!("`{region}` is not an AWS region name (e.g. us-east-1)")))
+        Err(AwsError::invalid_input(format!(
+            "`{region}` is not an AWS region name (e.g. us-east-1)"
+        )))
     }
 }
 
@@ -276,10 +326,17 @@ mod tests {
 
     #[test]
     fn cost_explorer_always_goes_to_us_east_1() {
-        let tenant = SdkConfig::builder().region(Region::new("eu-west-1")).endpoint_url("http://moto:5000").build();
+        let tenant = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("http://moto:5000")
+            .build();
         let ce = cost_explorer_config(&tenant);
         assert_eq!(ce.region().map(|r| r.as_ref()), Some("us-east-1"));
-        assert_eq!(ce.endpoint_url(), Some("http://moto:5000"), "the endpoint override is kept");
+        assert_eq!(
+            ce.endpoint_url(),
+            Some("http://moto:5000"),
+            "the endpoint override is kept"
+        );
     }
 
     #[test]

@@ -55,7 +55,9 @@ pub struct RequestCounts {
 impl RequestCounts {
     /// What the Cost Explorer requests cost the tenant ($0.01 each).
     pub fn cost_explorer_cost(&self) -> Money {
-        Money::from_nanos(COST_EXPLORER_PRICE_NANOS.saturating_mul(self.cost_explorer_requests as i64))
+        Money::from_nanos(
+            COST_EXPLORER_PRICE_NANOS.saturating_mul(self.cost_explorer_requests as i64),
+        )
     }
 
     /// Requests made to one operation.
@@ -78,7 +80,12 @@ impl RequestCounter {
             retries: attempts.saturating_sub(requests),
             throttled: self.inner.throttled.load(Ordering::Relaxed),
             cost_explorer_requests: self.inner.cost_explorer_requests.load(Ordering::Relaxed),
-            by_operation: self.inner.by_operation.lock().expect("counter poisoned").clone(),
+            by_operation: self
+                .inner
+                .by_operation
+                .lock()
+                .expect("counter poisoned")
+                .clone(),
         }
     }
 }
@@ -100,7 +107,9 @@ impl Intercept for RequestCounter {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(meta) = cfg.load::<Metadata>() {
             if meta.service() == "Cost Explorer" {
-                self.inner.cost_explorer_requests.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .cost_explorer_requests
+                    .fetch_add(1, Ordering::Relaxed);
             }
             *self
                 .inner
@@ -150,9 +159,17 @@ fn is_throttle(status: u16, body: &[u8]) -> bool {
     if status < 400 {
         return false;
     }
-    const CODES: [&[u8]; 5] = [b"Throttl", b"RequestLimitExceeded", b"TooManyRequests", b"SlowDown", b"LimitExceededException"];
+    const CODES: [&[u8]; 5] = [
+        b"Throttl",
+        b"RequestLimitExceeded",
+        b"TooManyRequests",
+        b"SlowDown",
+        b"LimitExceededException",
+    ];
     let head = &body[..body.len().min(2048)];
-    CODES.iter().any(|code| head.windows(code.len()).any(|w| w == *code))
+    CODES
+        .iter()
+        .any(|code| head.windows(code.len()).any(|w| w == *code))
 }
 
 #[cfg(test)]
@@ -162,8 +179,14 @@ mod tests {
     #[test]
     fn throttling_is_recognised_in_each_protocol() {
         assert!(is_throttle(429, b""));
-        assert!(is_throttle(503, b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"));
-        assert!(is_throttle(400, b"<ErrorResponse><Error><Code>Throttling</Code>"));
+        assert!(is_throttle(
+            503,
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+        ));
+        assert!(is_throttle(
+            400,
+            b"<ErrorResponse><Error><Code>Throttling</Code>"
+        ));
         assert!(is_throttle(400, br#"{"__type":"ThrottlingException"}"#));
         assert!(!is_throttle(400, br#"{"__type":"AccessDeniedException"}"#));
         assert!(!is_throttle(200, b"Throttling is a word in this body"));
@@ -171,7 +194,10 @@ mod tests {
 
     #[test]
     fn cost_explorer_requests_cost_a_cent_each() {
-        let counts = RequestCounts { cost_explorer_requests: 3, ..Default::default() };
+        let counts = RequestCounts {
+            cost_explorer_requests: 3,
+            ..Default::default()
+        };
         assert_eq!(counts.cost_explorer_cost().to_string(), "0.03");
     }
 }

@@ -81,11 +81,17 @@ impl AwsError {
             SdkError::ServiceError(service) => {
                 let e = service.err();
                 let body = service.raw().body().bytes();
-                let code = e.code().map(str::to_string).or_else(|| xml_element(body, "Code"));
+                let code = e
+                    .code()
+                    .map(str::to_string)
+                    .or_else(|| xml_element(body, "Code"));
                 Self {
                     kind: code.as_deref().map_or(ErrorKind::Service, classify_code),
                     action: Some(action),
-                    message: e.message().map(str::to_string).or_else(|| xml_element(body, "Message")),
+                    message: e
+                        .message()
+                        .map(str::to_string)
+                        .or_else(|| xml_element(body, "Message")),
                     code,
                     // EC2 puts the request id in the error body, not in a header.
                     request_id: e.meta().request_id().map(str::to_string).or(request_id),
@@ -145,7 +151,11 @@ impl AwsError {
 
     /// An error AWS reported inside a successful response (e.g. a CloudWatch query's
     /// `Forbidden` status), classified like a service error with that code.
-    pub fn reported(action: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn reported(
+        action: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         let code = code.into();
         let message = message.into();
         Self {
@@ -275,7 +285,11 @@ impl StdError for AwsError {}
 fn is_access_denied(code: &str) -> bool {
     matches!(
         code,
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnauthorizedAccess" | "Unauthorized"
+        "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "UnauthorizedAccess"
+            | "Unauthorized"
             | "Forbidden"
     )
 }
@@ -285,17 +299,32 @@ fn is_access_denied(code: &str) -> bool {
 fn classify_code(code: &str) -> ErrorKind {
     match code {
         c if is_access_denied(c) => ErrorKind::AccessDenied,
-        "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException"
-        | "IncompleteSignature" | "MissingAuthenticationToken" | "InvalidAccessKeyId" => {
-            ErrorKind::InvalidCredentials
+        "AuthFailure"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "UnrecognizedClientException"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "InvalidAccessKeyId" => ErrorKind::InvalidCredentials,
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+            ErrorKind::ExpiredCredentials
         }
-        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => ErrorKind::ExpiredCredentials,
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
-        | "RequestThrottled" | "RequestThrottledException" | "SlowDown" | "LimitExceededException"
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown"
+        | "LimitExceededException"
         | "ProvisionedThroughputExceededException" => ErrorKind::Throttled,
         "OptInRequired" | "DataUnavailableException" => ErrorKind::NotEnabled,
-        "BillExpirationException" | "InvalidNextTokenException" | "ValidationException"
-        | "InvalidParameterValue" | "InvalidParameterCombination" | "InvalidParameterValueException"
+        "BillExpirationException"
+        | "InvalidNextTokenException"
+        | "ValidationException"
+        | "InvalidParameterValue"
+        | "InvalidParameterCombination"
+        | "InvalidParameterValueException"
         | "RequestChangedException" => ErrorKind::InvalidInput,
         _ => ErrorKind::Service,
     }
@@ -327,8 +356,14 @@ fn credentials_cause(err: &(dyn StdError + 'static)) -> Option<Cause> {
         if let Some(sts) = e.downcast_ref::<aws_sdk_sts::error::SdkError<AssumeRoleError>>() {
             let body = sts.raw_response().and_then(|r| r.body().bytes());
             return Some(Cause {
-                code: sts.code().map(str::to_string).or_else(|| xml_element(body, "Code")),
-                message: sts.message().map(str::to_string).or_else(|| xml_element(body, "Message")),
+                code: sts
+                    .code()
+                    .map(str::to_string)
+                    .or_else(|| xml_element(body, "Code")),
+                message: sts
+                    .message()
+                    .map(str::to_string)
+                    .or_else(|| xml_element(body, "Message")),
                 request_id: sts.request_id().map(str::to_string),
             });
         }
@@ -357,21 +392,39 @@ mod tests {
 
     #[test]
     fn codes_from_each_service_classify() {
-        assert_eq!(classify_code("UnauthorizedOperation"), ErrorKind::AccessDenied);
-        assert_eq!(classify_code("AccessDeniedException"), ErrorKind::AccessDenied);
+        assert_eq!(
+            classify_code("UnauthorizedOperation"),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify_code("AccessDeniedException"),
+            ErrorKind::AccessDenied
+        );
         assert_eq!(classify_code("AuthFailure"), ErrorKind::InvalidCredentials);
         assert_eq!(classify_code("ExpiredToken"), ErrorKind::ExpiredCredentials);
         assert_eq!(classify_code("RequestLimitExceeded"), ErrorKind::Throttled);
-        assert_eq!(classify_code("LimitExceededException"), ErrorKind::Throttled);
-        assert_eq!(classify_code("DataUnavailableException"), ErrorKind::NotEnabled);
+        assert_eq!(
+            classify_code("LimitExceededException"),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            classify_code("DataUnavailableException"),
+            ErrorKind::NotEnabled
+        );
         assert_eq!(classify_code("SomethingNew"), ErrorKind::Service);
     }
 
     #[test]
     fn codes_are_found_in_error_bodies_the_sdk_cannot_parse() {
         let body = br#"<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>bad token</Message></Error></Errors></ErrorResponse>"#;
-        assert_eq!(xml_element(Some(body), "Code").as_deref(), Some("InvalidClientTokenId"));
-        assert_eq!(xml_element(Some(body), "Message").as_deref(), Some("bad token"));
+        assert_eq!(
+            xml_element(Some(body), "Code").as_deref(),
+            Some("InvalidClientTokenId")
+        );
+        assert_eq!(
+            xml_element(Some(body), "Message").as_deref(),
+            Some("bad token")
+        );
         assert_eq!(xml_element(Some(b"<html>500</html>"), "Code"), None);
         assert_eq!(xml_element(None, "Code"), None);
     }

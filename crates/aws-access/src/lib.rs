@@ -23,6 +23,8 @@ pub mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use access::{AwsAccess, COST_EXPLORER_REGION, DEFAULT_MAX_ATTEMPTS, TenantCredentials, cost_explorer_config};
+pub use access::{
+    AwsAccess, COST_EXPLORER_REGION, DEFAULT_MAX_ATTEMPTS, TenantCredentials, cost_explorer_config,
+};
 pub use counter::{RequestCounter, RequestCounts};
 pub use error::{AwsError, ErrorKind};

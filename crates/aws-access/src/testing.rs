@@ -8,8 +8,8 @@
 //! that changes moto's global state (reset, authentication, the request recorder) takes
 //! [`exclusive`] instead.
 
-use crate::access::AwsAccess;
 use crate::TenantCredentials;
+use crate::access::AwsAccess;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
@@ -50,7 +50,13 @@ pub async fn base_config(moto_url: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(moto_url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "cloudspend-test"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "cloudspend-test",
+        ))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await
@@ -97,7 +103,10 @@ pub struct RecordedRequest {
 
 impl Moto {
     pub fn from_env() -> Self {
-        Self { url: moto_url(), http: reqwest::Client::new() }
+        Self {
+            url: moto_url(),
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn post(&self, path: &str, body: reqwest::Body) -> String {
@@ -108,7 +117,9 @@ impl Moto {
             .body(body)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("moto at {url} did not answer ({e}): is moto_server running?"));
+            .unwrap_or_else(|e| {
+                panic!("moto at {url} did not answer ({e}): is moto_server running?")
+            });
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         assert!(status.is_success(), "moto {path} answered {status}: {text}");
@@ -124,7 +135,11 @@ impl Moto {
     /// response body; moto binds each to the first distinct request body that consumes it.
     pub async fn preset_cost_and_usage(&self, account_id: &str, results: Vec<Value>) {
         let body = serde_json::json!({ "account_id": account_id, "results": results });
-        self.post("/moto-api/static/ce/cost-and-usage-results", body.to_string().into()).await;
+        self.post(
+            "/moto-api/static/ce/cost-and-usage-results",
+            body.to_string().into(),
+        )
+        .await;
     }
 
     /// Turns on IAM authentication after `free_actions` more requests (`None` turns it off).
@@ -166,7 +181,11 @@ impl Moto {
         if let Some(token) = creds.session_token() {
             request = request.header("x-amz-security-token", token);
         }
-        let response = request.body(body).send().await.expect("moto answers CreateRole");
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .expect("moto answers CreateRole");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         assert!(status.is_success(), "CreateRole answered {status}: {text}");
@@ -174,16 +193,36 @@ impl Moto {
 
     /// Empties the recording and starts recording. Hold [`exclusive`].
     pub async fn start_recording(&self) {
-        self.post("/moto-api/recorder/reset-recording", reqwest::Body::from("")).await;
-        self.post("/moto-api/recorder/start-recording", reqwest::Body::from("")).await;
+        self.post(
+            "/moto-api/recorder/reset-recording",
+            reqwest::Body::from(""),
+        )
+        .await;
+        self.post(
+            "/moto-api/recorder/start-recording",
+            reqwest::Body::from(""),
+        )
+        .await;
     }
 
     /// Stops recording and returns what was recorded since [`Moto::start_recording`].
     pub async fn stop_recording(&self) -> Vec<RecordedRequest> {
-        self.post("/moto-api/recorder/stop-recording", reqwest::Body::from("")).await;
+        self.post("/moto-api/recorder/stop-recording", reqwest::Body::from(""))
+            .await;
         let url = format!("{}/moto-api/recorder/download-recording", self.url);
-        let text = self.http.get(&url).send().await.expect("download recording").text().await.expect("recording");
-        text.lines().filter(|l| !l.trim().is_empty()).map(parse_recorded).collect()
+        let text = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .expect("download recording")
+            .text()
+            .await
+            .expect("recording");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(parse_recorded)
+            .collect()
     }
 }
 
@@ -219,13 +258,18 @@ fn parse_recorded(line: &str) -> RecordedRequest {
 
 /// How many recorded requests were for `action`.
 pub fn count_action(requests: &[RecordedRequest], action: &str) -> usize {
-    requests.iter().filter(|r| r.action.as_deref() == Some(action)).count()
+    requests
+        .iter()
+        .filter(|r| r.action.as_deref() == Some(action))
+        .count()
 }
 
 fn form_encode(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/cloudspend.db";
 
 #[derive(Debug, Parser)]
-#[command(name = "cloudspend", version, about = "Multi-tenant cloud cost intelligence: service and operator CLI")]
+#[command(
+    name = "cloudspend",
+    version,
+    about = "Multi-tenant cloud cost intelligence: service and operator CLI"
+)]
 pub struct Cli {
     /// Where CloudSpend keeps its data: postgres://user:pass@host/db, or sqlite://path for the
     /// embedded first-run store.
@@ -116,11 +120,19 @@ pub struct ServerArgs {
     pub ec2_interval_minutes: u64,
 
     /// Minutes between CloudWatch CPU collections.
-    #[arg(long, env = "CLOUDSPEND_CLOUDWATCH_INTERVAL_MINUTES", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "CLOUDSPEND_CLOUDWATCH_INTERVAL_MINUTES",
+        default_value_t = 60
+    )]
     pub cloudwatch_interval_minutes: u64,
 
     /// Minutes between Cost Explorer collections (each request costs $0.01).
-    #[arg(long, env = "CLOUDSPEND_COSTEXPLORER_INTERVAL_MINUTES", default_value_t = 360)]
+    #[arg(
+        long,
+        env = "CLOUDSPEND_COSTEXPLORER_INTERVAL_MINUTES",
+        default_value_t = 360
+    )]
     pub costexplorer_interval_minutes: u64,
 
     /// Seconds between the scheduler's looks for due jobs.

@@ -1,12 +1,15 @@
 //! One function per subcommand.
 
-use crate::cli::{AnomaliesCommand, Cli, CollectArgs, Command, DetectArgs, ImportCurArgs, ServerArgs, UserCommand, UserCreateArgs};
+use crate::cli::{
+    AnomaliesCommand, Cli, CollectArgs, Command, DetectArgs, ImportCurArgs, ServerArgs,
+    UserCommand, UserCreateArgs,
+};
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
 use cloudspend_aws_access::AwsAccess;
 use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
-use cloudspend_core::validate;
 use cloudspend_core::records::RunStatus;
+use cloudspend_core::validate;
 use cloudspend_secrets::MasterKey;
 use cloudspend_store::{NewUser, Store, StoreError, redact_url};
 use std::path::Path;
@@ -37,7 +40,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(&cli.database_url).await?;
             store.migrate().await.context("applying migrations")?;
             if store.backend() == cloudspend_store::Backend::Sqlite {
-                tracing::warn!("serving from SQLite: fine for a first run; use PostgreSQL for anything shared");
+                tracing::warn!(
+                    "serving from SQLite: fine for a first run; use PostgreSQL for anything shared"
+                );
             }
             serve(store, master_key, &args.server).await
         }
@@ -50,14 +55,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn detect_anomalies(args: DetectArgs) -> anyhow::Result<()> {
-    let input = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let input = std::fs::File::open(&args.input)
+        .with_context(|| format!("opening {}", args.input.display()))?;
     let output = std::io::BufWriter::new(
-        std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output.display()))?,
+        std::fs::File::create(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?,
     );
     let summary = if args.metric {
         cloudspend_anomaly::csv::detect_metric_csv(input, output)
     } else {
-        cloudspend_anomaly::csv::detect_cost_csv(input, output, &cloudspend_anomaly::cost::Config::default())
+        cloudspend_anomaly::csv::detect_cost_csv(
+            input,
+            output,
+            &cloudspend_anomaly::cost::Config::default(),
+        )
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
     println!(
@@ -68,7 +79,10 @@ fn detect_anomalies(args: DetectArgs) -> anyhow::Result<()> {
         if summary.insufficient_history.is_empty() {
             String::new()
         } else {
-            format!("; insufficient history: {}", summary.insufficient_history.join(", "))
+            format!(
+                "; insufficient history: {}",
+                summary.insufficient_history.join(", ")
+            )
         }
     );
     Ok(())
@@ -76,8 +90,10 @@ fn detect_anomalies(args: DetectArgs) -> anyhow::Result<()> {
 
 async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let tenant: cloudspend_core::TenantId =
-        args.tenant.parse().map_err(|_| anyhow::anyhow!("--tenant must be a tenant UUID, got `{}`", args.tenant))?;
+    let tenant: cloudspend_core::TenantId = args
+        .tenant
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant UUID, got `{}`", args.tenant))?;
     let store = open(database_url).await?;
     store.migrate().await.context("applying migrations")?;
     if store.tenant(tenant).await?.is_none() {
@@ -95,7 +111,10 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
                 return;
             }
             let secs = begun.elapsed().as_secs_f64().max(0.001);
-            let percent = p.total_bytes.filter(|t| *t > 0).map(|t| format!("{:5.1}% ", 100.0 * p.bytes as f64 / t as f64));
+            let percent = p
+                .total_bytes
+                .filter(|t| *t > 0)
+                .map(|t| format!("{:5.1}% ", 100.0 * p.bytes as f64 / t as f64));
             eprint!(
                 "\r{}{} rows, {:.1} MiB, {:.0} rows/s   ",
                 percent.unwrap_or_default(),
@@ -112,11 +131,17 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
     })
     .await?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let written = store.upsert_daily_costs(tenant, &result.records).await.context("writing the imported rows")?;
+    let written = store
+        .upsert_daily_costs(tenant, &result.records)
+        .await
+        .context("writing the imported rows")?;
     let (window_start, window_end) = match result.days {
         Some((first, last)) => (
             first.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
-            (last + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+            (last + chrono::Duration::days(1))
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc(),
         ),
         None => (started_at, started_at),
     };
@@ -146,14 +171,21 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
         .await?;
     println!(
         "imported {} ({}): {} rows read, {} skipped, {} daily cost rows written, total unblended {} ({} to the cent){}",
-        args.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        args.files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         result.format.label(),
         result.rows_read,
         result.rows_skipped,
         written,
         result.total_unblended,
         result.total_unblended.round_to_cents(),
-        result.days.map(|(a, b)| format!(", days {a} to {b}")).unwrap_or_default(),
+        result
+            .days
+            .map(|(a, b)| format!(", days {a} to {b}"))
+            .unwrap_or_default(),
     );
     Ok(())
 }
@@ -163,9 +195,14 @@ fn settings(server: &ServerArgs) -> Settings {
     for (collector, minutes) in [
         (Collector::Ec2, server.ec2_interval_minutes),
         (Collector::Cloudwatch, server.cloudwatch_interval_minutes),
-        (Collector::CostExplorer, server.costexplorer_interval_minutes),
+        (
+            Collector::CostExplorer,
+            server.costexplorer_interval_minutes,
+        ),
     ] {
-        settings.intervals.insert(collector, Duration::from_secs(minutes.max(1) * 60));
+        settings
+            .intervals
+            .insert(collector, Duration::from_secs(minutes.max(1) * 60));
     }
     settings
 }
@@ -186,10 +223,17 @@ fn api_config(server: &ServerArgs) -> ApiConfig {
     }
 }
 
-async fn serve(store: Arc<dyn Store>, master_key: MasterKey, server: &ServerArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(server.bind)
-        .await
-        .with_context(|| format!("listening on {} (is another process using the port? set CLOUDSPEND_BIND)", server.bind))?;
+async fn serve(
+    store: Arc<dyn Store>,
+    master_key: MasterKey,
+    server: &ServerArgs,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(server.bind).await.with_context(|| {
+        format!(
+            "listening on {} (is another process using the port? set CLOUDSPEND_BIND)",
+            server.bind
+        )
+    })?;
     let address = listener.local_addr()?;
     let aws = AwsAccess::from_env().await;
     let collections = Collections::new(store.clone(), aws, Some(master_key), settings(server));
@@ -222,20 +266,35 @@ async fn serve(store: Arc<dyn Store>, master_key: MasterKey, server: &ServerArgs
 }
 
 async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
-    let tenant: cloudspend_core::TenantId =
-        args.tenant.parse().map_err(|_| anyhow::anyhow!("--tenant must be a tenant UUID, got `{}`", args.tenant))?;
+    let tenant: cloudspend_core::TenantId = args
+        .tenant
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant UUID, got `{}`", args.tenant))?;
     let collectors = if args.only.is_empty() {
         Collector::ALL.to_vec()
     } else {
-        args.only.iter().map(|c| c.parse::<Collector>().map_err(anyhow::Error::msg)).collect::<Result<_, _>>()?
+        args.only
+            .iter()
+            .map(|c| c.parse::<Collector>().map_err(anyhow::Error::msg))
+            .collect::<Result<_, _>>()?
     };
-    let master_key = args.master_key.as_deref().map(MasterKey::parse).transpose().context("CLOUDSPEND_MASTER_KEY")?;
+    let master_key = args
+        .master_key
+        .as_deref()
+        .map(MasterKey::parse)
+        .transpose()
+        .context("CLOUDSPEND_MASTER_KEY")?;
     let store = open(database_url).await?;
     store.migrate().await.context("applying migrations")?;
     if store.tenant(tenant).await?.is_none() {
         bail!("no tenant {tenant}");
     }
-    let collections = Collections::new(store, AwsAccess::from_env().await, master_key, Settings::default());
+    let collections = Collections::new(
+        store,
+        AwsAccess::from_env().await,
+        master_key,
+        Settings::default(),
+    );
     let mut failed = 0;
     for collector in collectors {
         let report = collections.run(tenant, collector).await?;
@@ -251,7 +310,10 @@ async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
             report.aws_requests,
             report.ce_requests,
             report.retries,
-            report.error.map(|e| format!("\n  error: {e}")).unwrap_or_default()
+            report
+                .error
+                .map(|e| format!("\n  error: {e}"))
+                .unwrap_or_default()
         );
         if report.status != RunStatus::Succeeded {
             failed += 1;
@@ -287,8 +349,14 @@ async fn shutdown_signal() {
 }
 
 async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {
-    let folder = match database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
-        Some(path) => Path::new(path).parent().unwrap_or(Path::new(".")).to_path_buf(),
+    let folder = match database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    {
+        Some(path) => Path::new(path)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
         None => Path::new("./data").to_path_buf(),
     };
     let master_key = load_or_create_key(&folder.join("master.key"))?;
@@ -297,7 +365,14 @@ async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {
     let created = ensure_demo_account(store.as_ref()).await?;
     let url = format!("http://{}", server.bind);
     println!();
-    println!("  CloudSpend demo {}", if created { "(demo tenant created)" } else { "(existing demo data)" });
+    println!(
+        "  CloudSpend demo {}",
+        if created {
+            "(demo tenant created)"
+        } else {
+            "(existing demo data)"
+        }
+    );
     println!("  URL:      {url}");
     println!("  Login:    {DEMO_EMAIL}");
     println!("  Password: {DEMO_PASSWORD}");
@@ -312,7 +387,8 @@ async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {
 /// runs encrypted.
 fn load_or_create_key(path: &Path) -> anyhow::Result<MasterKey> {
     if path.exists() {
-        let raw = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let raw =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return MasterKey::parse(&raw).with_context(|| format!("the key in {}", path.display()));
     }
     let key = MasterKey::generate();
@@ -334,14 +410,26 @@ async fn ensure_demo_account(store: &dyn Store) -> anyhow::Result<bool> {
         // Data older than a day is refreshed (upserts), so the demo always ends "today".
         if let Some((tenant, _)) = store.tenants_of(user.id).await?.into_iter().next() {
             let today = chrono::Utc::now().date_naive();
-            if store.daily_costs(tenant.id, today - chrono::Duration::days(1), today + chrono::Duration::days(1)).await?.is_empty() {
+            if store
+                .daily_costs(
+                    tenant.id,
+                    today - chrono::Duration::days(1),
+                    today + chrono::Duration::days(1),
+                )
+                .await?
+                .is_empty()
+            {
                 crate::demo_data::load(store, tenant.id).await?;
             }
         }
         return Ok(false);
     }
     let password_hash = cloudspend_api::auth::hash_password(DEMO_PASSWORD.to_string()).await?;
-    let user = NewUser { email: DEMO_EMAIL.to_string(), password_hash, is_global_owner: false };
+    let user = NewUser {
+        email: DEMO_EMAIL.to_string(),
+        password_hash,
+        is_global_owner: false,
+    };
     match store.create_user_with_tenant(user, DEMO_TENANT).await {
         Ok((_, tenant)) => {
             let rows = crate::demo_data::load(store, tenant.id).await?;
@@ -355,7 +443,8 @@ async fn ensure_demo_account(store: &dyn Store) -> anyhow::Result<bool> {
 }
 
 async fn create_user(database_url: &str, args: UserCreateArgs) -> anyhow::Result<()> {
-    let email = validate::email("email", &args.email).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let email =
+        validate::email("email", &args.email).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let store = open(database_url).await?;
     store.migrate().await.context("applying migrations")?;
 
@@ -372,19 +461,34 @@ async fn create_user(database_url: &str, args: UserCreateArgs) -> anyhow::Result
         Some(p) => (p, false),
         None => (random_password(), true),
     };
-    validate::password("password", &password).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+    validate::password("password", &password)
+        .map_err(|e| anyhow::anyhow!("password {}", e.message))?;
     let password_hash = cloudspend_api::auth::hash_password(password.clone()).await?;
-    let new_user = NewUser { email: email.clone(), password_hash, is_global_owner: args.global_owner };
+    let new_user = NewUser {
+        email: email.clone(),
+        password_hash,
+        is_global_owner: args.global_owner,
+    };
     let user = match &args.tenant {
         Some(name) => {
-            let name = validate::display_name("tenant", name).map_err(|e| anyhow::anyhow!("tenant {}", e.message))?;
+            let name = validate::display_name("tenant", name)
+                .map_err(|e| anyhow::anyhow!("tenant {}", e.message))?;
             let (user, tenant) = store.create_user_with_tenant(new_user, &name).await?;
             println!("created tenant {} ({})", tenant.name, tenant.id);
             user
         }
         None => store.create_user(new_user).await?,
     };
-    println!("created user {} ({}){}", user.email, user.id, if user.is_global_owner { " as global owner" } else { "" });
+    println!(
+        "created user {} ({}){}",
+        user.email,
+        user.id,
+        if user.is_global_owner {
+            " as global owner"
+        } else {
+            ""
+        }
+    );
     if generated {
         println!("password: {password}   (shown once; log in and keep it somewhere safe)");
     }
@@ -395,5 +499,7 @@ fn random_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
-    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }

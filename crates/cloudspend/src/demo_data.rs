@@ -14,7 +14,11 @@ use std::collections::BTreeMap;
 /// The FOCUS 1.0 sample (CC BY 4.0, FinOps Foundation), gzip-compressed: see samples/README.md.
 const FOCUS_SAMPLE: &[u8] = include_bytes!("../../../samples/focus/focus_sample.csv.gz");
 
-const ACCOUNTS: [(&str, f64); 3] = [("111111111111", 1.0), ("222222222222", 0.45), ("333333333333", 0.3)];
+const ACCOUNTS: [(&str, f64); 3] = [
+    ("111111111111", 1.0),
+    ("222222222222", 0.45),
+    ("333333333333", 0.3),
+];
 
 /// (service, region, base dollars a day for the production account)
 const SERVICES: [(&str, &str, f64); 8] = [
@@ -60,13 +64,22 @@ pub fn daily_costs(today: NaiveDate) -> Vec<CostRecord> {
         let estimated = (today - day).num_days() < 2;
         for (account, scale) in ACCOUNTS {
             for (service, region, base) in SERVICES {
-                let seasonal = if weekend && service.contains("Compute") { 0.78 } else if weekend { 0.92 } else { 1.0 };
+                let seasonal = if weekend && service.contains("Compute") {
+                    0.78
+                } else if weekend {
+                    0.92
+                } else {
+                    1.0
+                };
                 let noise = 1.0 + (rng.next() - 0.5) * 0.08;
                 let mut amount = base * scale * growth * seasonal * noise;
                 // Planted: a runaway staging fleet 40 days ago (3 days), and S3 that stepped up
                 // 60 days ago and stayed (news once, not every day after).
                 let ago = (today - day).num_days();
-                if account == "222222222222" && service.contains("Compute") && (38..=40).contains(&ago) {
+                if account == "222222222222"
+                    && service.contains("Compute")
+                    && (38..=40).contains(&ago)
+                {
                     amount *= 3.4;
                 }
                 if service.contains("Storage") && ago <= 60 {
@@ -76,19 +89,43 @@ pub fn daily_costs(today: NaiveDate) -> Vec<CostRecord> {
                 if account == "111111111111" && service.contains("Transfer") && ago == 9 {
                     amount *= 6.0;
                 }
-                let mut record = CostRecord::from_cost_explorer(day, account, service, dollars(amount), dollars(amount), "USD", estimated);
+                let mut record = CostRecord::from_cost_explorer(
+                    day,
+                    account,
+                    service,
+                    dollars(amount),
+                    dollars(amount),
+                    "USD",
+                    estimated,
+                );
                 record.region = region.to_string();
                 rows.push(record);
             }
             if day.day() == 1 {
                 // Business support is billed on the first: a known fee, not an anomaly.
                 let fee = dollars(100.0 * scale);
-                rows.push(CostRecord::from_cost_explorer(day, account, "AWS Support (Business)", fee, fee, "USD", estimated));
+                rows.push(CostRecord::from_cost_explorer(
+                    day,
+                    account,
+                    "AWS Support (Business)",
+                    fee,
+                    fee,
+                    "USD",
+                    estimated,
+                ));
             }
         }
         if day == today - Duration::days(75) {
             let credit = dollars(-250.0);
-            rows.push(CostRecord::from_cost_explorer(day, "111111111111", "Credits", credit, credit, "USD", false));
+            rows.push(CostRecord::from_cost_explorer(
+                day,
+                "111111111111",
+                "Credits",
+                credit,
+                credit,
+                "USD",
+                false,
+            ));
         }
         day += Duration::days(1);
     }
@@ -97,14 +134,70 @@ pub fn daily_costs(today: NaiveDate) -> Vec<CostRecord> {
 
 /// (id, name, type, region, account, CPU level in percent: the idle and oversized ones are planted)
 const INSTANCES: [(&str, &str, &str, &str, &str, f64); 8] = [
-    ("i-0a1b2c3d4e5f60001", "web-1", "m5.large", "us-east-1", "111111111111", 46.0),
-    ("i-0a1b2c3d4e5f60002", "web-2", "m5.large", "us-east-1", "111111111111", 41.0),
-    ("i-0a1b2c3d4e5f60003", "api-1", "c5.xlarge", "us-east-1", "111111111111", 58.0),
-    ("i-0a1b2c3d4e5f60004", "batch-old", "m5.2xlarge", "us-east-1", "111111111111", 1.4),
-    ("i-0a1b2c3d4e5f60005", "reporting", "r5.xlarge", "eu-west-1", "111111111111", 11.0),
-    ("i-0a1b2c3d4e5f60006", "staging-web", "t3.large", "eu-west-1", "222222222222", 2.1),
-    ("i-0a1b2c3d4e5f60007", "etl", "c5.2xlarge", "ap-southeast-2", "333333333333", 35.0),
-    ("i-0a1b2c3d4e5f60008", "bastion", "t3.micro", "us-east-1", "111111111111", 0.0),
+    (
+        "i-0a1b2c3d4e5f60001",
+        "web-1",
+        "m5.large",
+        "us-east-1",
+        "111111111111",
+        46.0,
+    ),
+    (
+        "i-0a1b2c3d4e5f60002",
+        "web-2",
+        "m5.large",
+        "us-east-1",
+        "111111111111",
+        41.0,
+    ),
+    (
+        "i-0a1b2c3d4e5f60003",
+        "api-1",
+        "c5.xlarge",
+        "us-east-1",
+        "111111111111",
+        58.0,
+    ),
+    (
+        "i-0a1b2c3d4e5f60004",
+        "batch-old",
+        "m5.2xlarge",
+        "us-east-1",
+        "111111111111",
+        1.4,
+    ),
+    (
+        "i-0a1b2c3d4e5f60005",
+        "reporting",
+        "r5.xlarge",
+        "eu-west-1",
+        "111111111111",
+        11.0,
+    ),
+    (
+        "i-0a1b2c3d4e5f60006",
+        "staging-web",
+        "t3.large",
+        "eu-west-1",
+        "222222222222",
+        2.1,
+    ),
+    (
+        "i-0a1b2c3d4e5f60007",
+        "etl",
+        "c5.2xlarge",
+        "ap-southeast-2",
+        "333333333333",
+        35.0,
+    ),
+    (
+        "i-0a1b2c3d4e5f60008",
+        "bastion",
+        "t3.micro",
+        "us-east-1",
+        "111111111111",
+        0.0,
+    ),
 ];
 
 pub fn instances(now: DateTime<Utc>) -> Vec<Instance> {
@@ -115,11 +208,18 @@ pub fn instances(now: DateTime<Utc>) -> Vec<Instance> {
             region: region.to_string(),
             instance_id: id.to_string(),
             instance_type: kind.to_string(),
-            state: if *name == "bastion" { "stopped".into() } else { "running".into() },
+            state: if *name == "bastion" {
+                "stopped".into()
+            } else {
+                "running".into()
+            },
             launch_time: Some(now - Duration::days(200)),
             availability_zone: format!("{region}a"),
             platform: "Linux/UNIX".into(),
-            tags: BTreeMap::from([("Name".to_string(), name.to_string()), ("team".to_string(), "platform".to_string())]),
+            tags: BTreeMap::from([
+                ("Name".to_string(), name.to_string()),
+                ("team".to_string(), "platform".to_string()),
+            ]),
             last_seen_at: now,
         })
         .collect()
@@ -128,7 +228,10 @@ pub fn instances(now: DateTime<Utc>) -> Vec<Instance> {
 /// Hourly CPU for the last 14 days of the running instances, with a daily rhythm.
 pub fn cpu_history(now: DateTime<Utc>) -> Vec<MetricPoint> {
     let mut rng = Rng(7);
-    let end = Utc.timestamp_opt(now.timestamp() - now.timestamp() % 3600, 0).single().unwrap_or(now);
+    let end = Utc
+        .timestamp_opt(now.timestamp() - now.timestamp() % 3600, 0)
+        .single()
+        .unwrap_or(now);
     let mut points = Vec::new();
     for (id, name, _, _, _, level) in INSTANCES {
         if name == "bastion" {
@@ -136,7 +239,8 @@ pub fn cpu_history(now: DateTime<Utc>) -> Vec<MetricPoint> {
         }
         for hour in 0..(14 * 24) {
             let at = end - Duration::hours(14 * 24 - hour);
-            let rhythm = 1.0 + 0.35 * ((at.hour_of_day() as f64 - 14.0) / 24.0 * std::f64::consts::TAU).cos();
+            let rhythm = 1.0
+                + 0.35 * ((at.hour_of_day() as f64 - 14.0) / 24.0 * std::f64::consts::TAU).cos();
             let average = (level * rhythm * (1.0 + (rng.next() - 0.5) * 0.3)).clamp(0.0, 100.0);
             points.push(MetricPoint {
                 instance_id: id.to_string(),
@@ -165,10 +269,15 @@ impl HourOfDay for DateTime<Utc> {
 /// Loads everything into the demo tenant. Safe to call again: every write is an upsert.
 pub async fn load(store: &dyn Store, tenant: TenantId) -> anyhow::Result<usize> {
     let now = Utc::now();
-    let mut written = store.upsert_daily_costs(tenant, &daily_costs(now.date_naive())).await?;
+    let mut written = store
+        .upsert_daily_costs(tenant, &daily_costs(now.date_naive()))
+        .await?;
     written += store.upsert_instances(tenant, &instances(now)).await?;
-    written += store.upsert_metric_points(tenant, &cpu_history(now)).await?;
-    let focus = cloudspend_collect_cur::import_reader(FOCUS_SAMPLE, &mut |_| {}).map_err(|e| anyhow::anyhow!("FOCUS sample: {e}"))?;
+    written += store
+        .upsert_metric_points(tenant, &cpu_history(now))
+        .await?;
+    let focus = cloudspend_collect_cur::import_reader(FOCUS_SAMPLE, &mut |_| {})
+        .map_err(|e| anyhow::anyhow!("FOCUS sample: {e}"))?;
     debug_assert!(focus.records.iter().all(|r| r.source == CostSource::Cur));
     written += store.upsert_daily_costs(tenant, &focus.records).await?;
     Ok(written as usize)
@@ -186,7 +295,11 @@ mod tests {
         let first = a.iter().map(|r| r.day).min().unwrap();
         assert!((today - first).num_days() >= 395);
         assert!(a.iter().any(|r| r.unblended.is_negative()), "a credit");
-        assert!(a.iter().filter(|r| r.estimated).all(|r| (today - r.day).num_days() < 2));
+        assert!(
+            a.iter()
+                .filter(|r| r.estimated)
+                .all(|r| (today - r.day).num_days() < 2)
+        );
     }
 
     #[test]

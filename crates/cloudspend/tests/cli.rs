@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_cloudspend");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A `cloudspend` process with only the environment the test gives it, killed on drop.
@@ -34,7 +38,12 @@ fn command(dir: &Path) -> Command {
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run cloudspend");
-    assert!(out.status.success(), "cloudspend failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cloudspend failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -65,16 +74,25 @@ async fn login(base: &str, email: &str, password: &str) -> String {
         .json()
         .await
         .unwrap();
-    reply["token"].as_str().unwrap_or_else(|| panic!("login failed: {reply}")).to_string()
+    reply["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login failed: {reply}"))
+        .to_string()
 }
 
 async fn get_json(base: &str, path: &str, token: &str) -> (u16, Value) {
-    let r = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
 fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cloudspend-cli-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("cloudspend-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -97,25 +115,59 @@ async fn demo_serves_on_embedded_sqlite_with_a_demo_login_and_keeps_it_across_re
         let (status, me) = get_json(&base, "/api/me", &token).await;
         assert_eq!(status, 200, "{me}");
         assert_eq!(me["user"]["email"], "demo@cloudspend.local");
-        assert_eq!(me["tenants"].as_array().unwrap().len(), 1, "round {round}: demo tenant created twice?");
+        assert_eq!(
+            me["tenants"].as_array().unwrap().len(),
+            1,
+            "round {round}: demo tenant created twice?"
+        );
         drop(running);
     }
-    assert!(dir.join("data/cloudspend.db").exists(), "demo database not under ./data");
+    assert!(
+        dir.join("data/cloudspend.db").exists(),
+        "demo database not under ./data"
+    );
     assert!(dir.join("data/master.key").exists());
 
     // The demo tenant has 13 months of costs (synthetic, plus the FOCUS sample), instances and CPU.
-    let store = cloudspend_store::connect(&format!("sqlite://{}", dir.join("data/cloudspend.db").display())).await.unwrap();
-    let (user, _) = store.credentials_by_email("demo@cloudspend.local").await.unwrap().unwrap();
+    let store = cloudspend_store::connect(&format!(
+        "sqlite://{}",
+        dir.join("data/cloudspend.db").display()
+    ))
+    .await
+    .unwrap();
+    let (user, _) = store
+        .credentials_by_email("demo@cloudspend.local")
+        .await
+        .unwrap()
+        .unwrap();
     let (tenant, _) = store.tenants_of(user.id).await.unwrap().remove(0);
     let today = chrono::Utc::now().date_naive();
-    let costs = store.daily_costs(tenant.id, today - chrono::Duration::days(800), today + chrono::Duration::days(1)).await.unwrap();
+    let costs = store
+        .daily_costs(
+            tenant.id,
+            today - chrono::Duration::days(800),
+            today + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
     let days: std::collections::BTreeSet<_> = costs.iter().map(|r| r.day).collect();
     assert!(days.len() >= 395, "{} days of costs", days.len());
-    assert!(costs.iter().any(|r| r.source == cloudspend_core::records::CostSource::Cur), "FOCUS sample rows loaded");
+    assert!(
+        costs
+            .iter()
+            .any(|r| r.source == cloudspend_core::records::CostSource::Cur),
+        "FOCUS sample rows loaded"
+    );
     let instances = store.instances(tenant.id).await.unwrap();
     assert_eq!(instances.len(), 8);
     let cpu = store
-        .metric_points(tenant.id, &instances[0].instance_id, "CPUUtilization", chrono::Utc::now() - chrono::Duration::days(15), chrono::Utc::now())
+        .metric_points(
+            tenant.id,
+            &instances[0].instance_id,
+            "CPUUtilization",
+            chrono::Utc::now() - chrono::Duration::days(15),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     assert!(cpu.len() >= 300, "two weeks of hourly CPU");
@@ -124,11 +176,19 @@ async fn demo_serves_on_embedded_sqlite_with_a_demo_login_and_keeps_it_across_re
 #[tokio::test]
 async fn serve_refuses_to_start_without_a_valid_master_key() {
     let dir = temp_dir();
-    let out = command(&dir).arg("serve").env("DATABASE_URL", "sqlite://./data/x.db").output().unwrap();
+    let out = command(&dir)
+        .arg("serve")
+        .env("DATABASE_URL", "sqlite://./data/x.db")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CLOUDSPEND_MASTER_KEY"), "{stderr}");
-    let out = command(&dir).args(["serve", "--master-key", "abc"]).env("DATABASE_URL", "sqlite://./data/x.db").output().unwrap();
+    let out = command(&dir)
+        .args(["serve", "--master-key", "abc"])
+        .env("DATABASE_URL", "sqlite://./data/x.db")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("32 bytes"));
 }
@@ -137,12 +197,21 @@ async fn serve_refuses_to_start_without_a_valid_master_key() {
 async fn migrate_user_create_and_serve_on_postgres() {
     let database_url = cloudspend_store::testing::fresh_postgres_url().await;
     let dir = temp_dir();
-    let migrated = run(command(&dir).arg("migrate").env("DATABASE_URL", &database_url));
+    let migrated = run(command(&dir)
+        .arg("migrate")
+        .env("DATABASE_URL", &database_url));
     assert!(String::from_utf8_lossy(&migrated.stdout).contains("migrations applied"));
     assert!(!String::from_utf8_lossy(&migrated.stdout).contains("password"));
 
     let created = run(command(&dir)
-        .args(["user", "create", "ops@example.com", "--global-owner", "--tenant", "Platform Ops"])
+        .args([
+            "user",
+            "create",
+            "ops@example.com",
+            "--global-owner",
+            "--tenant",
+            "Platform Ops",
+        ])
         .env("DATABASE_URL", &database_url));
     let stdout = String::from_utf8_lossy(&created.stdout).to_string();
     assert!(stdout.contains("global owner"), "{stdout}");
@@ -152,7 +221,11 @@ async fn migrate_user_create_and_serve_on_postgres() {
         .and_then(|rest| rest.split_whitespace().next())
         .expect("generated password printed once")
         .to_string();
-    let again = command(&dir).args(["user", "create", "ops@example.com"]).env("DATABASE_URL", &database_url).output().unwrap();
+    let again = command(&dir)
+        .args(["user", "create", "ops@example.com"])
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
     assert!(!again.status.success(), "duplicate user accepted");
 
     let port = free_port();
@@ -176,9 +249,15 @@ async fn migrate_user_create_and_serve_on_postgres() {
 /// The public legacy CUR sample (../shared/data), whose lineItem/UnblendedCost column sums to
 /// 1.68230869740.
 fn legacy_cur_sample() -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur/anonymized-legacy");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur/anonymized-legacy");
     let file = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the shared billing samples are missing at {} ({e})", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the shared billing samples are missing at {} ({e})",
+                dir.display()
+            )
+        })
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with(".csv") && p.to_string_lossy().contains("sample"))
@@ -191,7 +270,15 @@ async fn import_cur_loads_the_public_sample_exactly_and_twice_changes_nothing() 
     let database_url = cloudspend_store::testing::fresh_postgres_url().await;
     let dir = temp_dir();
     let created = run(command(&dir)
-        .args(["user", "create", "finops@example.com", "--tenant", "Importers", "--password", "a long enough password"])
+        .args([
+            "user",
+            "create",
+            "finops@example.com",
+            "--tenant",
+            "Importers",
+            "--password",
+            "a long enough password",
+        ])
         .env("DATABASE_URL", &database_url));
     let stdout = String::from_utf8_lossy(&created.stdout).to_string();
     let tenant = stdout
@@ -207,7 +294,10 @@ async fn import_cur_loads_the_public_sample_exactly_and_twice_changes_nothing() 
     let to = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
     let mut snapshots = Vec::new();
     for _ in 0..2 {
-        let out = run(command(&dir).args(["import-cur", "--tenant", &tenant]).arg(&sample).env("DATABASE_URL", &database_url));
+        let out = run(command(&dir)
+            .args(["import-cur", "--tenant", &tenant])
+            .arg(&sample)
+            .env("DATABASE_URL", &database_url));
         let printed = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(printed.contains("1.68 to the cent"), "{printed}");
         let rows = store.daily_costs(tenant_id, from, to).await.unwrap();
@@ -216,17 +306,31 @@ async fn import_cur_loads_the_public_sample_exactly_and_twice_changes_nothing() 
         // Each aggregated row is kept to the nano-unit, so the stored sum is within a few
         // billionths of the file's exact 1.68230869740, far inside a cent.
         let exact: cloudspend_core::Money = "1.6823086974".parse().unwrap();
-        assert!((total - exact).abs().nanos() <= rows.len() as i64, "{total} vs {exact}");
+        assert!(
+            (total - exact).abs().nanos() <= rows.len() as i64,
+            "{total} vs {exact}"
+        );
         snapshots.push(rows);
     }
-    assert_eq!(snapshots[0], snapshots[1], "importing the same file twice changed the rows");
+    assert_eq!(
+        snapshots[0], snapshots[1],
+        "importing the same file twice changed the rows"
+    );
 
     let odd = dir.join("odd.csv");
     std::fs::write(&odd, "date,cost\n2024-01-01,1.00\n").unwrap();
-    let refused = command(&dir).args(["import-cur", "--tenant", &tenant]).arg(&odd).env("DATABASE_URL", &database_url).output().unwrap();
+    let refused = command(&dir)
+        .args(["import-cur", "--tenant", &tenant])
+        .arg(&odd)
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("lineItem/UnblendedCost") || stderr.contains("BilledCost"), "{stderr}");
+    assert!(
+        stderr.contains("lineItem/UnblendedCost") || stderr.contains("BilledCost"),
+        "{stderr}"
+    );
 }
 
 fn pg_dump() -> std::path::PathBuf {
@@ -234,10 +338,17 @@ fn pg_dump() -> std::path::PathBuf {
         return Path::new(&dir).join("pg_dump");
     }
     let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin/pg_dump")).filter(|p| p.exists()).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("bin/pg_dump"))
+                .filter(|p| p.exists())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
-    dirs.pop().expect("pg_dump not found: run the tests with scripts/test.sh (it sets CLOUDSPEND_TEST_PG_BINDIR)")
+    dirs.pop().expect(
+        "pg_dump not found: run the tests with scripts/test.sh (it sets CLOUDSPEND_TEST_PG_BINDIR)",
+    )
 }
 
 #[tokio::test]
@@ -290,7 +401,9 @@ async fn an_access_key_secret_is_found_nowhere_but_as_ciphertext() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, collections) = get_json(&base, "/api/collections", &token).await;
-        let finished = collections["runs"].as_array().map_or(0, |r| r.iter().filter(|r| r["status"] != "running").count());
+        let finished = collections["runs"]
+            .as_array()
+            .map_or(0, |r| r.iter().filter(|r| r["status"] != "running").count());
         if finished >= 3 || Instant::now() > deadline {
             assert!(finished >= 3, "collections did not run: {collections}");
             break;
@@ -304,11 +417,22 @@ async fn an_access_key_secret_is_found_nowhere_but_as_ciphertext() {
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.len() > 1000, "trace logs were written");
     assert!(!logs.contains(&secret), "the secret appears in the logs");
-    let dump = Command::new(pg_dump()).arg("--data-only").arg(&database_url).output().expect("run pg_dump");
-    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = Command::new(pg_dump())
+        .arg("--data-only")
+        .arg(&database_url)
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let dump = String::from_utf8_lossy(&dump.stdout);
     assert!(dump.contains("v1:"), "the sealed secret is in the dump");
-    assert!(!dump.contains(&secret), "the secret appears in clear in the database");
+    assert!(
+        !dump.contains(&secret),
+        "the secret appears in clear in the database"
+    );
 }
 
 fn cloudspend_aws_access_moto_url() -> String {

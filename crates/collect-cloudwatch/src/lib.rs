@@ -73,7 +73,11 @@ impl CpuQuery {
     /// The last 24 hours at 5-minute periods, average and maximum: the diagnostics and recent view.
     /// The window is aligned to 5-minute boundaries (ending at the boundary after `now`), so
     /// every datapoint's timestamp is the start of its period, as CloudWatch's console shows.
-    pub fn last_24_hours(region: impl Into<String>, instance_ids: Vec<String>, now: DateTime<Utc>) -> Self {
+    pub fn last_24_hours(
+        region: impl Into<String>,
+        instance_ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
         let secs = now.timestamp();
         let end = DateTime::from_timestamp(secs - secs.rem_euclid(300) + 300, 0).unwrap_or(now);
         Self {
@@ -87,8 +91,20 @@ impl CpuQuery {
     }
 
     /// Hourly averages over `[from, to)`: the history collection for many instances.
-    pub fn hourly(region: impl Into<String>, instance_ids: Vec<String>, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
-        Self { region: region.into(), instance_ids, from, to, period_seconds: 3600, stats: CpuStats::Average }
+    pub fn hourly(
+        region: impl Into<String>,
+        instance_ids: Vec<String>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            region: region.into(),
+            instance_ids,
+            from,
+            to,
+            period_seconds: 3600,
+            stats: CpuStats::Average,
+        }
     }
 }
 
@@ -96,7 +112,10 @@ impl CpuQuery {
 /// AWS so a typo is a 400, not an empty series.
 pub fn is_instance_id(id: &str) -> bool {
     id.strip_prefix("i-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -110,7 +129,12 @@ pub async fn cpu_utilization(
 ) -> Result<Vec<MetricPoint>, AwsError> {
     validate(query)?;
     let mut seen = HashSet::new();
-    let ids: Vec<&str> = query.instance_ids.iter().map(String::as_str).filter(|id| seen.insert(*id)).collect();
+    let ids: Vec<&str> = query
+        .instance_ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| seen.insert(*id))
+        .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -130,7 +154,9 @@ pub async fn cpu_utilization(
 
 fn validate(query: &CpuQuery) -> Result<(), AwsError> {
     if let Some(bad) = query.instance_ids.iter().find(|id| !is_instance_id(id)) {
-        return Err(AwsError::invalid_input(format!("`{bad}` is not an EC2 instance id (i-0123456789abcdef0)")));
+        return Err(AwsError::invalid_input(format!(
+            "`{bad}` is not an EC2 instance id (i-0123456789abcdef0)"
+        )));
     }
     if query.period_seconds < 60 || query.period_seconds % 60 != 0 {
         return Err(AwsError::invalid_input(format!(
@@ -139,7 +165,9 @@ fn validate(query: &CpuQuery) -> Result<(), AwsError> {
         )));
     }
     if query.from >= query.to {
-        return Err(AwsError::invalid_input("the window is empty: `from` must be before `to`"));
+        return Err(AwsError::invalid_input(
+            "the window is empty: `from` must be before `to`",
+        ));
     }
     Ok(())
 }
@@ -149,12 +177,26 @@ fn validate(query: &CpuQuery) -> Result<(), AwsError> {
 type Series = BTreeMap<i64, (Option<f64>, Option<f64>)>;
 
 /// One GetMetricData batch (≤ 500 queries), all pages, merged per instance.
-async fn batch_points(client: &Client, ids: &[&str], query: &CpuQuery) -> Result<Vec<MetricPoint>, AwsError> {
+async fn batch_points(
+    client: &Client,
+    ids: &[&str],
+    query: &CpuQuery,
+) -> Result<Vec<MetricPoint>, AwsError> {
     let mut queries = Vec::with_capacity(ids.len() * query.stats.queries_per_instance());
     for (i, id) in ids.iter().enumerate() {
-        queries.push(metric_query(format!("avg{i}"), id, "Average", query.period_seconds));
+        queries.push(metric_query(
+            format!("avg{i}"),
+            id,
+            "Average",
+            query.period_seconds,
+        ));
         if query.stats == CpuStats::AverageAndMaximum {
-            queries.push(metric_query(format!("max{i}"), id, "Maximum", query.period_seconds));
+            queries.push(metric_query(
+                format!("max{i}"),
+                id,
+                "Maximum",
+                query.period_seconds,
+            ));
         }
     }
     let mut series: Vec<Series> = vec![Series::new(); ids.len()];
@@ -170,22 +212,41 @@ async fn batch_points(client: &Client, ids: &[&str], query: &CpuQuery) -> Result
         let page = page.map_err(|e| AwsError::from_sdk(PERMISSION, e))?;
         for result in page.metric_data_results() {
             if let Some(StatusCode::Forbidden | StatusCode::InternalError) = result.status_code() {
-                let status = result.status_code().map(|s| s.as_str().to_string()).unwrap_or_default();
-                let message = result.messages().iter().filter_map(|m| m.value()).collect::<Vec<_>>().join("; ");
+                let status = result
+                    .status_code()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default();
+                let message = result
+                    .messages()
+                    .iter()
+                    .filter_map(|m| m.value())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 return Err(AwsError::reported(PERMISSION, status, message));
             }
-            let Some((is_max, index)) = result.id().and_then(parse_query_id) else { continue };
-            let Some(instance) = series.get_mut(index) else { continue };
+            let Some((is_max, index)) = result.id().and_then(parse_query_id) else {
+                continue;
+            };
+            let Some(instance) = series.get_mut(index) else {
+                continue;
+            };
             for (t, v) in result.timestamps().iter().zip(result.values()) {
                 let slot = instance.entry(t.secs()).or_default();
-                if is_max { slot.1 = Some(*v) } else { slot.0 = Some(*v) }
+                if is_max {
+                    slot.1 = Some(*v)
+                } else {
+                    slot.0 = Some(*v)
+                }
             }
         }
     }
     let mut points = Vec::new();
     for (id, instance) in ids.iter().zip(series) {
         for (secs, (average, maximum)) in instance {
-            let (Some(average), Some(timestamp)) = (average, DateTime::from_timestamp(secs, 0)) else { continue };
+            let (Some(average), Some(timestamp)) = (average, DateTime::from_timestamp(secs, 0))
+            else {
+                continue;
+            };
             points.push(MetricPoint {
                 instance_id: (*id).to_string(),
                 metric: METRIC.to_string(),
@@ -205,11 +266,22 @@ fn metric_query(id: String, instance_id: &str, stat: &str, period: i32) -> Metri
     let metric = Metric::builder()
         .namespace("AWS/EC2")
         .metric_name(METRIC)
-        .dimensions(Dimension::builder().name("InstanceId").value(instance_id).build())
+        .dimensions(
+            Dimension::builder()
+                .name("InstanceId")
+                .value(instance_id)
+                .build(),
+        )
         .build();
     MetricDataQuery::builder()
         .id(id)
-        .metric_stat(MetricStat::builder().metric(metric).period(period).stat(stat).build())
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(period)
+                .stat(stat)
+                .build(),
+        )
         .return_data(true)
         .build()
 }
@@ -219,7 +291,9 @@ fn parse_query_id(id: &str) -> Option<(bool, usize)> {
     if let Some(n) = id.strip_prefix("avg") {
         return n.parse().ok().map(|n| (false, n));
     }
-    id.strip_prefix("max").and_then(|n| n.parse().ok()).map(|n| (true, n))
+    id.strip_prefix("max")
+        .and_then(|n| n.parse().ok())
+        .map(|n| (true, n))
 }
 
 fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
@@ -264,10 +338,20 @@ mod tests {
             .then_output(|| {
                 GetMetricDataOutput::builder()
                     .metric_data_results(
-                        MetricDataResult::builder().id("avg0").timestamps(ts(1_700_000_300)).values(10.0).status_code(StatusCode::PartialData).build(),
+                        MetricDataResult::builder()
+                            .id("avg0")
+                            .timestamps(ts(1_700_000_300))
+                            .values(10.0)
+                            .status_code(StatusCode::PartialData)
+                            .build(),
                     )
                     .metric_data_results(
-                        MetricDataResult::builder().id("max0").timestamps(ts(1_700_000_300)).values(40.0).status_code(StatusCode::PartialData).build(),
+                        MetricDataResult::builder()
+                            .id("max0")
+                            .timestamps(ts(1_700_000_300))
+                            .values(40.0)
+                            .status_code(StatusCode::PartialData)
+                            .build(),
                     )
                     .next_token("more")
                     .build()
@@ -277,35 +361,70 @@ mod tests {
             .then_output(|| {
                 GetMetricDataOutput::builder()
                     .metric_data_results(
-                        MetricDataResult::builder().id("avg0").timestamps(ts(1_700_000_600)).values(20.0).status_code(StatusCode::Complete).build(),
+                        MetricDataResult::builder()
+                            .id("avg0")
+                            .timestamps(ts(1_700_000_600))
+                            .values(20.0)
+                            .status_code(StatusCode::Complete)
+                            .build(),
                     )
                     .metric_data_results(
-                        MetricDataResult::builder().id("max0").timestamps(ts(1_700_000_600)).values(50.0).status_code(StatusCode::Complete).build(),
+                        MetricDataResult::builder()
+                            .id("max0")
+                            .timestamps(ts(1_700_000_600))
+                            .values(50.0)
+                            .status_code(StatusCode::Complete)
+                            .build(),
                     )
-                    .metric_data_results(MetricDataResult::builder().id("avg1").status_code(StatusCode::Complete).build())
+                    .metric_data_results(
+                        MetricDataResult::builder()
+                            .id("avg1")
+                            .status_code(StatusCode::Complete)
+                            .build(),
+                    )
                     .build()
             });
         let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&first, &second]);
-        let q = query(vec!["i-0000000000000000a".into(), "i-0000000000000000b".into()], CpuStats::AverageAndMaximum);
+        let q = query(
+            vec!["i-0000000000000000a".into(), "i-0000000000000000b".into()],
+            CpuStats::AverageAndMaximum,
+        );
 
-        let points = batch_points(&client, &["i-0000000000000000a", "i-0000000000000000b"], &q).await.unwrap();
+        let points = batch_points(&client, &["i-0000000000000000a", "i-0000000000000000b"], &q)
+            .await
+            .unwrap();
 
-        let got: Vec<(i64, f64, f64)> = points.iter().map(|p| (p.timestamp.timestamp(), p.average, p.maximum)).collect();
-        assert_eq!(got, vec![(1_700_000_300, 10.0, 40.0), (1_700_000_600, 20.0, 50.0)]);
-        assert!(points.iter().all(|p| p.instance_id == "i-0000000000000000a" && p.unit == "Percent" && p.period_seconds == 300));
+        let got: Vec<(i64, f64, f64)> = points
+            .iter()
+            .map(|p| (p.timestamp.timestamp(), p.average, p.maximum))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1_700_000_300, 10.0, 40.0), (1_700_000_600, 20.0, 50.0)]
+        );
+        assert!(points.iter().all(|p| p.instance_id == "i-0000000000000000a"
+            && p.unit == "Percent"
+            && p.period_seconds == 300));
     }
 
     #[tokio::test]
     async fn forbidden_query_status_is_an_access_error() {
         let rule = mock!(Client::get_metric_data).then_output(|| {
             GetMetricDataOutput::builder()
-                .metric_data_results(MetricDataResult::builder().id("avg0").status_code(StatusCode::Forbidden).build())
+                .metric_data_results(
+                    MetricDataResult::builder()
+                        .id("avg0")
+                        .status_code(StatusCode::Forbidden)
+                        .build(),
+                )
                 .build()
         });
         let client = mock_client!(aws_sdk_cloudwatch, [&rule]);
         let q = query(vec!["i-0000000000000000a".into()], CpuStats::Average);
 
-        let err = batch_points(&client, &["i-0000000000000000a"], &q).await.unwrap_err();
+        let err = batch_points(&client, &["i-0000000000000000a"], &q)
+            .await
+            .unwrap_err();
 
         assert_eq!(err.kind(), cloudspend_aws_access::ErrorKind::AccessDenied);
         assert!(err.hint().unwrap().contains("cloudwatch:GetMetricData"));

@@ -16,7 +16,12 @@ async fn put_cpu(client: &Client, instance_id: &str, at: DateTime<Utc>, value: f
         .metric_data(
             MetricDatum::builder()
                 .metric_name("CPUUtilization")
-                .dimensions(Dimension::builder().name("InstanceId").value(instance_id).build())
+                .dimensions(
+                    Dimension::builder()
+                        .name("InstanceId")
+                        .value(instance_id)
+                        .build(),
+                )
                 .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
                 .value(value)
                 .unit(StandardUnit::Percent)
@@ -35,7 +40,10 @@ fn aligned_start() -> DateTime<Utc> {
 
 async fn tenant_config(access: &AwsAccess) -> aws_types::SdkConfig {
     let account = unique_account_id();
-    access.sdk_config(TenantId::new(), &role_in(&account), "eu-west-1").await.unwrap()
+    access
+        .sdk_config(TenantId::new(), &role_in(&account), "eu-west-1")
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -44,7 +52,11 @@ async fn running_instances_read_back_exactly_and_a_stopped_one_is_an_empty_serie
     let access = testing::aws_access().await;
     let config = tenant_config(&access).await;
     let cw = Client::new(&config);
-    let (web, stopped, db) = ("i-0000000000000a001", "i-0000000000000a002", "i-0000000000000a003");
+    let (web, stopped, db) = (
+        "i-0000000000000a001",
+        "i-0000000000000a002",
+        "i-0000000000000a003",
+    );
     let t0 = aligned_start();
     put_cpu(&cw, web, t0, 10.0).await;
     put_cpu(&cw, web, t0 + Duration::seconds(60), 30.0).await;
@@ -64,11 +76,32 @@ async fn running_instances_read_back_exactly_and_a_stopped_one_is_an_empty_serie
 
     let got: Vec<(&str, i64, f64, f64)> = points
         .iter()
-        .map(|p| (p.instance_id.as_str(), (p.timestamp - t0).num_seconds(), p.average, p.maximum))
+        .map(|p| {
+            (
+                p.instance_id.as_str(),
+                (p.timestamp - t0).num_seconds(),
+                p.average,
+                p.maximum,
+            )
+        })
         .collect();
-    assert_eq!(got, vec![(web, 0, 20.0, 30.0), (web, 300, 55.5, 55.5), (db, 600, 3.25, 3.25)]);
-    assert!(points.iter().all(|p| p.metric == "CPUUtilization" && p.unit == "Percent" && p.period_seconds == 300));
-    assert!(!points.iter().any(|p| p.instance_id == stopped), "a stopped instance has no datapoints, and that is fine");
+    assert_eq!(
+        got,
+        vec![
+            (web, 0, 20.0, 30.0),
+            (web, 300, 55.5, 55.5),
+            (db, 600, 3.25, 3.25)
+        ]
+    );
+    assert!(
+        points.iter().all(|p| p.metric == "CPUUtilization"
+            && p.unit == "Percent"
+            && p.period_seconds == 300)
+    );
+    assert!(
+        !points.iter().any(|p| p.instance_id == stopped),
+        "a stopped instance has no datapoints, and that is fine"
+    );
     assert_eq!(counter.counts().operation("GetMetricData"), 1);
 
     // The same data as hourly averages (the history collection).
@@ -76,7 +109,10 @@ async fn running_instances_read_back_exactly_and_a_stopped_one_is_an_empty_serie
     let points = cpu_utilization(&config, &hourly, &counter).await.unwrap();
     assert_eq!(points.len(), 1);
     assert!((points[0].average - (10.0 + 30.0 + 55.5) / 3.0).abs() < 1e-9);
-    assert_eq!(points[0].maximum, points[0].average, "average-only: maximum mirrors the average");
+    assert_eq!(
+        points[0].maximum, points[0].average,
+        "average-only: maximum mirrors the average"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +122,9 @@ async fn cpu_for_a_thousand_instances_costs_at_most_two_get_metric_data_calls() 
     let access = testing::aws_access().await;
     let config = tenant_config(&access).await;
     let cw = Client::new(&config);
-    let ids: Vec<String> = (0..1000u64).map(|n| format!("i-{:017x}", 0xb000 + n)).collect();
+    let ids: Vec<String> = (0..1000u64)
+        .map(|n| format!("i-{:017x}", 0xb000 + n))
+        .collect();
     let t0 = aligned_start();
     // One instance in each batch has data, to show both batches are read back.
     put_cpu(&cw, &ids[7], t0, 12.5).await;
@@ -105,8 +143,22 @@ async fn cpu_for_a_thousand_instances_costs_at_most_two_get_metric_data_calls() 
     let points = cpu_utilization(&config, &query, &counter).await.unwrap();
     let recorded = moto.stop_recording().await;
 
-    let got: Vec<(&str, f64)> = points.iter().map(|p| (p.instance_id.as_str(), p.average)).collect();
-    assert_eq!(got, vec![(ids[7].as_str(), 12.5), (ids[999].as_str(), 87.5)]);
-    assert_eq!(count_action(&recorded, "GetMetricData"), 2, "requests moto received");
-    assert_eq!(counter.counts().operation("GetMetricData"), 2, "requests the SDK sent");
+    let got: Vec<(&str, f64)> = points
+        .iter()
+        .map(|p| (p.instance_id.as_str(), p.average))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(ids[7].as_str(), 12.5), (ids[999].as_str(), 87.5)]
+    );
+    assert_eq!(
+        count_action(&recorded, "GetMetricData"),
+        2,
+        "requests moto received"
+    );
+    assert_eq!(
+        counter.counts().operation("GetMetricData"),
+        2,
+        "requests the SDK sent"
+    );
 }

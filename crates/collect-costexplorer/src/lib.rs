@@ -21,7 +21,9 @@
 
 use aws_sdk_costexplorer::Client;
 use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
-use aws_sdk_costexplorer::types::{DateInterval, Granularity, GroupDefinition, GroupDefinitionType, MetricValue};
+use aws_sdk_costexplorer::types::{
+    DateInterval, Granularity, GroupDefinition, GroupDefinitionType, MetricValue,
+};
 use aws_types::SdkConfig;
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use cloudspend_aws_access::{AwsError, RequestCounter, cost_explorer_config};
@@ -75,7 +77,9 @@ pub struct DailyTotal {
 /// twelve months before `today`'s (the current month plus twelve full months).
 pub fn earliest_start(today: NaiveDate) -> NaiveDate {
     let first_of_month = today.with_day(1).unwrap_or(today);
-    first_of_month.checked_sub_months(Months::new(12)).unwrap_or(first_of_month)
+    first_of_month
+        .checked_sub_months(Months::new(12))
+        .unwrap_or(first_of_month)
 }
 
 /// Daily UnblendedCost and AmortizedCost for `[from, to)`, grouped by service and linked
@@ -99,7 +103,10 @@ pub async fn daily_costs(
             for group in result.groups() {
                 // GroupBy order is SERVICE, LINKED_ACCOUNT, so the keys come in that order.
                 let [service, account] = group.keys() else {
-                    return Err(unexpected(format!("a group with keys {:?}; expected [service, account]", group.keys())));
+                    return Err(unexpected(format!(
+                        "a group with keys {:?}; expected [service, account]",
+                        group.keys()
+                    )));
                 };
                 let metrics = group.metrics().cloned().unwrap_or_default();
                 let (unblended, unit) = amount(&metrics, UNBLENDED)?;
@@ -118,7 +125,13 @@ pub async fn daily_costs(
     }
     days.sort();
     days.dedup();
-    Ok(CostBatch { from, to, records, days, pages })
+    Ok(CostBatch {
+        from,
+        to,
+        records,
+        days,
+        pages,
+    })
 }
 
 /// Daily total UnblendedCost for `[from, to)`, not grouped: one row per day Cost Explorer returns.
@@ -143,7 +156,12 @@ pub async fn daily_totals(
             } else {
                 (Money::ZERO, "USD".to_string())
             };
-            days.push(DailyTotal { day, amount, unit, estimated: result.estimated() });
+            days.push(DailyTotal {
+                day,
+                amount,
+                unit,
+                estimated: result.estimated(),
+            });
         }
     }
     days.sort_by_key(|d| d.day);
@@ -160,7 +178,11 @@ fn client(config: &SdkConfig, counter: &RequestCounter) -> Client {
 
 /// Validates `[from, to)`, moves `from` up to [`earliest_start`] and `to` back to tomorrow (a
 /// window cannot cover days that have not started).
-fn clamp_window(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), AwsError> {
+fn clamp_window(
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), AwsError> {
     if from >= to {
         return Err(AwsError::invalid_input(format!(
             "the window {from}..{to} is empty: `to` is exclusive and must be after `from`"
@@ -200,18 +222,31 @@ async fn fetch_pages(
             .metrics(UNBLENDED)
             .set_next_page_token(token.clone());
         if grouped {
-            request = request.metrics(AMORTIZED).group_by(group("SERVICE")).group_by(group("LINKED_ACCOUNT"));
+            request = request
+                .metrics(AMORTIZED)
+                .group_by(group("SERVICE"))
+                .group_by(group("LINKED_ACCOUNT"));
         }
-        let output = request.send().await.map_err(|e| AwsError::from_sdk(PERMISSION, e))?;
-        let next = output.next_page_token().filter(|t| !t.is_empty()).map(str::to_string);
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(PERMISSION, e))?;
+        let next = output
+            .next_page_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         outputs.push(output);
         match next {
             None => break,
             Some(next) if Some(&next) == token.as_ref() => {
-                return Err(unexpected("Cost Explorer returned the same NextPageToken twice".to_string()));
+                return Err(unexpected(
+                    "Cost Explorer returned the same NextPageToken twice".to_string(),
+                ));
             }
             Some(_) if outputs.len() >= MAX_PAGES => {
-                return Err(unexpected(format!("more than {MAX_PAGES} pages; narrow the window")));
+                return Err(unexpected(format!(
+                    "more than {MAX_PAGES} pages; narrow the window"
+                )));
             }
             Some(next) => token = Some(next),
         }
@@ -221,19 +256,29 @@ async fn fetch_pages(
 }
 
 fn group(key: &str) -> GroupDefinition {
-    GroupDefinition::builder().r#type(GroupDefinitionType::Dimension).key(key).build()
+    GroupDefinition::builder()
+        .r#type(GroupDefinitionType::Dimension)
+        .key(key)
+        .build()
 }
 
 fn start_day(period: Option<&DateInterval>) -> Result<NaiveDate, AwsError> {
     let start = period.map(|p| p.start()).unwrap_or_default();
-    NaiveDate::parse_from_str(start, "%Y-%m-%d")
-        .map_err(|_| unexpected(format!("a result whose TimePeriod.Start is `{start}`, not a date")))
+    NaiveDate::parse_from_str(start, "%Y-%m-%d").map_err(|_| {
+        unexpected(format!(
+            "a result whose TimePeriod.Start is `{start}`, not a date"
+        ))
+    })
 }
 
 /// The exact amount and its unit (currency) of one metric.
 fn amount(metrics: &HashMap<String, MetricValue>, name: &str) -> Result<(Money, String), AwsError> {
-    let value = metrics.get(name).ok_or_else(|| unexpected(format!("a result without {name}")))?;
-    let raw = value.amount().ok_or_else(|| unexpected(format!("{name} without an Amount")))?;
+    let value = metrics
+        .get(name)
+        .ok_or_else(|| unexpected(format!("a result without {name}")))?;
+    let raw = value
+        .amount()
+        .ok_or_else(|| unexpected(format!("{name} without an Amount")))?;
     let money = Money::from_str(raw).map_err(|e| unexpected(format!("{name}: {e}")))?;
     Ok((money, value.unit().unwrap_or("USD").to_string()))
 }
@@ -259,9 +304,20 @@ mod tests {
         MetricValue::builder().amount(amount).unit("USD").build()
     }
 
-    fn result(start: &str, end: &str, estimated: bool, groups: Vec<(&str, &str, &str, &str)>) -> ResultByTime {
+    fn result(
+        start: &str,
+        end: &str,
+        estimated: bool,
+        groups: Vec<(&str, &str, &str, &str)>,
+    ) -> ResultByTime {
         let mut b = ResultByTime::builder()
-            .time_period(DateInterval::builder().start(start).end(end).build().unwrap())
+            .time_period(
+                DateInterval::builder()
+                    .start(start)
+                    .end(end)
+                    .build()
+                    .unwrap(),
+            )
             .estimated(estimated);
         for (service, account, unblended, amortized) in groups {
             b = b.groups(
@@ -278,7 +334,8 @@ mod tests {
 
     fn counted_client(rules: &[&aws_smithy_mocks::Rule], counter: &RequestCounter) -> Client {
         let counter = counter.clone();
-        mock_client!(aws_sdk_costexplorer, RuleMode::MatchAny, rules, move |b| b.interceptor(counter.clone()))
+        mock_client!(aws_sdk_costexplorer, RuleMode::MatchAny, rules, move |b| b
+            .interceptor(counter.clone()))
     }
 
     #[tokio::test]
@@ -287,7 +344,12 @@ mod tests {
             .match_requests(|r| r.next_page_token().is_none())
             .then_output(|| {
                 GetCostAndUsageOutput::builder()
-                    .results_by_time(result("2026-03-01", "2026-03-02", false, vec![("Amazon EC2", "111122223333", "12.3456789012", "12.30")]))
+                    .results_by_time(result(
+                        "2026-03-01",
+                        "2026-03-02",
+                        false,
+                        vec![("Amazon EC2", "111122223333", "12.3456789012", "12.30")],
+                    ))
                     .next_page_token("p2")
                     .build()
             });
@@ -295,13 +357,20 @@ mod tests {
             .match_requests(|r| r.next_page_token() == Some("p2"))
             .then_output(|| {
                 GetCostAndUsageOutput::builder()
-                    .results_by_time(result("2026-03-02", "2026-03-03", true, vec![("Tax", "111122223333", "-5.01", "-5.01")]))
+                    .results_by_time(result(
+                        "2026-03-02",
+                        "2026-03-03",
+                        true,
+                        vec![("Tax", "111122223333", "-5.01", "-5.01")],
+                    ))
                     .build()
             });
         let counter = RequestCounter::new();
         let client = counted_client(&[&first, &second], &counter);
 
-        let (outputs, pages) = fetch_pages(&client, day("2026-03-01"), day("2026-03-03"), true).await.unwrap();
+        let (outputs, pages) = fetch_pages(&client, day("2026-03-01"), day("2026-03-03"), true)
+            .await
+            .unwrap();
 
         assert_eq!(pages, 2);
         assert_eq!(outputs.len(), 2);
@@ -314,15 +383,25 @@ mod tests {
         assert_eq!(unit, "USD");
         let negative = &outputs[1].results_by_time()[0];
         assert!(negative.estimated());
-        assert_eq!(amount(negative.groups()[0].metrics().unwrap(), AMORTIZED).unwrap().0, Money::from_str("-5.01").unwrap());
+        assert_eq!(
+            amount(negative.groups()[0].metrics().unwrap(), AMORTIZED)
+                .unwrap()
+                .0,
+            Money::from_str("-5.01").unwrap()
+        );
     }
 
     #[tokio::test]
     async fn a_repeated_page_token_stops_instead_of_billing_forever() {
-        let looping = mock!(Client::get_cost_and_usage)
-            .then_output(|| GetCostAndUsageOutput::builder().next_page_token("same").build());
+        let looping = mock!(Client::get_cost_and_usage).then_output(|| {
+            GetCostAndUsageOutput::builder()
+                .next_page_token("same")
+                .build()
+        });
         let client = mock_client!(aws_sdk_costexplorer, RuleMode::MatchAny, [&looping]);
-        let err = fetch_pages(&client, day("2026-03-01"), day("2026-03-03"), false).await.unwrap_err();
+        let err = fetch_pages(&client, day("2026-03-01"), day("2026-03-03"), false)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("same NextPageToken"), "{err}");
     }
 
@@ -337,7 +416,9 @@ mod tests {
             )
         });
         let client = mock_client!(aws_sdk_costexplorer, [&denied]);
-        let err = fetch_pages(&client, day("2026-03-01"), day("2026-03-02"), true).await.unwrap_err();
+        let err = fetch_pages(&client, day("2026-03-01"), day("2026-03-02"), true)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AccessDenied);
         assert_eq!(err.code(), Some("AccessDeniedException"));
         assert!(err.hint().unwrap().contains("ce:GetCostAndUsage"));
@@ -347,7 +428,10 @@ mod tests {
     fn window_is_clamped_to_thirteen_months_and_tomorrow() {
         let today = day("2026-05-14");
         assert_eq!(earliest_start(today), day("2025-05-01"));
-        assert_eq!(clamp_window(day("2024-01-01"), day("2026-06-01"), today).unwrap(), (day("2025-05-01"), day("2026-05-15")));
+        assert_eq!(
+            clamp_window(day("2024-01-01"), day("2026-06-01"), today).unwrap(),
+            (day("2025-05-01"), day("2026-05-15"))
+        );
         assert!(clamp_window(day("2026-05-02"), day("2026-05-02"), today).is_err());
         assert!(clamp_window(day("2020-01-01"), day("2020-02-01"), today).is_err());
     }

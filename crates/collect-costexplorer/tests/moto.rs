@@ -58,7 +58,11 @@ async fn grouped_costs_over_two_pages_keep_estimated_and_negative_days_exactly()
     let account = unique_account_id();
     let linked = "210987654321";
     let today = Utc::now().date_naive();
-    let (d1, d2, d3) = (today - Duration::days(10), today - Duration::days(9), today - Duration::days(8));
+    let (d1, d2, d3) = (
+        today - Duration::days(10),
+        today - Duration::days(9),
+        today - Duration::days(8),
+    );
     let group_definitions = json!([{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}]);
     moto.preset_cost_and_usage(
         &account,
@@ -86,31 +90,89 @@ async fn grouped_costs_over_two_pages_keep_estimated_and_negative_days_exactly()
     )
     .await;
     // The tenant works in eu-west-1; the collector still asks us-east-1, Cost Explorer's home.
-    let config = access.sdk_config(TenantId::new(), &role_in(&account), "eu-west-1").await.unwrap();
+    let config = access
+        .sdk_config(TenantId::new(), &role_in(&account), "eu-west-1")
+        .await
+        .unwrap();
     let counter = RequestCounter::new();
 
-    let batch = daily_costs(&config, d1, d3 + Duration::days(1), &counter).await.unwrap();
+    let batch = daily_costs(&config, d1, d3 + Duration::days(1), &counter)
+        .await
+        .unwrap();
 
     let got: Vec<(NaiveDate, &str, &str, Money, Money, &str, bool)> = batch
         .records
         .iter()
-        .map(|r| (r.day, r.account_id.as_str(), r.service.as_str(), r.unblended, r.amortized, r.currency.as_str(), r.estimated))
+        .map(|r| {
+            (
+                r.day,
+                r.account_id.as_str(),
+                r.service.as_str(),
+                r.unblended,
+                r.amortized,
+                r.currency.as_str(),
+                r.estimated,
+            )
+        })
         .collect();
     let ec2 = "Amazon Elastic Compute Cloud - Compute";
     assert_eq!(
         got,
         vec![
-            (d1, account.as_str(), ec2, money("12.3456789012"), money("11.50"), "USD", false),
-            (d1, linked, "Amazon Simple Storage Service", money("0.0000001"), money("0.0000001"), "USD", false),
-            (d2, account.as_str(), "Tax", money("-5.01"), money("-5.01"), "USD", false),
-            (d3, account.as_str(), ec2, money("7.1"), money("7.25"), "USD", true),
+            (
+                d1,
+                account.as_str(),
+                ec2,
+                money("12.3456789012"),
+                money("11.50"),
+                "USD",
+                false
+            ),
+            (
+                d1,
+                linked,
+                "Amazon Simple Storage Service",
+                money("0.0000001"),
+                money("0.0000001"),
+                "USD",
+                false
+            ),
+            (
+                d2,
+                account.as_str(),
+                "Tax",
+                money("-5.01"),
+                money("-5.01"),
+                "USD",
+                false
+            ),
+            (
+                d3,
+                account.as_str(),
+                ec2,
+                money("7.1"),
+                money("7.25"),
+                "USD",
+                true
+            ),
         ]
     );
-    assert!(batch.records.iter().all(|r| r.source == cloudspend_core::records::CostSource::Ce && r.region.is_empty()));
+    assert!(
+        batch
+            .records
+            .iter()
+            .all(|r| r.source == cloudspend_core::records::CostSource::Ce && r.region.is_empty())
+    );
     // 12.3456789012 + 0.0000001 - 5.01 + 7.1 = 14.4356790012 (nano-rounded: 14.435679001)
     assert_eq!(batch.total_unblended(), money("14.435679001"));
-    assert_eq!(batch.total_unblended().round_to_cents().to_string(), "14.44");
-    assert_eq!((batch.from, batch.to, batch.pages), (d1, d3 + Duration::days(1), 2));
+    assert_eq!(
+        batch.total_unblended().round_to_cents().to_string(),
+        "14.44"
+    );
+    assert_eq!(
+        (batch.from, batch.to, batch.pages),
+        (d1, d3 + Duration::days(1), 2)
+    );
     let counts = counter.counts();
     assert_eq!(counts.cost_explorer_requests, 2);
     assert_eq!(counts.cost_explorer_cost(), money("0.02"));
@@ -123,7 +185,11 @@ async fn daily_totals_for_the_diagnostics_endpoint_follow_every_page() {
     let access = testing::aws_access().await;
     let account = unique_account_id();
     let today = Utc::now().date_naive();
-    let (d1, d2, d3) = (today - Duration::days(3), today - Duration::days(2), today - Duration::days(1));
+    let (d1, d2, d3) = (
+        today - Duration::days(3),
+        today - Duration::days(2),
+        today - Duration::days(1),
+    );
     moto.preset_cost_and_usage(
         &account,
         vec![
@@ -141,12 +207,18 @@ async fn daily_totals_for_the_diagnostics_endpoint_follow_every_page() {
         ],
     )
     .await;
-    let config = access.sdk_config(TenantId::new(), &role_in(&account), "ap-southeast-2").await.unwrap();
+    let config = access
+        .sdk_config(TenantId::new(), &role_in(&account), "ap-southeast-2")
+        .await
+        .unwrap();
     let counter = RequestCounter::new();
 
     let days = daily_totals(&config, d1, today, &counter).await.unwrap();
 
-    let got: Vec<(NaiveDate, Money, &str, bool)> = days.iter().map(|d| (d.day, d.amount, d.unit.as_str(), d.estimated)).collect();
+    let got: Vec<(NaiveDate, Money, &str, bool)> = days
+        .iter()
+        .map(|d| (d.day, d.amount, d.unit.as_str(), d.estimated))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -166,9 +238,19 @@ async fn an_account_with_no_preset_costs_is_an_empty_batch() {
     let _moto_state = testing::shared().await;
     let access = testing::aws_access().await;
     let account = unique_account_id();
-    let config = access.sdk_config(TenantId::new(), &role_in(&account), "us-east-1").await.unwrap();
+    let config = access
+        .sdk_config(TenantId::new(), &role_in(&account), "us-east-1")
+        .await
+        .unwrap();
     let today = Utc::now().date_naive();
-    let batch = daily_costs(&config, today - Duration::days(3), today, &RequestCounter::new()).await.unwrap();
+    let batch = daily_costs(
+        &config,
+        today - Duration::days(3),
+        today,
+        &RequestCounter::new(),
+    )
+    .await
+    .unwrap();
     assert!(batch.records.is_empty());
     assert_eq!(batch.pages, 1);
 }

@@ -60,7 +60,11 @@ async fn describe_region(
     region: &str,
     seen_at: DateTime<Utc>,
 ) -> Result<Vec<Instance>, AwsError> {
-    let mut pages = client.describe_instances().max_results(1000).into_paginator().send();
+    let mut pages = client
+        .describe_instances()
+        .max_results(1000)
+        .into_paginator()
+        .send();
     let mut instances = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk(PERMISSION, e))?;
@@ -90,13 +94,21 @@ fn map_instance(
     let tags: BTreeMap<String, String> = instance
         .tags()
         .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
         .collect();
     Some(Instance {
         account_id: account_id.to_string(),
         region: region.to_string(),
         instance_id,
-        instance_type: instance.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        instance_type: instance
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
         state: instance
             .state()
             .and_then(|s| s.name())
@@ -123,13 +135,21 @@ fn map_instance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ec2::operation::describe_instances::{DescribeInstancesError, DescribeInstancesOutput};
-    use aws_sdk_ec2::types::{InstanceState, InstanceStateName, InstanceType, Placement, Reservation, Tag};
+    use aws_sdk_ec2::operation::describe_instances::{
+        DescribeInstancesError, DescribeInstancesOutput,
+    };
+    use aws_sdk_ec2::types::{
+        InstanceState, InstanceStateName, InstanceType, Placement, Reservation, Tag,
+    };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::error::ErrorMetadata;
     use cloudspend_aws_access::ErrorKind;
 
-    fn sdk_instance(id: &str, state: InstanceStateName, platform: Option<&str>) -> aws_sdk_ec2::types::Instance {
+    fn sdk_instance(
+        id: &str,
+        state: InstanceStateName,
+        platform: Option<&str>,
+    ) -> aws_sdk_ec2::types::Instance {
         aws_sdk_ec2::types::Instance::builder()
             .instance_id(id)
             .instance_type(InstanceType::T3Micro)
@@ -163,7 +183,11 @@ mod tests {
                 DescribeInstancesOutput::builder()
                     .reservations(
                         Reservation::builder()
-                            .instances(sdk_instance("i-0bbb", InstanceStateName::Stopped, Some("Windows")))
+                            .instances(sdk_instance(
+                                "i-0bbb",
+                                InstanceStateName::Stopped,
+                                Some("Windows"),
+                            ))
                             .build(),
                     )
                     .build()
@@ -173,7 +197,9 @@ mod tests {
             .interceptor(counter.clone()));
         let seen = Utc::now();
 
-        let got = describe_region(&client, "999999999999", "eu-west-1", seen).await.unwrap();
+        let got = describe_region(&client, "999999999999", "eu-west-1", seen)
+            .await
+            .unwrap();
 
         assert_eq!(got.len(), 2);
         let a = &got[0];
@@ -189,7 +215,10 @@ mod tests {
         assert_eq!(a.tags.get("team").map(String::as_str), Some("payments"));
         assert_eq!(a.last_seen_at, seen);
         let b = &got[1];
-        assert_eq!(b.account_id, "999999999999", "configured account when AWS names no owner");
+        assert_eq!(
+            b.account_id, "999999999999",
+            "configured account when AWS names no owner"
+        );
         assert_eq!(b.state, "stopped");
         assert_eq!(b.platform, "Windows");
         assert_eq!(counter.counts().operation("DescribeInstances"), 2);
@@ -209,11 +238,22 @@ mod tests {
             .retry_config(aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(3))
             .interceptor(counter.clone()));
 
-        let got = describe_region(&client, "1", "us-east-1", Utc::now()).await.unwrap();
+        let got = describe_region(&client, "1", "us-east-1", Utc::now())
+            .await
+            .unwrap();
 
         assert!(got.is_empty());
         let counts = counter.counts();
-        assert_eq!((counts.requests, counts.attempts, counts.retries, counts.throttled), (1, 3, 2, 2), "{counts:?}");
+        assert_eq!(
+            (
+                counts.requests,
+                counts.attempts,
+                counts.retries,
+                counts.throttled
+            ),
+            (1, 3, 2, 2),
+            "{counts:?}"
+        );
     }
 
     #[tokio::test]
@@ -225,9 +265,13 @@ mod tests {
             .times(3)
             .build();
         let client = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&rule], |b| b
-            .retry_config(aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(3)));
+            .retry_config(
+                aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(3)
+            ));
 
-        let err = describe_region(&client, "1", "us-east-1", Utc::now()).await.unwrap_err();
+        let err = describe_region(&client, "1", "us-east-1", Utc::now())
+            .await
+            .unwrap_err();
 
         assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
         assert_eq!(err.code(), Some("RequestLimitExceeded"));
@@ -246,10 +290,15 @@ mod tests {
         });
         let client = mock_client!(aws_sdk_ec2, [&denied]);
 
-        let err = describe_region(&client, "1", "us-east-1", Utc::now()).await.unwrap_err();
+        let err = describe_region(&client, "1", "us-east-1", Utc::now())
+            .await
+            .unwrap_err();
 
         assert_eq!(err.kind(), ErrorKind::AccessDenied);
         assert_eq!(err.code(), Some("UnauthorizedOperation"));
-        assert!(err.hint().unwrap().contains("ec2:DescribeInstances"), "{err}");
+        assert!(
+            err.hint().unwrap().contains("ec2:DescribeInstances"),
+            "{err}"
+        );
     }
 }

@@ -10,8 +10,18 @@ use cloudspend_core::TenantId;
 
 async fn run_instance(client: &Client, tags: &[(&str, &str)]) -> String {
     // moto ships a catalogue of public images; any of them will do.
-    let images = client.describe_images().owners("amazon").send().await.expect("describe images");
-    let image = images.images().first().and_then(|i| i.image_id()).expect("moto has images").to_string();
+    let images = client
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("describe images");
+    let image = images
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .expect("moto has images")
+        .to_string();
     let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
     for (k, v) in tags {
         spec = spec.tags(Tag::builder().key(*k).value(*v).build());
@@ -36,36 +46,86 @@ async fn three_instances_in_two_regions_with_one_stopped_are_collected_as_report
     let account = unique_account_id();
     let tenant = TenantId::new();
     let creds = role_in(&account);
-    let use1 = Client::new(&access.sdk_config(tenant, &creds, "us-east-1").await.unwrap());
-    let euw1 = Client::new(&access.sdk_config(tenant, &creds, "eu-west-1").await.unwrap());
+    let use1 = Client::new(
+        &access
+            .sdk_config(tenant, &creds, "us-east-1")
+            .await
+            .unwrap(),
+    );
+    let euw1 = Client::new(
+        &access
+            .sdk_config(tenant, &creds, "eu-west-1")
+            .await
+            .unwrap(),
+    );
     let web = run_instance(&use1, &[("Name", "web-1"), ("team", "payments")]).await;
     let batch = run_instance(&use1, &[("Name", "batch")]).await;
     let db = run_instance(&euw1, &[("Name", "db")]).await;
-    use1.stop_instances().instance_ids(&batch).send().await.expect("stop");
+    use1.stop_instances()
+        .instance_ids(&batch)
+        .send()
+        .await
+        .expect("stop");
 
     let counter = RequestCounter::new();
-    let config = access.sdk_config(tenant, &creds, "us-east-1").await.unwrap();
-    let regions = vec!["us-east-1".to_string(), "eu-west-1".to_string(), "us-east-1".to_string()];
-    let instances = collect_instances(&config, &account, &regions, &counter).await.unwrap();
+    let config = access
+        .sdk_config(tenant, &creds, "us-east-1")
+        .await
+        .unwrap();
+    let regions = vec![
+        "us-east-1".to_string(),
+        "eu-west-1".to_string(),
+        "us-east-1".to_string(),
+    ];
+    let instances = collect_instances(&config, &account, &regions, &counter)
+        .await
+        .unwrap();
 
     assert_eq!(instances.len(), 3, "{instances:#?}");
-    let by_id = |id: &str| instances.iter().find(|i| i.instance_id == id).unwrap_or_else(|| panic!("{id} missing"));
+    let by_id = |id: &str| {
+        instances
+            .iter()
+            .find(|i| i.instance_id == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+    };
     let w = by_id(&web);
-    assert_eq!((w.region.as_str(), w.state.as_str(), w.instance_type.as_str()), ("us-east-1", "running", "t3.micro"));
+    assert_eq!(
+        (
+            w.region.as_str(),
+            w.state.as_str(),
+            w.instance_type.as_str()
+        ),
+        ("us-east-1", "running", "t3.micro")
+    );
     assert_eq!(w.name(), Some("web-1"));
     assert_eq!(w.tags.get("team").map(String::as_str), Some("payments"));
-    assert_eq!(w.account_id, account, "the role moved the calls into the tenant's account");
-    assert!(w.availability_zone.starts_with("us-east-1"), "{}", w.availability_zone);
+    assert_eq!(
+        w.account_id, account,
+        "the role moved the calls into the tenant's account"
+    );
+    assert!(
+        w.availability_zone.starts_with("us-east-1"),
+        "{}",
+        w.availability_zone
+    );
     assert!(w.launch_time.is_some());
     assert_eq!(w.platform, "Linux/UNIX");
     assert_eq!(by_id(&batch).state, "stopped");
     let d = by_id(&db);
-    assert_eq!((d.region.as_str(), d.state.as_str()), ("eu-west-1", "running"));
+    assert_eq!(
+        (d.region.as_str(), d.state.as_str()),
+        ("eu-west-1", "running")
+    );
     assert_eq!(d.name(), Some("db"));
     // Sorted by region, then id.
     assert_eq!(instances[0].region, "eu-west-1");
     // One DescribeInstances page per region, the duplicate region asked once.
-    assert_eq!(counter.counts().operation("DescribeInstances"), 2, "{:?}", counter.counts());
+    assert_eq!(
+        counter.counts().operation("DescribeInstances"),
+        2,
+        "{:?}",
+        counter.counts()
+    );
 }
 
 #[tokio::test]
@@ -73,9 +133,17 @@ async fn an_account_without_instances_is_an_empty_inventory() {
     let _moto_state = testing::shared().await;
     let access = testing::aws_access().await;
     let account = unique_account_id();
-    let config = access.sdk_config(TenantId::new(), &role_in(&account), "us-east-1").await.unwrap();
-    let got = collect_instances(&config, &account, &["ap-southeast-2".to_string()], &RequestCounter::new())
+    let config = access
+        .sdk_config(TenantId::new(), &role_in(&account), "us-east-1")
         .await
         .unwrap();
+    let got = collect_instances(
+        &config,
+        &account,
+        &["ap-southeast-2".to_string()],
+        &RequestCounter::new(),
+    )
+    .await
+    .unwrap();
     assert!(got.is_empty());
 }

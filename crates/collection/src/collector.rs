@@ -19,10 +19,16 @@ pub enum Collector {
 
 impl Collector {
     /// The collectors every connection has; [`Collector::for_connection`] adds the CUR.
-    pub const ALL: [Collector; 3] = [Collector::Ec2, Collector::Cloudwatch, Collector::CostExplorer];
+    pub const ALL: [Collector; 3] = [
+        Collector::Ec2,
+        Collector::Cloudwatch,
+        Collector::CostExplorer,
+    ];
 
     /// The collectors that apply to a connection: the CUR only when Athena is configured.
-    pub fn for_connection(connection: &cloudspend_core::connection::AwsConnection) -> Vec<Collector> {
+    pub fn for_connection(
+        connection: &cloudspend_core::connection::AwsConnection,
+    ) -> Vec<Collector> {
         let mut collectors = Self::ALL.to_vec();
         if connection.cur.athena_database.is_some() && connection.cur.athena_table.is_some() {
             collectors.push(Collector::Cur);
@@ -65,7 +71,9 @@ impl FromStr for Collector {
             "cloudwatch" | "cpu" => Ok(Collector::Cloudwatch),
             "costexplorer" | "cost_explorer" | "ce" => Ok(Collector::CostExplorer),
             "cur" | "athena" => Ok(Collector::Cur),
-            other => Err(format!("unknown collector `{other}`: expected ec2, cloudwatch, costexplorer or cur")),
+            other => Err(format!(
+                "unknown collector `{other}`: expected ec2, cloudwatch, costexplorer or cur"
+            )),
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use crate::Collector;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, SubsecRound, TimeZone, Utc};
-use cloudspend_aws_access::{AwsAccess, AwsError, ErrorKind, RequestCounter, TenantCredentials, cost_explorer_config};
+use cloudspend_aws_access::{
+    AwsAccess, AwsError, ErrorKind, RequestCounter, TenantCredentials, cost_explorer_config,
+};
 use cloudspend_collect_cloudwatch::CpuQuery;
 use cloudspend_core::connection::{AwsConnection, ConnectionAuth, ConnectionStatus};
 use cloudspend_core::records::{CostSource, RunStatus};
@@ -28,7 +30,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            intervals: Collector::ALL.iter().map(|c| (*c, c.default_interval())).collect(),
+            intervals: Collector::ALL
+                .iter()
+                .map(|c| (*c, c.default_interval()))
+                .collect(),
             cost_recent_days: 7,
             cpu_history_days: 14,
             run_timeout: Duration::from_secs(10 * 60),
@@ -38,17 +43,24 @@ impl Default for Settings {
 
 impl Settings {
     pub fn interval(&self, collector: Collector) -> Duration {
-        self.intervals.get(&collector).copied().unwrap_or_else(|| collector.default_interval())
+        self.intervals
+            .get(&collector)
+            .copied()
+            .unwrap_or_else(|| collector.default_interval())
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectionError {
-    #[error("this tenant has not connected an AWS account yet: connect one with POST /api/tenants/connect")]
+    #[error(
+        "this tenant has not connected an AWS account yet: connect one with POST /api/tenants/connect"
+    )]
     NotConnected,
     #[error("{0}")]
     Secret(#[from] SecretError),
-    #[error("the connection uses access keys but the server has no CLOUDSPEND_MASTER_KEY to decrypt them")]
+    #[error(
+        "the connection uses access keys but the server has no CLOUDSPEND_MASTER_KEY to decrypt them"
+    )]
     NoMasterKey,
     #[error("{0}")]
     Aws(#[from] AwsError),
@@ -93,13 +105,25 @@ pub struct Collections {
 
 impl std::fmt::Debug for Collections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collections").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Collections")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl Collections {
-    pub fn new(store: Arc<dyn Store>, aws: AwsAccess, master_key: Option<MasterKey>, settings: Settings) -> Self {
-        Self { store, aws, master_key, settings: Arc::new(settings) }
+    pub fn new(
+        store: Arc<dyn Store>,
+        aws: AwsAccess,
+        master_key: Option<MasterKey>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            aws,
+            master_key,
+            settings: Arc::new(settings),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -119,15 +143,35 @@ impl Collections {
     }
 
     /// The tenant's connection and the credentials to use it, decrypted in memory only.
-    pub async fn credentials(&self, tenant: TenantId) -> Result<(AwsConnection, TenantCredentials), CollectionError> {
-        let connection = self.store.connection(tenant).await?.ok_or(CollectionError::NotConnected)?;
+    pub async fn credentials(
+        &self,
+        tenant: TenantId,
+    ) -> Result<(AwsConnection, TenantCredentials), CollectionError> {
+        let connection = self
+            .store
+            .connection(tenant)
+            .await?
+            .ok_or(CollectionError::NotConnected)?;
         let credentials = match &connection.auth {
             ConnectionAuth::Role { role_arn } => {
-                let tenant_row = self.store.tenant(tenant).await?.ok_or(CollectionError::NotConnected)?;
-                TenantCredentials::Role { role_arn: role_arn.clone(), external_id: tenant_row.external_id }
+                let tenant_row = self
+                    .store
+                    .tenant(tenant)
+                    .await?
+                    .ok_or(CollectionError::NotConnected)?;
+                TenantCredentials::Role {
+                    role_arn: role_arn.clone(),
+                    external_id: tenant_row.external_id,
+                }
             }
-            ConnectionAuth::AccessKey { access_key_id, secret_ciphertext } => {
-                let key = self.master_key.as_ref().ok_or(CollectionError::NoMasterKey)?;
+            ConnectionAuth::AccessKey {
+                access_key_id,
+                secret_ciphertext,
+            } => {
+                let key = self
+                    .master_key
+                    .as_ref()
+                    .ok_or(CollectionError::NoMasterKey)?;
                 TenantCredentials::AccessKey {
                     access_key_id: access_key_id.clone(),
                     secret_access_key: key.open(tenant, secret_ciphertext)?,
@@ -159,11 +203,17 @@ impl Collections {
     }
 
     /// Queues the collectors to run as soon as a scheduler picks them up.
-    pub async fn queue_now(&self, tenant: TenantId, collectors: &[Collector]) -> Result<(), StoreError> {
+    pub async fn queue_now(
+        &self,
+        tenant: TenantId,
+        collectors: &[Collector],
+    ) -> Result<(), StoreError> {
         self.ensure_jobs(tenant).await?;
         let now = Utc::now();
         for collector in collectors {
-            self.store.run_job_now(tenant, collector.as_str(), now).await?;
+            self.store
+                .run_job_now(tenant, collector.as_str(), now)
+                .await?;
         }
         Ok(())
     }
@@ -171,7 +221,11 @@ impl Collections {
     /// Runs one collector for the tenant now and records the run. A failed collection is a
     /// recorded failed run (and `Ok`); only failing to record it is an `Err`.
     #[tracing::instrument(skip(self), fields(tenant = %tenant, collector = %collector))]
-    pub async fn run(&self, tenant: TenantId, collector: Collector) -> Result<RunReport, StoreError> {
+    pub async fn run(
+        &self,
+        tenant: TenantId,
+        collector: Collector,
+    ) -> Result<RunReport, StoreError> {
         let started_at = Utc::now();
         let (window_start, window_end) = self.window(tenant, collector, started_at).await?;
         let run_id = self
@@ -197,7 +251,11 @@ impl Collections {
             Err(err) => (RunStatus::Failed, 0, Some(err.describe())),
         };
         match &outcome {
-            Ok(done) => tracing::info!(rows = done.rows, requests = counts.requests, "collection succeeded"),
+            Ok(done) => tracing::info!(
+                rows = done.rows,
+                requests = counts.requests,
+                "collection succeeded"
+            ),
             Err(err) => tracing::warn!(error = %err.describe(), "collection failed"),
         }
         self.note_connection_health(tenant, &outcome).await?;
@@ -236,11 +294,18 @@ impl Collections {
         tenant: TenantId,
         outcome: &Result<Collected, CollectionError>,
     ) -> Result<(), StoreError> {
-        let Some(connection) = self.store.connection(tenant).await? else { return Ok(()) };
+        let Some(connection) = self.store.connection(tenant).await? else {
+            return Ok(());
+        };
         let (status, last_error) = match outcome {
-            Ok(_) if connection.status == ConnectionStatus::Failed => (ConnectionStatus::Connected, None),
+            Ok(_) if connection.status == ConnectionStatus::Failed => {
+                (ConnectionStatus::Connected, None)
+            }
             Err(err @ CollectionError::Aws(aws))
-                if matches!(aws.kind(), ErrorKind::Credentials | ErrorKind::InvalidCredentials) =>
+                if matches!(
+                    aws.kind(),
+                    ErrorKind::Credentials | ErrorKind::InvalidCredentials
+                ) =>
             {
                 (ConnectionStatus::Failed, Some(err.describe()))
             }
@@ -249,7 +314,13 @@ impl Collections {
         self.store
             .update_connection_status(
                 tenant,
-                ConnectionStatusUpdate { status, verified_at: None, last_error, warnings: connection.warnings, at: Utc::now() },
+                ConnectionStatusUpdate {
+                    status,
+                    verified_at: None,
+                    last_error,
+                    warnings: connection.warnings,
+                    at: Utc::now(),
+                },
             )
             .await?;
         Ok(())
@@ -270,7 +341,8 @@ impl Collections {
                 let end = end - ChronoDuration::seconds(end.timestamp() % 3600);
                 let history = end - ChronoDuration::days(self.settings.cpu_history_days);
                 // Re-fetch the last hour before the previous end: CloudWatch fills late points.
-                let start = last_success.map_or(history, |t| (t - ChronoDuration::hours(1)).max(history));
+                let start =
+                    last_success.map_or(history, |t| (t - ChronoDuration::hours(1)).max(history));
                 (start, end)
             }
             Collector::Cur => {
@@ -296,7 +368,11 @@ impl Collections {
         })
     }
 
-    async fn last_success_end(&self, tenant: TenantId, collector: Collector) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn last_success_end(
+        &self,
+        tenant: TenantId,
+        collector: Collector,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let runs = self.store.runs(tenant, 500).await?;
         Ok(runs
             .into_iter()
@@ -315,7 +391,10 @@ impl Collections {
     ) -> Result<Collected, CollectionError> {
         let rows = |rows: u64| Collected { rows, note: None };
         let (connection, credentials) = self.credentials(tenant).await?;
-        let config = self.aws.sdk_config(tenant, &credentials, connection.home_region()).await?;
+        let config = self
+            .aws
+            .sdk_config(tenant, &credentials, connection.home_region())
+            .await?;
         match collector {
             Collector::Ec2 => {
                 let instances = cloudspend_collect_ec2::collect_instances(
@@ -325,52 +404,100 @@ impl Collections {
                     counter,
                 )
                 .await?;
-                Ok(rows(self.store.sync_instances(tenant, &connection.account_id, &connection.regions, &instances).await?))
+                Ok(rows(
+                    self.store
+                        .sync_instances(
+                            tenant,
+                            &connection.account_id,
+                            &connection.regions,
+                            &instances,
+                        )
+                        .await?,
+                ))
             }
             Collector::Cloudwatch => {
                 let instances = self.store.instances(tenant).await?;
                 let mut by_region: BTreeMap<&str, Vec<String>> = BTreeMap::new();
                 for instance in instances.iter().filter(|i| i.state != "terminated") {
-                    by_region.entry(instance.region.as_str()).or_default().push(instance.instance_id.clone());
+                    by_region
+                        .entry(instance.region.as_str())
+                        .or_default()
+                        .push(instance.instance_id.clone());
                 }
                 let mut points = Vec::new();
                 for (region, ids) in by_region {
                     let query = CpuQuery::hourly(region, ids, from, to);
-                    points.extend(cloudspend_collect_cloudwatch::cpu_utilization(&config, &query, counter).await?);
+                    points.extend(
+                        cloudspend_collect_cloudwatch::cpu_utilization(&config, &query, counter)
+                            .await?,
+                    );
                 }
-                Ok(rows(self.store.upsert_metric_points(tenant, &points).await?))
+                Ok(rows(
+                    self.store.upsert_metric_points(tenant, &points).await?,
+                ))
             }
             Collector::CostExplorer => {
                 // Cost Explorer answers only in us-east-1, whatever the tenant's home region.
                 let ce = cost_explorer_config(&config);
-                let batch =
-                    cloudspend_collect_costexplorer::daily_costs(&ce, from.date_naive(), to.date_naive(), counter).await?;
+                let batch = cloudspend_collect_costexplorer::daily_costs(
+                    &ce,
+                    from.date_naive(),
+                    to.date_naive(),
+                    counter,
+                )
+                .await?;
                 // Replace only the days Cost Explorer answered for: an answer that leaves days
                 // out must not erase what is stored for them.
                 let (Some(first), Some(last)) = (batch.days.first(), batch.days.last()) else {
-                    tracing::warn!("Cost Explorer returned no days for the window; keeping the stored rows");
+                    tracing::warn!(
+                        "Cost Explorer returned no days for the window; keeping the stored rows"
+                    );
                     return Ok(Collected {
                         rows: 0,
-                        note: Some("Cost Explorer returned no days for the window; stored rows kept".into()),
+                        note: Some(
+                            "Cost Explorer returned no days for the window; stored rows kept"
+                                .into(),
+                        ),
                     });
                 };
-                let records: Vec<_> = batch.records.into_iter().filter(|r| r.day >= *first && r.day <= *last).collect();
+                let records: Vec<_> = batch
+                    .records
+                    .into_iter()
+                    .filter(|r| r.day >= *first && r.day <= *last)
+                    .collect();
                 let end = *last + ChronoDuration::days(1);
-                Ok(rows(self.store.replace_daily_costs(tenant, CostSource::Ce, *first, end, &records).await?))
+                Ok(rows(
+                    self.store
+                        .replace_daily_costs(tenant, CostSource::Ce, *first, end, &records)
+                        .await?,
+                ))
             }
             Collector::Cur => {
                 let cur = &connection.cur;
-                let (Some(database), Some(table)) = (cur.athena_database.clone(), cur.athena_table.clone()) else {
+                let (Some(database), Some(table)) =
+                    (cur.athena_database.clone(), cur.athena_table.clone())
+                else {
                     return Err(CollectionError::CurNotConfigured);
                 };
                 let output_location = cur.athena_results_bucket.as_ref().map(|bucket| {
-                    let prefix = cur.athena_results_prefix.as_deref().unwrap_or("").trim_matches('/');
-                    if prefix.is_empty() { format!("s3://{bucket}/") } else { format!("s3://{bucket}/{prefix}/") }
+                    let prefix = cur
+                        .athena_results_prefix
+                        .as_deref()
+                        .unwrap_or("")
+                        .trim_matches('/');
+                    if prefix.is_empty() {
+                        format!("s3://{bucket}/")
+                    } else {
+                        format!("s3://{bucket}/{prefix}/")
+                    }
                 });
                 let location = cloudspend_collect_cur::AthenaLocation {
                     database,
                     table,
-                    workgroup: cur.athena_workgroup.clone().unwrap_or_else(|| "primary".into()),
+                    workgroup: cur
+                        .athena_workgroup
+                        .clone()
+                        .unwrap_or_else(|| "primary".into()),
                     output_location,
                 };
                 let result = cloudspend_collect_cur::query_cur(
@@ -384,13 +511,31 @@ impl Collections {
                 .await?;
                 // Replace only the days the CUR has rows for: a month not delivered yet must
                 // not erase what is stored.
-                let (Some(first), Some(last)) = (result.records.iter().map(|r| r.day).min(), result.records.iter().map(|r| r.day).max())
-                else {
-                    return Ok(Collected { rows: 0, note: result.note.or_else(|| Some("the CUR had no rows for the window".into())) });
+                let (Some(first), Some(last)) = (
+                    result.records.iter().map(|r| r.day).min(),
+                    result.records.iter().map(|r| r.day).max(),
+                ) else {
+                    return Ok(Collected {
+                        rows: 0,
+                        note: result
+                            .note
+                            .or_else(|| Some("the CUR had no rows for the window".into())),
+                    });
                 };
-                let written =
-                    self.store.replace_daily_costs(tenant, CostSource::Cur, first, last + ChronoDuration::days(1), &result.records).await?;
-                Ok(Collected { rows: written, note: result.note })
+                let written = self
+                    .store
+                    .replace_daily_costs(
+                        tenant,
+                        CostSource::Cur,
+                        first,
+                        last + ChronoDuration::days(1),
+                        &result.records,
+                    )
+                    .await?;
+                Ok(Collected {
+                    rows: written,
+                    note: result.note,
+                })
             }
         }
     }

@@ -3,7 +3,7 @@
 //! run when it releases the lease. A replica that dies keeps its lease only until it expires,
 //! then another replica takes the job: no tenant is collected twice at once, none is dropped.
 
-use crate::{Collector, Collections};
+use crate::{Collections, Collector};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,18 @@ impl Scheduler {
     pub fn new(collections: Collections) -> Self {
         let lease_for = collections.settings().run_timeout + Duration::from_secs(120);
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cloudspend".to_string());
-        let owner = format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        Self { collections, owner, poll_every: Duration::from_secs(5), lease_for, concurrency: 4 }
+        let owner = format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self {
+            collections,
+            owner,
+            poll_every: Duration::from_secs(5),
+            lease_for,
+            concurrency: 4,
+        }
     }
 
     pub fn owner(&self) -> &str {
@@ -72,15 +82,24 @@ impl Scheduler {
     }
 
     /// Leases as many due jobs as there are free permits and starts them. Returns how many.
-    pub async fn run_due(&self, permits: &Arc<Semaphore>) -> Result<usize, cloudspend_store::StoreError> {
+    pub async fn run_due(
+        &self,
+        permits: &Arc<Semaphore>,
+    ) -> Result<usize, cloudspend_store::StoreError> {
         let free = permits.available_permits();
         if free == 0 {
             return Ok(0);
         }
-        let jobs = self.collections.store().lease_due_jobs(&self.owner, Utc::now(), self.lease_for, free as i64).await?;
+        let jobs = self
+            .collections
+            .store()
+            .lease_due_jobs(&self.owner, Utc::now(), self.lease_for, free as i64)
+            .await?;
         let started = jobs.len();
         for job in jobs {
-            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let collections = self.collections.clone();
             let owner = self.owner.clone();
             tokio::spawn(async move {
@@ -92,11 +111,19 @@ impl Scheduler {
                             tracing::error!(tenant = %job.tenant_id, %collector, error = %err, "could not record a collection run");
                         }
                     }
-                    Err(err) => tracing::error!(tenant = %job.tenant_id, error = %err, "skipping unknown collector job"),
+                    Err(err) => {
+                        tracing::error!(tenant = %job.tenant_id, error = %err, "skipping unknown collector job")
+                    }
                 }
-                match collections.store().complete_job(job.tenant_id, &job.collector, &owner, next).await {
+                match collections
+                    .store()
+                    .complete_job(job.tenant_id, &job.collector, &owner, next)
+                    .await
+                {
                     Ok(true) => {}
-                    Ok(false) => tracing::warn!(tenant = %job.tenant_id, collector = %job.collector, "lease was lost before the run finished"),
+                    Ok(false) => {
+                        tracing::warn!(tenant = %job.tenant_id, collector = %job.collector, "lease was lost before the run finished")
+                    }
                     Err(err) => tracing::error!(error = %err, "could not release a collection job"),
                 }
             });
@@ -111,7 +138,10 @@ impl Scheduler {
         let mut total = 0;
         loop {
             let started = self.run_due(&permits).await?;
-            let _ = permits.acquire_many(self.concurrency.max(1) as u32).await.map(drop);
+            let _ = permits
+                .acquire_many(self.concurrency.max(1) as u32)
+                .await
+                .map(drop);
             if started == 0 {
                 return Ok(total);
             }

@@ -6,7 +6,9 @@ use chrono::Utc;
 use cloudspend_aws_access::testing::{self, unique_account_id};
 use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
 use cloudspend_core::TenantId;
-use cloudspend_core::connection::{AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation};
+use cloudspend_core::connection::{
+    AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation,
+};
 use cloudspend_core::records::RunStatus;
 use cloudspend_store::{NewUser, Store};
 use std::collections::BTreeMap;
@@ -14,15 +16,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn connected_tenant(store: &Arc<dyn Store>, n: usize) -> TenantId {
-    let user = NewUser { email: format!("owner{n}@example.com"), password_hash: "x".into(), is_global_owner: false };
-    let (_, tenant) = store.create_user_with_tenant(user, &format!("Tenant {n}")).await.unwrap();
+    let user = NewUser {
+        email: format!("owner{n}@example.com"),
+        password_hash: "x".into(),
+        is_global_owner: false,
+    };
+    let (_, tenant) = store
+        .create_user_with_tenant(user, &format!("Tenant {n}"))
+        .await
+        .unwrap();
     let account = unique_account_id();
     let now = Utc::now();
     let connection = AwsConnection {
         display_name: format!("account {n}"),
         account_id: account.clone(),
         account_type: AccountType::Linked,
-        auth: ConnectionAuth::Role { role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly") },
+        auth: ConnectionAuth::Role {
+            role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly"),
+        },
         regions: vec!["us-east-1".into()],
         cur: CurLocation::default(),
         status: ConnectionStatus::Connected,
@@ -66,7 +77,13 @@ async fn two_replicas_collect_each_of_twenty_tenants_once_per_interval() {
     loop {
         let mut done = 0;
         for tenant in &tenants {
-            done += store.runs(*tenant, 10).await.unwrap().iter().filter(|r| r.status != RunStatus::Running).count();
+            done += store
+                .runs(*tenant, 10)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.status != RunStatus::Running)
+                .count();
         }
         if done >= 60 || tokio::time::Instant::now() > deadline {
             break;
@@ -84,13 +101,23 @@ async fn two_replicas_collect_each_of_twenty_tenants_once_per_interval() {
         let runs = store.runs(*tenant, 10).await.unwrap();
         let mut collectors: Vec<&str> = runs.iter().map(|r| r.collector.as_str()).collect();
         collectors.sort();
-        assert_eq!(collectors, vec!["cloudwatch", "costexplorer", "ec2"], "tenant {tenant}: {runs:?}");
-        assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded), "{runs:?}");
+        assert_eq!(
+            collectors,
+            vec!["cloudwatch", "costexplorer", "ec2"],
+            "tenant {tenant}: {runs:?}"
+        );
+        assert!(
+            runs.iter().all(|r| r.status == RunStatus::Succeeded),
+            "{runs:?}"
+        );
         for job in store.jobs(*tenant).await.unwrap() {
             assert!(job.lease_owner.is_none(), "lease released");
             let collector: Collector = job.collector.parse().unwrap();
             let interval = chrono::Duration::from_std(collector.default_interval()).unwrap();
-            assert!(job.next_run_at > Utc::now() + interval - chrono::Duration::minutes(5), "next run one interval away");
+            assert!(
+                job.next_run_at > Utc::now() + interval - chrono::Duration::minutes(5),
+                "next run one interval away"
+            );
         }
         *per_owner.entry("total".into()).or_default() += runs.len();
     }
@@ -107,13 +134,24 @@ async fn a_job_held_by_a_dead_replica_is_taken_over_after_its_lease_expires() {
     collections.ensure_jobs(tenant).await.unwrap();
 
     // The "dead" replica leases everything with a short lease and never completes.
-    let leased = store.lease_due_jobs("dead-replica", Utc::now(), Duration::from_millis(300), 10).await.unwrap();
+    let leased = store
+        .lease_due_jobs("dead-replica", Utc::now(), Duration::from_millis(300), 10)
+        .await
+        .unwrap();
     assert_eq!(leased.len(), 3);
     let mut survivor = Scheduler::new(collections);
     survivor.concurrency = 4;
-    assert_eq!(survivor.drain().await.unwrap(), 0, "a live lease is respected");
+    assert_eq!(
+        survivor.drain().await.unwrap(),
+        0,
+        "a live lease is respected"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(survivor.drain().await.unwrap(), 3, "expired leases are taken over");
+    assert_eq!(
+        survivor.drain().await.unwrap(),
+        3,
+        "expired leases are taken over"
+    );
     let runs = store.runs(tenant, 10).await.unwrap();
     assert_eq!(runs.len(), 3, "each collector ran exactly once");
 }

@@ -14,7 +14,9 @@
 
 use aws_types::SdkConfig;
 use chrono::{Duration, Utc};
-use cloudspend_aws_access::{AwsAccess, AwsError, RequestCounter, TenantCredentials, cost_explorer_config};
+use cloudspend_aws_access::{
+    AwsAccess, AwsError, RequestCounter, TenantCredentials, cost_explorer_config,
+};
 use cloudspend_core::TenantId;
 use cloudspend_core::connection::CurLocation;
 use serde::Serialize;
@@ -72,14 +74,19 @@ impl Report {
 
     /// The first failed step among 1 and 2, for the error answer.
     pub fn blocking_failure(&self) -> Option<&Step> {
-        self.steps.iter().find(|s| matches!(s.name, "assume_role" | "caller_identity") && s.status == StepStatus::Failed)
+        self.steps.iter().find(|s| {
+            matches!(s.name, "assume_role" | "caller_identity") && s.status == StepStatus::Failed
+        })
     }
 
     /// Failed optional steps, as the warnings saved on the connection.
     pub fn warnings(&self) -> Vec<String> {
         self.steps
             .iter()
-            .filter(|s| s.status == StepStatus::Failed && !matches!(s.name, "assume_role" | "caller_identity"))
+            .filter(|s| {
+                s.status == StepStatus::Failed
+                    && !matches!(s.name, "assume_role" | "caller_identity")
+            })
             .map(|s| match &s.hint {
                 Some(hint) => format!("{}: {} ({hint})", s.title, s.message),
                 None => format!("{}: {}", s.title, s.message),
@@ -89,11 +96,25 @@ impl Report {
 }
 
 fn ok(name: &'static str, title: &'static str, message: impl Into<String>) -> Step {
-    Step { name, title, status: StepStatus::Ok, message: message.into(), aws_code: None, hint: None }
+    Step {
+        name,
+        title,
+        status: StepStatus::Ok,
+        message: message.into(),
+        aws_code: None,
+        hint: None,
+    }
 }
 
 fn skipped(name: &'static str, title: &'static str, why: impl Into<String>) -> Step {
-    Step { name, title, status: StepStatus::Skipped, message: why.into(), aws_code: None, hint: None }
+    Step {
+        name,
+        title,
+        status: StepStatus::Skipped,
+        message: why.into(),
+        aws_code: None,
+        hint: None,
+    }
 }
 
 fn failed(name: &'static str, title: &'static str, err: &AwsError) -> Step {
@@ -101,14 +122,29 @@ fn failed(name: &'static str, title: &'static str, err: &AwsError) -> Step {
         name,
         title,
         status: StepStatus::Failed,
-        message: err.message().map(str::to_string).unwrap_or_else(|| err.to_string()),
+        message: err
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| err.to_string()),
         aws_code: err.code().map(str::to_string),
         hint: err.hint(),
     }
 }
 
-fn failed_with(name: &'static str, title: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Step {
-    Step { name, title, status: StepStatus::Failed, message: message.into(), aws_code: None, hint: Some(hint.into()) }
+fn failed_with(
+    name: &'static str,
+    title: &'static str,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Step {
+    Step {
+        name,
+        title,
+        status: StepStatus::Failed,
+        message: message.into(),
+        aws_code: None,
+        hint: Some(hint.into()),
+    }
 }
 
 const T_ASSUME: &str = "Assume the IAM role with the external ID";
@@ -121,16 +157,30 @@ const T_RESULTS: &str = "Write to the Athena results bucket";
 /// Runs every step in order. Never fails as a whole: each outcome is in the report.
 pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
     let mut steps = Vec::new();
-    let region = plan.regions.first().map(String::as_str).unwrap_or("us-east-1");
+    let region = plan
+        .regions
+        .first()
+        .map(String::as_str)
+        .unwrap_or("us-east-1");
     // A cached provider would hide a changed external ID or rotated key: start fresh.
     aws.forget_tenant(plan.tenant);
 
     // (1) AssumeRole, made explicitly so its failure is told apart from what follows.
     match &plan.credentials {
-        TenantCredentials::Role { role_arn, external_id } => {
+        TenantCredentials::Role {
+            role_arn,
+            external_id,
+        } => {
             let sts = aws_sdk_sts::Client::new(aws.base());
             let session = format!("cloudspend-verify-{}", plan.tenant.0.simple());
-            match sts.assume_role().role_arn(role_arn).external_id(external_id).role_session_name(&session[..session.len().min(64)]).send().await {
+            match sts
+                .assume_role()
+                .role_arn(role_arn)
+                .external_id(external_id)
+                .role_session_name(&session[..session.len().min(64)])
+                .send()
+                .await
+            {
                 Ok(_) => steps.push(ok("assume_role", T_ASSUME, format!("assumed {role_arn}"))),
                 Err(err) => {
                     let err = AwsError::from_sdk("sts:AssumeRole", err);
@@ -145,7 +195,11 @@ pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
                 }
             }
         }
-        _ => steps.push(skipped("assume_role", T_ASSUME, "not used: the connection uses access keys")),
+        _ => steps.push(skipped(
+            "assume_role",
+            T_ASSUME,
+            "not used: the connection uses access keys",
+        )),
     }
 
     // (2) GetCallerIdentity through the same path collections use.
@@ -156,7 +210,11 @@ pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
             return finish(steps, None);
         }
     };
-    let account = match aws_sdk_sts::Client::new(&config).get_caller_identity().send().await {
+    let account = match aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+    {
         Ok(identity) => identity.account().unwrap_or_default().to_string(),
         Err(err) => {
             let err = AwsError::from_sdk("sts:GetCallerIdentity", err);
@@ -173,7 +231,11 @@ pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
         ));
         return finish(steps, None);
     }
-    steps.push(ok("caller_identity", T_IDENTITY, format!("connected to account {account}")));
+    steps.push(ok(
+        "caller_identity",
+        T_IDENTITY,
+        format!("connected to account {account}"),
+    ));
 
     steps.push(check_cost_explorer(&config).await);
     steps.push(check_ec2(&config, &account, region).await);
@@ -202,23 +264,46 @@ fn finish(mut steps: Vec<Step>, account_id: Option<String>) -> Report {
 async fn check_cost_explorer(config: &SdkConfig) -> Step {
     let today = Utc::now().date_naive();
     let ce = cost_explorer_config(config);
-    match cloudspend_collect_costexplorer::daily_totals(&ce, today - Duration::days(1), today, &RequestCounter::new()).await
+    match cloudspend_collect_costexplorer::daily_totals(
+        &ce,
+        today - Duration::days(1),
+        today,
+        &RequestCounter::new(),
+    )
+    .await
     {
-        Ok(days) => ok("cost_explorer", T_CE, format!("Cost Explorer answered ({} day)", days.len())),
+        Ok(days) => ok(
+            "cost_explorer",
+            T_CE,
+            format!("Cost Explorer answered ({} day)", days.len()),
+        ),
         Err(err) => failed("cost_explorer", T_CE, &err),
     }
 }
 
 async fn check_ec2(config: &SdkConfig, account: &str, region: &str) -> Step {
     let regions = [region.to_string()];
-    match cloudspend_collect_ec2::collect_instances(config, account, &regions, &RequestCounter::new()).await {
-        Ok(instances) => ok("ec2", T_EC2, format!("{} instances in {region}", instances.len())),
+    match cloudspend_collect_ec2::collect_instances(
+        config,
+        account,
+        &regions,
+        &RequestCounter::new(),
+    )
+    .await
+    {
+        Ok(instances) => ok(
+            "ec2",
+            T_EC2,
+            format!("{} instances in {region}", instances.len()),
+        ),
         Err(err) => failed("ec2", T_EC2, &err),
     }
 }
 
 async fn check_athena(config: &SdkConfig, cur: &CurLocation) -> Step {
-    let (Some(database), Some(table)) = (cur.athena_database.as_deref(), cur.athena_table.as_deref()) else {
+    let (Some(database), Some(table)) =
+        (cur.athena_database.as_deref(), cur.athena_table.as_deref())
+    else {
         return skipped("athena", T_ATHENA, "no Athena database and table given");
     };
     let workgroup = cur.athena_workgroup.as_deref().unwrap_or("primary");
@@ -233,7 +318,13 @@ async fn check_athena(config: &SdkConfig, cur: &CurLocation) -> Step {
                 "create the workgroup or give the name of an existing one (default: primary)",
             );
         }
-        Err(err) => return failed("athena", T_ATHENA, &AwsError::from_sdk("athena:GetWorkGroup", err)),
+        Err(err) => {
+            return failed(
+                "athena",
+                T_ATHENA,
+                &AwsError::from_sdk("athena:GetWorkGroup", err),
+            );
+        }
     }
     match athena
         .get_table_metadata()
@@ -246,7 +337,11 @@ async fn check_athena(config: &SdkConfig, cur: &CurLocation) -> Step {
     {
         Ok(out) => {
             let columns = out.table_metadata().map(|t| t.columns().len()).unwrap_or(0);
-            ok("athena", T_ATHENA, format!("table {database}.{table} is visible ({columns} columns)"))
+            ok(
+                "athena",
+                T_ATHENA,
+                format!("table {database}.{table} is visible ({columns} columns)"),
+            )
         }
         Err(err) => {
             let err = AwsError::from_sdk("athena:GetTableMetadata", err);
@@ -264,25 +359,47 @@ async fn check_athena(config: &SdkConfig, cur: &CurLocation) -> Step {
 
 async fn check_results_bucket(config: &SdkConfig, cur: &CurLocation) -> Step {
     let Some(bucket) = cur.athena_results_bucket.as_deref() else {
-        return skipped("results_bucket", T_RESULTS, "no Athena results bucket given");
+        return skipped(
+            "results_bucket",
+            T_RESULTS,
+            "no Athena results bucket given",
+        );
     };
-    let prefix = cur.athena_results_prefix.as_deref().unwrap_or("").trim_end_matches('/');
+    let prefix = cur
+        .athena_results_prefix
+        .as_deref()
+        .unwrap_or("")
+        .trim_end_matches('/');
     let key = if prefix.is_empty() {
         "cloudspend-connection-check.txt".to_string()
     } else {
         format!("{prefix}/cloudspend-connection-check.txt")
     };
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    );
     // A fixed key, overwritten at every check, so diagnostics never litter the bucket.
     match s3
         .put_object()
         .bucket(bucket)
         .key(&key)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"CloudSpend can write Athena results here.\n"))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"CloudSpend can write Athena results here.\n",
+        ))
         .send()
         .await
     {
-        Ok(_) => ok("results_bucket", T_RESULTS, format!("wrote s3://{bucket}/{key}")),
-        Err(err) => failed("results_bucket", T_RESULTS, &AwsError::from_sdk("s3:PutObject", err)),
+        Ok(_) => ok(
+            "results_bucket",
+            T_RESULTS,
+            format!("wrote s3://{bucket}/{key}"),
+        ),
+        Err(err) => failed(
+            "results_bucket",
+            T_RESULTS,
+            &AwsError::from_sdk("s3:PutObject", err),
+        ),
     }
 }

@@ -29,7 +29,9 @@ impl FromStr for AccountType {
         match s {
             "organization" => Ok(AccountType::Organization),
             "linked" => Ok(AccountType::Linked),
-            other => Err(format!("unknown account type `{other}`: expected organization or linked")),
+            other => Err(format!(
+                "unknown account type `{other}`: expected organization or linked"
+            )),
         }
     }
 }
@@ -46,7 +48,10 @@ pub enum ConnectionAuth {
     /// STS AssumeRole on `role_arn` with the tenant's external ID (the recommended way).
     Role { role_arn: String },
     /// Long-lived access keys; the secret is stored only as AEAD ciphertext (base64).
-    AccessKey { access_key_id: String, secret_ciphertext: String },
+    AccessKey {
+        access_key_id: String,
+        secret_ciphertext: String,
+    },
 }
 
 impl ConnectionAuth {
@@ -61,10 +66,13 @@ impl ConnectionAuth {
 impl fmt::Debug for ConnectionAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectionAuth::Role { role_arn } => f.debug_struct("Role").field("role_arn", role_arn).finish(),
-            ConnectionAuth::AccessKey { access_key_id, .. } => {
-                f.debug_struct("AccessKey").field("access_key_id", access_key_id).finish_non_exhaustive()
+            ConnectionAuth::Role { role_arn } => {
+                f.debug_struct("Role").field("role_arn", role_arn).finish()
             }
+            ConnectionAuth::AccessKey { access_key_id, .. } => f
+                .debug_struct("AccessKey")
+                .field("access_key_id", access_key_id)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -135,6 +143,9 @@ pub struct AwsConnection {
 
 impl AwsConnection {
     pub fn home_region(&self) -> &str {
-        self.regions.first().map(String::as_str).unwrap_or("us-east-1")
+        self.regions
+            .first()
+            .map(String::as_str)
+            .unwrap_or("us-east-1")
     }
 }

@@ -99,7 +99,11 @@ impl fmt::Display for Money {
         let whole = abs / NANOS_PER_UNIT as u64;
         let frac = format!("{:09}", abs % NANOS_PER_UNIT as u64);
         let trimmed = frac.trim_end_matches('0');
-        let frac = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
+        let frac = if trimmed.len() < 2 {
+            &frac[..2]
+        } else {
+            trimmed
+        };
         write!(f, "{sign}{whole}.{frac}")
     }
 }
@@ -141,7 +145,9 @@ impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("Exact decimal amount as a string, e.g. \"1234.56\" or \"-0.000123\""))
+            .description(Some(
+                "Exact decimal amount as a string, e.g. \"1234.56\" or \"-0.000123\"",
+            ))
             .examples(["1234.56"])
             .into()
     }
@@ -181,7 +187,10 @@ mod tests {
 
     #[test]
     fn parses_aws_amount_strings_exactly() {
-        assert_eq!("12.3456789012".parse::<Money>().unwrap().nanos(), 12_345_678_901);
+        assert_eq!(
+            "12.3456789012".parse::<Money>().unwrap().nanos(),
+            12_345_678_901
+        );
         assert_eq!("-0.01".parse::<Money>().unwrap().nanos(), -10_000_000);
         assert_eq!("0.0000000004".parse::<Money>().unwrap().nanos(), 0);
         assert_eq!("0.0000000015".parse::<Money>().unwrap().nanos(), 2);
@@ -208,9 +217,30 @@ mod tests {
 
     #[test]
     fn rounds_to_cents_half_away_from_zero() {
-        assert_eq!("1.005".parse::<Money>().unwrap().round_to_cents().to_string(), "1.01");
-        assert_eq!("-1.005".parse::<Money>().unwrap().round_to_cents().to_string(), "-1.01");
-        assert_eq!("1.0049".parse::<Money>().unwrap().round_to_cents().to_string(), "1.00");
+        assert_eq!(
+            "1.005"
+                .parse::<Money>()
+                .unwrap()
+                .round_to_cents()
+                .to_string(),
+            "1.01"
+        );
+        assert_eq!(
+            "-1.005"
+                .parse::<Money>()
+                .unwrap()
+                .round_to_cents()
+                .to_string(),
+            "-1.01"
+        );
+        assert_eq!(
+            "1.0049"
+                .parse::<Money>()
+                .unwrap()
+                .round_to_cents()
+                .to_string(),
+            "1.00"
+        );
     }
 
     #[test]

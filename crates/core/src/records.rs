@@ -10,7 +10,19 @@ use std::str::FromStr;
 
 /// Where a cost row came from. Both may cover the same day; readers pick one per day
 /// (the CUR where it covers the day, Cost Explorer otherwise) and never add them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CostSource {
     /// Cost Explorer GetCostAndUsage.

@@ -23,7 +23,9 @@ pub enum SecretError {
         "CLOUDSPEND_MASTER_KEY must be 32 bytes, as 64 hex characters or base64 (generate one with `openssl rand -hex 32`)"
     )]
     BadKey,
-    #[error("CLOUDSPEND_MASTER_KEY is a repeated byte, not a key: generate one with `openssl rand -hex 32`")]
+    #[error(
+        "CLOUDSPEND_MASTER_KEY is a repeated byte, not a key: generate one with `openssl rand -hex 32`"
+    )]
     WeakKey,
     #[error(
         "a stored secret could not be decrypted: the master key differs from the one that encrypted it, \
@@ -45,7 +47,9 @@ impl std::fmt::Debug for MasterKey {
 
 impl Clone for MasterKey {
     fn clone(&self) -> Self {
-        Self { key: SecretBox::new(Box::new(*self.key.expose_secret())) }
+        Self {
+            key: SecretBox::new(Box::new(*self.key.expose_secret())),
+        }
     }
 }
 
@@ -56,19 +60,25 @@ impl MasterKey {
         let bytes = if raw.len() == 64 && raw.chars().all(|c| c.is_ascii_hexdigit()) {
             hex::decode(raw).map_err(|_| SecretError::BadKey)?
         } else {
-            base64::engine::general_purpose::STANDARD.decode(raw).map_err(|_| SecretError::BadKey)?
+            base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|_| SecretError::BadKey)?
         };
         let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| SecretError::BadKey)?;
         if key.iter().all(|b| *b == key[0]) {
             return Err(SecretError::WeakKey);
         }
-        Ok(Self { key: SecretBox::new(Box::new(key)) })
+        Ok(Self {
+            key: SecretBox::new(Box::new(key)),
+        })
     }
 
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        Self { key: SecretBox::new(Box::new(key)) }
+        Self {
+            key: SecretBox::new(Box::new(key)),
+        }
     }
 
     /// Hex form, for writing the demo's generated key to its file.
@@ -86,25 +96,44 @@ impl MasterKey {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.expose_secret().as_bytes(), aad: tenant.0.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.expose_secret().as_bytes(),
+                    aad: tenant.0.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of a short secret cannot fail");
         let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        format!("{VERSION_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(out))
+        format!(
+            "{VERSION_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
     }
 
     /// Decrypts what [`MasterKey::seal`] produced for the same tenant.
     pub fn open(&self, tenant: TenantId, sealed: &str) -> Result<SecretString, SecretError> {
-        let encoded = sealed.strip_prefix(VERSION_PREFIX).ok_or(SecretError::Undecryptable)?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| SecretError::Undecryptable)?;
+        let encoded = sealed
+            .strip_prefix(VERSION_PREFIX)
+            .ok_or(SecretError::Undecryptable)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| SecretError::Undecryptable)?;
         if bytes.len() <= NONCE_BYTES {
             return Err(SecretError::Undecryptable);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
         let plain = self
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: tenant.0.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: tenant.0.as_bytes(),
+                },
+            )
             .map_err(|_| SecretError::Undecryptable)?;
         let text = String::from_utf8(plain).map_err(|_| SecretError::Undecryptable)?;
         Ok(SecretString::from(text))
@@ -126,9 +155,18 @@ mod tests {
         let sealed = key.seal(tenant, &secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("wJalrXUtnFEMI"));
-        assert_eq!(key.open(tenant, &sealed).unwrap().expose_secret(), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-        assert_eq!(key.open(TenantId::new(), &sealed).unwrap_err(), SecretError::Undecryptable);
-        assert_eq!(MasterKey::generate().open(tenant, &sealed).unwrap_err(), SecretError::Undecryptable);
+        assert_eq!(
+            key.open(tenant, &sealed).unwrap().expose_secret(),
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        );
+        assert_eq!(
+            key.open(TenantId::new(), &sealed).unwrap_err(),
+            SecretError::Undecryptable
+        );
+        assert_eq!(
+            MasterKey::generate().open(tenant, &sealed).unwrap_err(),
+            SecretError::Undecryptable
+        );
         let mut tampered = sealed.clone();
         tampered.pop();
         tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
@@ -139,7 +177,10 @@ mod tests {
     fn the_same_secret_seals_differently_each_time() {
         let key = MasterKey::generate();
         let tenant = TenantId::new();
-        assert_ne!(key.seal(tenant, &secret("x")), key.seal(tenant, &secret("x")));
+        assert_ne!(
+            key.seal(tenant, &secret("x")),
+            key.seal(tenant, &secret("x"))
+        );
     }
 
     #[test]
@@ -149,9 +190,16 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(hex::decode(&hex_key).unwrap());
         let from_b64 = MasterKey::parse(&b64).unwrap();
         let tenant = TenantId::new();
-        assert!(from_b64.open(tenant, &from_hex.seal(tenant, &secret("s"))).is_ok());
+        assert!(
+            from_b64
+                .open(tenant, &from_hex.seal(tenant, &secret("s")))
+                .is_ok()
+        );
         assert_eq!(MasterKey::parse("abcd").unwrap_err(), SecretError::BadKey);
-        assert_eq!(MasterKey::parse(&"00".repeat(32)).unwrap_err(), SecretError::WeakKey);
+        assert_eq!(
+            MasterKey::parse(&"00".repeat(32)).unwrap_err(),
+            SecretError::WeakKey
+        );
         assert_eq!(format!("{from_hex:?}"), "MasterKey(***)");
     }
 }

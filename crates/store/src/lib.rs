@@ -63,7 +63,9 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
         )
     }
 }
@@ -92,7 +94,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser) -> Result<User>;
 
     /// Creates a user, their tenant and their owner membership in one transaction.
-    async fn create_user_with_tenant(&self, user: NewUser, tenant_name: &str) -> Result<(User, Tenant)>;
+    async fn create_user_with_tenant(
+        &self,
+        user: NewUser,
+        tenant_name: &str,
+    ) -> Result<(User, Tenant)>;
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
 
@@ -140,7 +146,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_connection(&self, tenant: TenantId) -> Result<bool>;
 
     /// Records the outcome of a verification or collection on the connection.
-    async fn update_connection_status(&self, tenant: TenantId, update: ConnectionStatusUpdate) -> Result<bool>;
+    async fn update_connection_status(
+        &self,
+        tenant: TenantId,
+        update: ConnectionStatusUpdate,
+    ) -> Result<bool>;
 
     /// Tenants with an AWS connection, for the scheduler.
     async fn connected_tenants(&self) -> Result<Vec<TenantId>>;
@@ -208,7 +218,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64>;
 
     /// Cost rows with `from <= day < to`, ordered by their natural key.
-    async fn daily_costs(&self, tenant: TenantId, from: NaiveDate, to: NaiveDate) -> Result<Vec<CostRecord>>;
+    async fn daily_costs(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CostRecord>>;
 
     // --- collection runs and jobs ----------------------------------------------------------
 
@@ -223,7 +238,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ensure_job(&self, job: NewJob) -> Result<()>;
 
     /// Makes the job due now (the "refresh" button).
-    async fn run_job_now(&self, tenant: TenantId, collector: &str, now: DateTime<Utc>) -> Result<bool>;
+    async fn run_job_now(
+        &self,
+        tenant: TenantId,
+        collector: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// Leases up to `limit` due jobs to `owner` until `now + lease`. A job is due when
     /// `next_run_at <= now` and no unexpired lease holds it. Two callers never get the same
@@ -291,8 +311,14 @@ mod tests {
 
     #[test]
     fn redacts_passwords_in_database_urls() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/cs"), "postgres://app:***@db:5432/cs");
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/cs"),
+            "postgres://app:***@db:5432/cs"
+        );
         assert_eq!(redact_url("postgres://app@db/cs"), "postgres://app@db/cs");
-        assert_eq!(redact_url("sqlite://./data/cloudspend.db"), "sqlite://./data/cloudspend.db");
+        assert_eq!(
+            redact_url("sqlite://./data/cloudspend.db"),
+            "sqlite://./data/cloudspend.db"
+        );
     }
 }

@@ -1,9 +1,9 @@
 //! PostgreSQL backend: the production store. Several `serve` replicas may share one database;
 //! job leasing uses `FOR UPDATE SKIP LOCKED` so they split the work without waiting on each other.
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::shared::impl_store;
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,5 +50,10 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
        ORDER BY next_run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
-impl_store!(PgStore, Postgres, crate::Backend::Postgres, MIGRATOR, LEASE_DUE_JOBS);
-
+impl_store!(
+    PgStore,
+    Postgres,
+    crate::Backend::Postgres,
+    MIGRATOR,
+    LEASE_DUE_JOBS
+);

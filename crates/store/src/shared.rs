@@ -32,7 +32,8 @@ pub(crate) fn unique_violation_is(err: &sqlx::Error) -> bool {
 }
 
 pub(crate) fn parse_role(raw: &str) -> Result<Role, crate::StoreError> {
-    raw.parse().map_err(|e: cloudspend_core::role::UnknownRole| crate::StoreError::Corrupt(e.to_string()))
+    raw.parse()
+        .map_err(|e: cloudspend_core::role::UnknownRole| crate::StoreError::Corrupt(e.to_string()))
 }
 
 /// 64 hex characters of randomness (two v4 UUIDs, 244 random bits), prefixed so people
@@ -51,7 +52,12 @@ pub(crate) struct UserRow {
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> Self {
-        User { id: UserId(r.id), email: r.email, is_global_owner: r.is_global_owner, created_at: r.created_at }
+        User {
+            id: UserId(r.id),
+            email: r.email,
+            is_global_owner: r.is_global_owner,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -72,7 +78,12 @@ pub(crate) struct TenantRow {
 
 impl From<TenantRow> for Tenant {
     fn from(r: TenantRow) -> Self {
-        Tenant { id: TenantId(r.id), name: r.name, external_id: r.external_id, created_at: r.created_at }
+        Tenant {
+            id: TenantId(r.id),
+            name: r.name,
+            external_id: r.external_id,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -301,10 +312,16 @@ impl TryFrom<ConnectionRow> for AwsConnection {
     fn try_from(r: ConnectionRow) -> Result<Self, Self::Error> {
         let corrupt = |what: &str| crate::StoreError::Corrupt(format!("aws_connections: {what}"));
         let auth = match r.auth_method.as_str() {
-            "role" => ConnectionAuth::Role { role_arn: r.role_arn.ok_or_else(|| corrupt("role without role_arn"))? },
+            "role" => ConnectionAuth::Role {
+                role_arn: r.role_arn.ok_or_else(|| corrupt("role without role_arn"))?,
+            },
             "access_key" => ConnectionAuth::AccessKey {
-                access_key_id: r.access_key_id.ok_or_else(|| corrupt("access key without id"))?,
-                secret_ciphertext: r.secret_key_ciphertext.ok_or_else(|| corrupt("access key without secret"))?,
+                access_key_id: r
+                    .access_key_id
+                    .ok_or_else(|| corrupt("access key without id"))?,
+                secret_ciphertext: r
+                    .secret_key_ciphertext
+                    .ok_or_else(|| corrupt("access key without secret"))?,
             },
             other => return Err(corrupt(&format!("auth method {other}"))),
         };

@@ -2,9 +2,9 @@
 //! install. One process owns the file; SQLite serialises writers, so leasing a job is a plain
 //! `UPDATE ... RETURNING`.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use crate::shared::impl_store;
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -33,7 +33,8 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| crate::StoreError::Database(sqlx::Error::Io(e)))?;
             }
         }
         let pool = SqlitePoolOptions::new()
@@ -56,4 +57,10 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
        ORDER BY next_run_at LIMIT $4) \
      RETURNING tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
-impl_store!(SqliteStore, Sqlite, crate::Backend::Sqlite, MIGRATOR, LEASE_DUE_JOBS);
+impl_store!(
+    SqliteStore,
+    Sqlite,
+    crate::Backend::Sqlite,
+    MIGRATOR,
+    LEASE_DUE_JOBS
+);

@@ -28,7 +28,12 @@ pub async fn fresh_postgres_url() -> String {
     let name = format!("cs_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
-        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {}: {e}", crate::redact_url(&admin)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the test PostgreSQL at {}: {e}",
+                crate::redact_url(&admin)
+            )
+        });
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -39,15 +44,25 @@ pub async fn fresh_postgres_url() -> String {
 /// A migrated PostgreSQL store on a fresh database.
 pub async fn fresh_postgres() -> Arc<dyn Store> {
     let url = fresh_postgres_url().await;
-    let store = PgStore::connect(&url).await.expect("connect to the fresh test database");
-    store.migrate().await.expect("migrate the fresh test database");
+    let store = PgStore::connect(&url)
+        .await
+        .expect("connect to the fresh test database");
+    store
+        .migrate()
+        .await
+        .expect("migrate the fresh test database");
     Arc::new(store)
 }
 
 /// A migrated SQLite store in a new file under the system temp folder.
 pub async fn fresh_sqlite() -> Arc<dyn Store> {
-    let path = std::env::temp_dir().join(format!("cloudspend-test-{}.db", uuid::Uuid::new_v4().simple()));
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.expect("open test SQLite");
+    let path = std::env::temp_dir().join(format!(
+        "cloudspend-test-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open test SQLite");
     store.migrate().await.expect("migrate test SQLite");
     Arc::new(store)
 }
@@ -72,8 +87,17 @@ fn replace_database(url: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn swaps_the_database_name_and_keeps_options() {
-        assert_eq!(super::replace_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
-        assert_eq!(super::replace_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-        assert_eq!(super::replace_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            super::replace_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h:1", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }

@@ -21,15 +21,30 @@ fn at(h: u32, m: u32) -> DateTime<Utc> {
 }
 
 fn new_user(email: &str) -> NewUser {
-    NewUser { email: email.into(), password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(), is_global_owner: false }
+    NewUser {
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        is_global_owner: false,
+    }
 }
 
 async fn tenant_with_owner(store: &Arc<dyn Store>, email: &str) -> (User, Tenant) {
-    store.create_user_with_tenant(new_user(email), &format!("{email} co")).await.unwrap()
+    store
+        .create_user_with_tenant(new_user(email), &format!("{email} co"))
+        .await
+        .unwrap()
 }
 
 fn ce(d: u32, service: &str, amount: &str, estimated: bool) -> CostRecord {
-    CostRecord::from_cost_explorer(day(d), "111111111111", service, money(amount), money(amount), "USD", estimated)
+    CostRecord::from_cost_explorer(
+        day(d),
+        "111111111111",
+        service,
+        money(amount),
+        money(amount),
+        "USD",
+        estimated,
+    )
 }
 
 fn instance(id: &str, region: &str, state: &str) -> Instance {
@@ -60,59 +75,135 @@ fn cpu(id: &str, minute: u32, avg: f64) -> MetricPoint {
 }
 
 async fn users_have_unique_emails(store: Arc<dyn Store>) {
-    let user = store.create_user(new_user("ana@example.com")).await.unwrap();
+    let user = store
+        .create_user(new_user("ana@example.com"))
+        .await
+        .unwrap();
     assert_eq!(user.email, "ana@example.com");
     assert!(!user.is_global_owner);
     match store.create_user(new_user("ana@example.com")).await {
         Err(StoreError::Conflict { field }) => assert_eq!(field, "email"),
         other => panic!("expected a conflict on email, got {other:?}"),
     }
-    let (found, hash) = store.credentials_by_email("ana@example.com").await.unwrap().unwrap();
+    let (found, hash) = store
+        .credentials_by_email("ana@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, user);
     assert!(hash.starts_with("$argon2id$"));
     assert_eq!(store.user_by_id(user.id).await.unwrap(), Some(user.clone()));
-    assert!(store.credentials_by_email("nobody@example.com").await.unwrap().is_none());
+    assert!(
+        store
+            .credentials_by_email("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.set_global_owner(user.id, true).await.unwrap();
-    assert!(store.user_by_id(user.id).await.unwrap().unwrap().is_global_owner);
-    assert!(matches!(store.set_global_owner(UserId::new(), true).await, Err(StoreError::NotFound { .. })));
+    assert!(
+        store
+            .user_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_global_owner
+    );
+    assert!(matches!(
+        store.set_global_owner(UserId::new(), true).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn signup_makes_the_user_owner_of_a_new_tenant(store: Arc<dyn Store>) {
     let (user, tenant) = tenant_with_owner(&store, "owner@example.com").await;
-    assert_eq!(store.role_in(tenant.id, user.id).await.unwrap(), Some(Role::Owner));
-    assert_eq!(store.tenants_of(user.id).await.unwrap(), vec![(tenant.clone(), Role::Owner)]);
+    assert_eq!(
+        store.role_in(tenant.id, user.id).await.unwrap(),
+        Some(Role::Owner)
+    );
+    assert_eq!(
+        store.tenants_of(user.id).await.unwrap(),
+        vec![(tenant.clone(), Role::Owner)]
+    );
     assert_eq!(store.tenant(tenant.id).await.unwrap(), Some(tenant.clone()));
-    assert!(tenant.external_id.len() >= 32, "external id too short: {}", tenant.external_id);
+    assert!(
+        tenant.external_id.len() >= 32,
+        "external id too short: {}",
+        tenant.external_id
+    );
     let (_, other) = tenant_with_owner(&store, "other@example.com").await;
     assert_ne!(tenant.external_id, other.external_id);
     let all = store.all_tenants().await.unwrap();
     assert_eq!(all.len(), 2);
-    assert!(all.iter().all(|t| t.members == 1 && t.connection_status.is_none()));
+    assert!(
+        all.iter()
+            .all(|t| t.members == 1 && t.connection_status.is_none())
+    );
 }
 
 async fn signup_with_taken_email_creates_no_tenant(store: Arc<dyn Store>) {
     tenant_with_owner(&store, "ana@example.com").await;
-    assert!(store.create_user_with_tenant(new_user("ana@example.com"), "Second").await.is_err());
+    assert!(
+        store
+            .create_user_with_tenant(new_user("ana@example.com"), "Second")
+            .await
+            .is_err()
+    );
     assert_eq!(store.all_tenants().await.unwrap().len(), 1);
 }
 
 async fn members_are_managed_and_the_last_owner_is_kept(store: Arc<dyn Store>) {
     let (owner, tenant) = tenant_with_owner(&store, "owner@example.com").await;
-    let bob = store.create_user(new_user("bob@example.com")).await.unwrap();
-    store.put_member(tenant.id, bob.id, Role::Viewer).await.unwrap();
-    store.put_member(tenant.id, bob.id, Role::Admin).await.unwrap();
+    let bob = store
+        .create_user(new_user("bob@example.com"))
+        .await
+        .unwrap();
+    store
+        .put_member(tenant.id, bob.id, Role::Viewer)
+        .await
+        .unwrap();
+    store
+        .put_member(tenant.id, bob.id, Role::Admin)
+        .await
+        .unwrap();
     let members = store.members(tenant.id).await.unwrap();
     let roles: Vec<(String, Role)> = members.iter().map(|m| (m.email.clone(), m.role)).collect();
-    assert_eq!(roles, vec![("owner@example.com".into(), Role::Owner), ("bob@example.com".into(), Role::Admin)]);
+    assert_eq!(
+        roles,
+        vec![
+            ("owner@example.com".into(), Role::Owner),
+            ("bob@example.com".into(), Role::Admin)
+        ]
+    );
 
-    assert!(matches!(store.remove_member(tenant.id, owner.id).await, Err(StoreError::LastOwner)));
-    assert!(matches!(store.put_member(tenant.id, owner.id, Role::Viewer).await, Err(StoreError::LastOwner)));
-    store.put_member(tenant.id, bob.id, Role::Owner).await.unwrap();
-    store.put_member(tenant.id, owner.id, Role::Viewer).await.unwrap();
+    assert!(matches!(
+        store.remove_member(tenant.id, owner.id).await,
+        Err(StoreError::LastOwner)
+    ));
+    assert!(matches!(
+        store.put_member(tenant.id, owner.id, Role::Viewer).await,
+        Err(StoreError::LastOwner)
+    ));
+    store
+        .put_member(tenant.id, bob.id, Role::Owner)
+        .await
+        .unwrap();
+    store
+        .put_member(tenant.id, owner.id, Role::Viewer)
+        .await
+        .unwrap();
     store.remove_member(tenant.id, owner.id).await.unwrap();
     assert_eq!(store.role_in(tenant.id, owner.id).await.unwrap(), None);
-    assert!(matches!(store.remove_member(tenant.id, owner.id).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.put_member(tenant.id, UserId::new(), Role::Viewer).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.remove_member(tenant.id, owner.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .put_member(tenant.id, UserId::new(), Role::Viewer)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
@@ -132,16 +223,38 @@ async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
     assert_eq!(token.tenant_id, Some(tenant.id));
     assert_eq!(token.expires_at, at(5, 0));
     assert_eq!(token.revoked_at, None);
-    assert!(store.revoke_token(&"ab".repeat(32), at(2, 0)).await.unwrap());
-    assert!(!store.revoke_token(&"ab".repeat(32), at(3, 0)).await.unwrap());
-    assert_eq!(store.token(&"ab".repeat(32)).await.unwrap().unwrap().revoked_at, Some(at(2, 0)));
+    assert!(
+        store
+            .revoke_token(&"ab".repeat(32), at(2, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_token(&"ab".repeat(32), at(3, 0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .token(&"ab".repeat(32))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(2, 0))
+    );
     assert!(store.token(&"cd".repeat(32)).await.unwrap().is_none());
 }
 
 async fn cost_upserts_are_idempotent_and_replace_estimates(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
-    let first = vec![ce(1, "EC2", "10.123456789", false), ce(2, "EC2", "11.50", true), ce(2, "Credits", "-3.25", false)];
+    let first = vec![
+        ce(1, "EC2", "10.123456789", false),
+        ce(2, "EC2", "11.50", true),
+        ce(2, "Credits", "-3.25", false),
+    ];
     store.upsert_daily_costs(a.id, &first).await.unwrap();
     store.upsert_daily_costs(a.id, &first).await.unwrap();
     let rows = store.daily_costs(a.id, day(1), day(3)).await.unwrap();
@@ -149,18 +262,37 @@ async fn cost_upserts_are_idempotent_and_replace_estimates(store: Arc<dyn Store>
     let total: Money = rows.iter().map(|r| r.unblended).sum();
     assert_eq!(total, money("18.373456789"));
 
-    store.upsert_daily_costs(a.id, &[ce(2, "EC2", "12.00", false)]).await.unwrap();
+    store
+        .upsert_daily_costs(a.id, &[ce(2, "EC2", "12.00", false)])
+        .await
+        .unwrap();
     let rows = store.daily_costs(a.id, day(2), day(3)).await.unwrap();
     let ec2 = rows.iter().find(|r| r.service == "EC2").unwrap();
     assert_eq!((ec2.unblended, ec2.estimated), (money("12.00"), false));
-    assert_eq!(rows.iter().find(|r| r.service == "Credits").unwrap().unblended, money("-3.25"));
+    assert_eq!(
+        rows.iter()
+            .find(|r| r.service == "Credits")
+            .unwrap()
+            .unblended,
+        money("-3.25")
+    );
 
-    assert!(store.daily_costs(b.id, day(1), day(31)).await.unwrap().is_empty(), "tenant B sees tenant A's costs");
+    assert!(
+        store
+            .daily_costs(b.id, day(1), day(31))
+            .await
+            .unwrap()
+            .is_empty(),
+        "tenant B sees tenant A's costs"
+    );
 }
 
 async fn cost_batches_collapse_duplicate_keys_to_the_last(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
-    store.upsert_daily_costs(a.id, &[ce(1, "EC2", "1", true), ce(1, "EC2", "2", false)]).await.unwrap();
+    store
+        .upsert_daily_costs(a.id, &[ce(1, "EC2", "1", true), ce(1, "EC2", "2", false)])
+        .await
+        .unwrap();
     let rows = store.daily_costs(a.id, day(1), day(2)).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].unblended, rows[0].estimated), (money("2"), false));
@@ -172,45 +304,101 @@ async fn replacing_a_cost_window_touches_only_that_window_source_and_tenant(stor
     let mut cur = ce(2, "S3", "4", false);
     cur.source = CostSource::Cur;
     cur.resource_id = "bucket-1".into();
-    store.upsert_daily_costs(a.id, &[ce(1, "EC2", "1", false), ce(2, "EC2", "2", true), ce(2, "RDS", "3", true), cur.clone()]).await.unwrap();
-    store.upsert_daily_costs(b.id, &[ce(2, "EC2", "9", false)]).await.unwrap();
+    store
+        .upsert_daily_costs(
+            a.id,
+            &[
+                ce(1, "EC2", "1", false),
+                ce(2, "EC2", "2", true),
+                ce(2, "RDS", "3", true),
+                cur.clone(),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_daily_costs(b.id, &[ce(2, "EC2", "9", false)])
+        .await
+        .unwrap();
 
-    let written = store.replace_daily_costs(a.id, CostSource::Ce, day(2), day(3), &[ce(2, "EC2", "2.5", false)]).await.unwrap();
+    let written = store
+        .replace_daily_costs(
+            a.id,
+            CostSource::Ce,
+            day(2),
+            day(3),
+            &[ce(2, "EC2", "2.5", false)],
+        )
+        .await
+        .unwrap();
     assert_eq!(written, 1);
     let rows = store.daily_costs(a.id, day(1), day(3)).await.unwrap();
-    let seen: Vec<(NaiveDate, &str, &str, Money)> =
-        rows.iter().map(|r| (r.day, r.source.as_str(), r.service.as_str(), r.unblended)).collect();
+    let seen: Vec<(NaiveDate, &str, &str, Money)> = rows
+        .iter()
+        .map(|r| (r.day, r.source.as_str(), r.service.as_str(), r.unblended))
+        .collect();
     assert_eq!(
         seen,
-        vec![(day(1), "ce", "EC2", money("1")), (day(2), "ce", "EC2", money("2.5")), (day(2), "cur", "S3", money("4"))]
+        vec![
+            (day(1), "ce", "EC2", money("1")),
+            (day(2), "ce", "EC2", money("2.5")),
+            (day(2), "cur", "S3", money("4"))
+        ]
     );
-    assert_eq!(store.daily_costs(b.id, day(1), day(3)).await.unwrap()[0].unblended, money("9"));
+    assert_eq!(
+        store.daily_costs(b.id, day(1), day(3)).await.unwrap()[0].unblended,
+        money("9")
+    );
 }
 
 async fn large_cost_batches_are_written_in_chunks(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
-    let rows: Vec<CostRecord> = (0..2500).map(|i| ce(1 + (i % 28) as u32, &format!("svc-{i}"), "0.000000001", false)).collect();
+    let rows: Vec<CostRecord> = (0..2500)
+        .map(|i| {
+            ce(
+                1 + (i % 28) as u32,
+                &format!("svc-{i}"),
+                "0.000000001",
+                false,
+            )
+        })
+        .collect();
     assert_eq!(store.upsert_daily_costs(a.id, &rows).await.unwrap(), 2500);
     let stored = store.daily_costs(a.id, day(1), day(31)).await.unwrap();
     assert_eq!(stored.len(), 2500);
-    assert_eq!(stored.iter().map(|r| r.unblended).sum::<Money>(), money("0.0000025"));
+    assert_eq!(
+        stored.iter().map(|r| r.unblended).sum::<Money>(),
+        money("0.0000025")
+    );
 }
 
 async fn instances_upsert_by_account_region_and_id(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
     store
-        .upsert_instances(a.id, &[instance("i-1", "us-east-1", "running"), instance("i-2", "eu-west-1", "running")])
+        .upsert_instances(
+            a.id,
+            &[
+                instance("i-1", "us-east-1", "running"),
+                instance("i-2", "eu-west-1", "running"),
+            ],
+        )
         .await
         .unwrap();
-    store.upsert_instances(a.id, &[instance("i-1", "us-east-1", "stopped")]).await.unwrap();
+    store
+        .upsert_instances(a.id, &[instance("i-1", "us-east-1", "stopped")])
+        .await
+        .unwrap();
     let got = store.instances(a.id).await.unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].instance_id, "i-2");
     assert_eq!(got[1].state, "stopped");
     assert_eq!(got[1].name(), Some("web-i-1"));
     // Microsecond precision on both backends.
-    assert_eq!(got[1].last_seen_at, at(2, 0) + Duration::microseconds(123_456));
+    assert_eq!(
+        got[1].last_seen_at,
+        at(2, 0) + Duration::microseconds(123_456)
+    );
     assert!(store.instances(b.id).await.unwrap().is_empty());
 }
 
@@ -218,14 +406,39 @@ async fn syncing_an_inventory_marks_vanished_instances_terminated(store: Arc<dyn
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let regions = vec!["us-east-1".to_string()];
     store
-        .upsert_instances(a.id, &[instance("i-1", "us-east-1", "running"), instance("i-2", "us-east-1", "running"), instance("i-3", "eu-west-1", "running")])
+        .upsert_instances(
+            a.id,
+            &[
+                instance("i-1", "us-east-1", "running"),
+                instance("i-2", "us-east-1", "running"),
+                instance("i-3", "eu-west-1", "running"),
+            ],
+        )
         .await
         .unwrap();
-    store.sync_instances(a.id, "111111111111", &regions, &[instance("i-2", "us-east-1", "stopped")]).await.unwrap();
-    let states: Vec<(String, String)> = store.instances(a.id).await.unwrap().into_iter().map(|i| (i.instance_id, i.state)).collect();
+    store
+        .sync_instances(
+            a.id,
+            "111111111111",
+            &regions,
+            &[instance("i-2", "us-east-1", "stopped")],
+        )
+        .await
+        .unwrap();
+    let states: Vec<(String, String)> = store
+        .instances(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.instance_id, i.state))
+        .collect();
     assert_eq!(
         states,
-        vec![("i-3".into(), "running".into()), ("i-1".into(), "terminated".into()), ("i-2".into(), "stopped".into())],
+        vec![
+            ("i-3".into(), "running".into()),
+            ("i-1".into(), "terminated".into()),
+            ("i-2".into(), "stopped".into())
+        ],
         "only the synced region is reconciled"
     );
 }
@@ -233,18 +446,47 @@ async fn syncing_an_inventory_marks_vanished_instances_terminated(store: Arc<dyn
 async fn metric_points_are_ranged_ordered_and_scoped(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
-    store.upsert_metric_points(a.id, &[cpu("i-1", 10, 5.0), cpu("i-1", 0, 1.5), cpu("i-1", 5, 2.0), cpu("i-2", 0, 9.0)]).await.unwrap();
-    store.upsert_metric_points(a.id, &[cpu("i-1", 5, 3.0)]).await.unwrap();
-    let got = store.metric_points(a.id, "i-1", "CPUUtilization", at(3, 0), at(3, 10)).await.unwrap();
+    store
+        .upsert_metric_points(
+            a.id,
+            &[
+                cpu("i-1", 10, 5.0),
+                cpu("i-1", 0, 1.5),
+                cpu("i-1", 5, 2.0),
+                cpu("i-2", 0, 9.0),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_metric_points(a.id, &[cpu("i-1", 5, 3.0)])
+        .await
+        .unwrap();
+    let got = store
+        .metric_points(a.id, "i-1", "CPUUtilization", at(3, 0), at(3, 10))
+        .await
+        .unwrap();
     let values: Vec<(DateTime<Utc>, f64)> = got.iter().map(|p| (p.timestamp, p.average)).collect();
     assert_eq!(values, vec![(at(3, 0), 1.5), (at(3, 5), 3.0)]);
-    assert!(store.metric_points(b.id, "i-1", "CPUUtilization", at(0, 0), at(23, 0)).await.unwrap().is_empty());
+    assert!(
+        store
+            .metric_points(b.id, "i-1", "CPUUtilization", at(0, 0), at(23, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn runs_record_outcomes_per_tenant(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
-    let run = NewRun { tenant_id: a.id, collector: "costexplorer".into(), window_start: at(0, 0), window_end: at(1, 0), started_at: at(1, 0) };
+    let run = NewRun {
+        tenant_id: a.id,
+        collector: "costexplorer".into(),
+        window_start: at(0, 0),
+        window_end: at(1, 0),
+        started_at: at(1, 0),
+    };
     let id = store.start_run(run).await.unwrap();
     let outcome = RunOutcome {
         status: RunStatus::Failed,
@@ -255,11 +497,17 @@ async fn runs_record_outcomes_per_tenant(store: Arc<dyn Store>) {
         retries: 2,
         error: Some("ThrottlingException".into()),
     };
-    assert!(matches!(store.finish_run(b.id, id, outcome.clone()).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.finish_run(b.id, id, outcome.clone()).await,
+        Err(StoreError::NotFound { .. })
+    ));
     store.finish_run(a.id, id, outcome).await.unwrap();
     let runs = store.runs(a.id, 10).await.unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].status, runs[0].ce_requests, runs[0].retries), (RunStatus::Failed, 3, 2));
+    assert_eq!(
+        (runs[0].status, runs[0].ce_requests, runs[0].retries),
+        (RunStatus::Failed, 3, 2)
+    );
     assert_eq!(runs[0].error.as_deref(), Some("ThrottlingException"));
     assert!(store.runs(b.id, 10).await.unwrap().is_empty());
 }
@@ -267,30 +515,100 @@ async fn runs_record_outcomes_per_tenant(store: Arc<dyn Store>) {
 async fn jobs_are_leased_once_until_the_lease_expires(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     for collector in ["ec2", "costexplorer"] {
-        store.ensure_job(NewJob { tenant_id: a.id, collector: collector.into(), interval_seconds: 3600, next_run_at: at(1, 0) }).await.unwrap();
+        store
+            .ensure_job(NewJob {
+                tenant_id: a.id,
+                collector: collector.into(),
+                interval_seconds: 3600,
+                next_run_at: at(1, 0),
+            })
+            .await
+            .unwrap();
     }
     // ensure_job keeps an existing schedule.
-    store.ensure_job(NewJob { tenant_id: a.id, collector: "ec2".into(), interval_seconds: 60, next_run_at: at(9, 0) }).await.unwrap();
+    store
+        .ensure_job(NewJob {
+            tenant_id: a.id,
+            collector: "ec2".into(),
+            interval_seconds: 60,
+            next_run_at: at(9, 0),
+        })
+        .await
+        .unwrap();
     let lease = std::time::Duration::from_secs(600);
-    assert!(store.lease_due_jobs("r1", at(0, 59), lease, 10).await.unwrap().is_empty(), "not due yet");
-    let leased = store.lease_due_jobs("r1", at(1, 0), lease, 10).await.unwrap();
+    assert!(
+        store
+            .lease_due_jobs("r1", at(0, 59), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let leased = store
+        .lease_due_jobs("r1", at(1, 0), lease, 10)
+        .await
+        .unwrap();
     assert_eq!(leased.len(), 2);
-    assert!(leased.iter().all(|j| j.lease_owner.as_deref() == Some("r1") && j.interval_seconds == 3600));
-    assert!(store.lease_due_jobs("r2", at(1, 5), lease, 10).await.unwrap().is_empty(), "double lease");
+    assert!(
+        leased
+            .iter()
+            .all(|j| j.lease_owner.as_deref() == Some("r1") && j.interval_seconds == 3600)
+    );
+    assert!(
+        store
+            .lease_due_jobs("r2", at(1, 5), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "double lease"
+    );
 
     // r1 went away; after its lease runs out r2 takes the jobs over.
-    let taken = store.lease_due_jobs("r2", at(1, 11), lease, 1).await.unwrap();
+    let taken = store
+        .lease_due_jobs("r2", at(1, 11), lease, 1)
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1);
-    assert!(!store.complete_job(a.id, &taken[0].collector, "r1", at(2, 0)).await.unwrap(), "stale owner completed");
-    assert!(store.complete_job(a.id, &taken[0].collector, "r2", at(2, 11)).await.unwrap());
+    assert!(
+        !store
+            .complete_job(a.id, &taken[0].collector, "r1", at(2, 0))
+            .await
+            .unwrap(),
+        "stale owner completed"
+    );
+    assert!(
+        store
+            .complete_job(a.id, &taken[0].collector, "r2", at(2, 11))
+            .await
+            .unwrap()
+    );
     let jobs = store.jobs(a.id).await.unwrap();
-    let done = jobs.iter().find(|j| j.collector == taken[0].collector).unwrap();
-    assert_eq!((done.next_run_at, done.lease_owner.clone()), (at(2, 11), None));
+    let done = jobs
+        .iter()
+        .find(|j| j.collector == taken[0].collector)
+        .unwrap();
+    assert_eq!(
+        (done.next_run_at, done.lease_owner.clone()),
+        (at(2, 11), None)
+    );
 
-    assert!(store.run_job_now(a.id, &taken[0].collector, at(1, 30)).await.unwrap());
-    let again = store.lease_due_jobs("r3", at(1, 30), lease, 10).await.unwrap();
+    assert!(
+        store
+            .run_job_now(a.id, &taken[0].collector, at(1, 30))
+            .await
+            .unwrap()
+    );
+    let again = store
+        .lease_due_jobs("r3", at(1, 30), lease, 10)
+        .await
+        .unwrap();
     assert!(again.iter().any(|j| j.collector == taken[0].collector));
-    assert!(!store.run_job_now(TenantId::new(), "ec2", at(1, 30)).await.unwrap());
+    assert!(
+        !store
+            .run_job_now(TenantId::new(), "ec2", at(1, 30))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.delete_jobs(TenantId::new()).await.unwrap(), 0);
     assert_eq!(store.delete_jobs(a.id).await.unwrap(), 2);
     assert!(store.jobs(a.id).await.unwrap().is_empty());
@@ -317,7 +635,9 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
     assert!(store.audit_log(b.id, 10).await.unwrap().is_empty());
 }
 
-fn connection(auth: cloudspend_core::connection::ConnectionAuth) -> cloudspend_core::connection::AwsConnection {
+fn connection(
+    auth: cloudspend_core::connection::ConnectionAuth,
+) -> cloudspend_core::connection::AwsConnection {
     use cloudspend_core::connection::*;
     AwsConnection {
         display_name: "Production".into(),
@@ -325,7 +645,12 @@ fn connection(auth: cloudspend_core::connection::ConnectionAuth) -> cloudspend_c
         account_type: AccountType::Organization,
         auth,
         regions: vec!["eu-west-1".into(), "us-east-1".into()],
-        cur: CurLocation { athena_database: Some("cur_db".into()), athena_table: Some("cur_table".into()), athena_workgroup: Some("primary".into()), ..Default::default() },
+        cur: CurLocation {
+            athena_database: Some("cur_db".into()),
+            athena_table: Some("cur_table".into()),
+            athena_workgroup: Some("primary".into()),
+            ..Default::default()
+        },
         status: ConnectionStatus::Degraded,
         last_verified_at: Some(at(1, 0)),
         last_error: None,
@@ -340,22 +665,63 @@ async fn connections_are_one_per_tenant_and_scoped(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
     assert!(store.connection(a.id).await.unwrap().is_none());
-    let role = connection(ConnectionAuth::Role { role_arn: "arn:aws:iam::123456789012:role/CloudSpend".into() });
+    let role = connection(ConnectionAuth::Role {
+        role_arn: "arn:aws:iam::123456789012:role/CloudSpend".into(),
+    });
     store.put_connection(a.id, &role).await.unwrap();
     assert_eq!(store.connection(a.id).await.unwrap(), Some(role.clone()));
-    assert!(store.connection(b.id).await.unwrap().is_none(), "tenant B sees tenant A's connection");
+    assert!(
+        store.connection(b.id).await.unwrap().is_none(),
+        "tenant B sees tenant A's connection"
+    );
 
-    let keys = connection(ConnectionAuth::AccessKey { access_key_id: "AKIAEXAMPLE".into(), secret_ciphertext: "bm9uY2U=".into() });
+    let keys = connection(ConnectionAuth::AccessKey {
+        access_key_id: "AKIAEXAMPLE".into(),
+        secret_ciphertext: "bm9uY2U=".into(),
+    });
     store.put_connection(a.id, &keys).await.unwrap();
     assert_eq!(store.connection(a.id).await.unwrap(), Some(keys));
     assert_eq!(store.connected_tenants().await.unwrap(), vec![a.id]);
 
-    let update = ConnectionStatusUpdate { status: ConnectionStatus::Failed, verified_at: None, last_error: Some("AccessDenied".into()), warnings: vec![], at: at(2, 0) };
-    assert!(store.update_connection_status(a.id, update.clone()).await.unwrap());
+    let update = ConnectionStatusUpdate {
+        status: ConnectionStatus::Failed,
+        verified_at: None,
+        last_error: Some("AccessDenied".into()),
+        warnings: vec![],
+        at: at(2, 0),
+    };
+    assert!(
+        store
+            .update_connection_status(a.id, update.clone())
+            .await
+            .unwrap()
+    );
     assert!(!store.update_connection_status(b.id, update).await.unwrap());
     let stored = store.connection(a.id).await.unwrap().unwrap();
-    assert_eq!((stored.status, stored.last_error.as_deref(), stored.last_verified_at), (ConnectionStatus::Failed, Some("AccessDenied"), Some(at(1, 0))));
-    assert_eq!(store.all_tenants().await.unwrap().iter().find(|t| t.tenant.id == a.id).unwrap().connection_status.as_deref(), Some("failed"));
+    assert_eq!(
+        (
+            stored.status,
+            stored.last_error.as_deref(),
+            stored.last_verified_at
+        ),
+        (
+            ConnectionStatus::Failed,
+            Some("AccessDenied"),
+            Some(at(1, 0))
+        )
+    );
+    assert_eq!(
+        store
+            .all_tenants()
+            .await
+            .unwrap()
+            .iter()
+            .find(|t| t.tenant.id == a.id)
+            .unwrap()
+            .connection_status
+            .as_deref(),
+        Some("failed")
+    );
 
     assert!(!store.delete_connection(b.id).await.unwrap());
     assert!(store.delete_connection(a.id).await.unwrap());
@@ -364,7 +730,10 @@ async fn connections_are_one_per_tenant_and_scoped(store: Arc<dyn Store>) {
     let before = store.tenant(a.id).await.unwrap().unwrap().external_id;
     let rotated = store.rotate_external_id(a.id).await.unwrap();
     assert_ne!(before, rotated);
-    assert_eq!(store.tenant(a.id).await.unwrap().unwrap().external_id, rotated);
+    assert_eq!(
+        store.tenant(a.id).await.unwrap().unwrap().external_id,
+        rotated
+    );
 }
 
 async fn ping_answers(store: Arc<dyn Store>) {

@@ -53,7 +53,11 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        UserView { id: u.id, email: u.email.clone(), is_global_owner: u.is_global_owner }
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            is_global_owner: u.is_global_owner,
+        }
     }
 }
 
@@ -67,7 +71,11 @@ pub struct TenantView {
 
 impl TenantView {
     fn new(t: &Tenant, role: Role) -> Self {
-        TenantView { id: t.id, name: t.name.clone(), role }
+        TenantView {
+            id: t.id,
+            name: t.name.clone(),
+            role,
+        }
     }
 }
 
@@ -96,15 +104,33 @@ async fn signup(
     validate::password("password", &req.password)?;
     let tenant_name = validate::display_name("tenant_name", &req.tenant_name)?;
     let ip_key = ip.to_string();
-    throttle(&state.limits.signup_ip, &ip_key, "sign-ups from your address")?;
+    throttle(
+        &state.limits.signup_ip,
+        &ip_key,
+        "sign-ups from your address",
+    )?;
     state.limits.signup_ip.record(&ip_key);
 
     let password_hash = auth::hash_password(req.password).await?;
     let (user, tenant) = state
         .store
-        .create_user_with_tenant(NewUser { email, password_hash, is_global_owner: false }, &tenant_name)
+        .create_user_with_tenant(
+            NewUser {
+                email,
+                password_hash,
+                is_global_owner: false,
+            },
+            &tenant_name,
+        )
         .await?;
-    audit(&state, &user, Some(tenant.id), "auth.signup", serde_json::json!({"tenant_name": tenant.name})).await?;
+    audit(
+        &state,
+        &user,
+        Some(tenant.id),
+        "auth.signup",
+        serde_json::json!({"tenant_name": tenant.name}),
+    )
+    .await?;
     let session = issue_session(&state, &user, Some((&tenant, Role::Owner))).await?;
     Ok((StatusCode::CREATED, ApiJson(session)))
 }
@@ -123,8 +149,16 @@ async fn login(
 ) -> ApiResult<ApiJson<SessionResponse>> {
     let email = validate::email("email", &req.email)?;
     let ip_key = ip.to_string();
-    throttle(&state.limits.login_email, &email, "failed logins for this email")?;
-    throttle(&state.limits.login_ip, &ip_key, "failed logins from your address")?;
+    throttle(
+        &state.limits.login_email,
+        &email,
+        "failed logins for this email",
+    )?;
+    throttle(
+        &state.limits.login_ip,
+        &ip_key,
+        "failed logins from your address",
+    )?;
 
     let credentials = state.store.credentials_by_email(&email).await?;
     let stored_hash = credentials.as_ref().map(|(_, hash)| hash.clone());
@@ -144,11 +178,16 @@ async fn login(
 
     let memberships = state.store.tenants_of(user.id).await?;
     let chosen = match req.tenant_id {
-        Some(wanted) => Some(memberships.iter().find(|(t, _)| t.id == wanted).ok_or_else(|| ApiError::Forbidden {
-            code: "not_a_member",
-            message: "you are not a member of that tenant".into(),
-            field: Some("tenant_id".into()),
-        })?),
+        Some(wanted) => Some(
+            memberships
+                .iter()
+                .find(|(t, _)| t.id == wanted)
+                .ok_or_else(|| ApiError::Forbidden {
+                    code: "not_a_member",
+                    message: "you are not a member of that tenant".into(),
+                    field: Some("tenant_id".into()),
+                })?,
+        ),
         None => memberships.first(),
     };
     let session = issue_session(&state, &user, chosen.map(|(t, r)| (t, *r))).await?;
@@ -161,7 +200,10 @@ async fn login(
     (status = 401, body = ErrorBody),
 ))]
 async fn logout(State(state): State<AppState>, caller: Authenticated) -> ApiResult<StatusCode> {
-    state.store.revoke_token(&caller.token_hash, Utc::now()).await?;
+    state
+        .store
+        .revoke_token(&caller.token_hash, Utc::now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,17 +220,26 @@ pub struct MeResponse {
 #[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])), params(
     ("X-Tenant-Id" = Option<String>, Header, description = "act in this tenant (you must be a member)"),
 ), responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn me(State(state): State<AppState>, auth: Authenticated, caller: Result<Caller, ApiError>) -> ApiResult<ApiJson<MeResponse>> {
+async fn me(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    caller: Result<Caller, ApiError>,
+) -> ApiResult<ApiJson<MeResponse>> {
     let tenants = state.store.tenants_of(auth.user.id).await?;
     let current_tenant = match caller {
         Ok(c) => Some(TenantView::new(&c.tenant, c.role)),
         // A user with no tenant left can still see who they are.
-        Err(ApiError::Forbidden { code: "no_tenant", .. }) => None,
+        Err(ApiError::Forbidden {
+            code: "no_tenant", ..
+        }) => None,
         Err(other) => return Err(other),
     };
     Ok(ApiJson(MeResponse {
         user: UserView::from(&auth.user),
-        tenants: tenants.iter().map(|(t, r)| TenantView::new(t, *r)).collect(),
+        tenants: tenants
+            .iter()
+            .map(|(t, r)| TenantView::new(t, *r))
+            .collect(),
         current_tenant,
     }))
 }
@@ -196,18 +247,31 @@ async fn me(State(state): State<AppState>, auth: Authenticated, caller: Result<C
 fn throttle(limiter: &crate::rate_limit::RateLimiter, key: &str, what: &str) -> ApiResult<()> {
     limiter.check(key).map_err(|wait| {
         let secs = wait.as_secs().max(1);
-        ApiError::TooManyRequests { message: format!("too many {what}: try again in {secs} seconds"), retry_after_secs: secs }
+        ApiError::TooManyRequests {
+            message: format!("too many {what}: try again in {secs} seconds"),
+            retry_after_secs: secs,
+        }
     })
 }
 
-async fn issue_session(state: &AppState, user: &User, tenant: Option<(&Tenant, Role)>) -> ApiResult<SessionResponse> {
+async fn issue_session(
+    state: &AppState,
+    user: &User,
+    tenant: Option<(&Tenant, Role)>,
+) -> ApiResult<SessionResponse> {
     let (token, token_hash) = auth::new_token();
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(state.config.token_ttl).map_err(anyhow::Error::from)?;
     let expires_at = now + ttl;
     state
         .store
-        .create_token(NewToken { token_hash, user_id: user.id, tenant_id: tenant.map(|(t, _)| t.id), created_at: now, expires_at })
+        .create_token(NewToken {
+            token_hash,
+            user_id: user.id,
+            tenant_id: tenant.map(|(t, _)| t.id),
+            created_at: now,
+            expires_at,
+        })
         .await?;
     Ok(SessionResponse {
         token,

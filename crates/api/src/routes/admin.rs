@@ -33,7 +33,10 @@ pub struct AdminTenantsResponse {
 /// Every tenant on the platform. Global owner only.
 #[utoipa::path(get, path = "/api/admin/tenants", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AdminTenantsResponse), (status = 403, body = ErrorBody)))]
-async fn all_tenants(State(state): State<AppState>, _owner: GlobalOwner) -> ApiResult<ApiJson<AdminTenantsResponse>> {
+async fn all_tenants(
+    State(state): State<AppState>,
+    _owner: GlobalOwner,
+) -> ApiResult<ApiJson<AdminTenantsResponse>> {
     let tenants = state.store.all_tenants().await?;
     Ok(ApiJson(AdminTenantsResponse {
         tenants: tenants

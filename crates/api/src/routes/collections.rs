@@ -16,7 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(collect_now)).routes(routes!(list_collections))
+    OpenApiRouter::new()
+        .routes(routes!(collect_now))
+        .routes(routes!(list_collections))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -49,7 +51,11 @@ async fn collect_now(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, ApiJson<CollectResponse>)> {
     caller.require_manager("start a collection")?;
-    let request: CollectRequest = if body.iter().all(u8::is_ascii_whitespace) { CollectRequest::default() } else { crate::json::parse(&body)? };
+    let request: CollectRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CollectRequest::default()
+    } else {
+        crate::json::parse(&body)?
+    };
     let Some(connection) = state.store.connection(caller.tenant.id).await? else {
         return Err(ApiError::Conflict {
             code: "not_connected",
@@ -63,12 +69,25 @@ async fn collect_now(
         Some(names) => names
             .iter()
             .enumerate()
-            .map(|(i, name)| name.parse::<Collector>().map_err(|e| ApiError::invalid(format!("collectors[{i}]"), e)))
+            .map(|(i, name)| {
+                name.parse::<Collector>()
+                    .map_err(|e| ApiError::invalid(format!("collectors[{i}]"), e))
+            })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    state.collections.queue_now(caller.tenant.id, &collectors).await?;
+    state
+        .collections
+        .queue_now(caller.tenant.id, &collectors)
+        .await?;
     let queued: Vec<String> = collectors.iter().map(|c| c.as_str().to_string()).collect();
-    audit(&state, &caller.user, Some(caller.tenant.id), "collection.queue", serde_json::json!({"collectors": queued})).await?;
+    audit(
+        &state,
+        &caller.user,
+        Some(caller.tenant.id),
+        "collection.queue",
+        serde_json::json!({"collectors": queued}),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, ApiJson(CollectResponse { queued })))
 }
 
@@ -125,7 +144,12 @@ pub struct JobView {
 impl From<Job> for JobView {
     fn from(j: Job) -> Self {
         let running = j.leased_until.is_some_and(|t| t > Utc::now());
-        JobView { collector: j.collector, interval_seconds: j.interval_seconds, next_run_at: j.next_run_at, running }
+        JobView {
+            collector: j.collector,
+            interval_seconds: j.interval_seconds,
+            next_run_at: j.next_run_at,
+            running,
+        }
     }
 }
 
@@ -152,10 +176,16 @@ async fn list_collections(
 ) -> ApiResult<ApiJson<CollectionsResponse>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit must be between 1 and 500"));
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
     }
     let now = Utc::now();
-    let month_start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
+    let month_start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
     // The month's totals come from up to 5,000 runs: far more than a month of hourly runs.
     let month_runs = state.store.runs(caller.tenant.id, 5000).await?;
     let (mut aws, mut ce) = (0i64, 0i64);
@@ -163,8 +193,18 @@ async fn list_collections(
         aws += run.aws_requests;
         ce += run.ce_requests;
     }
-    let runs = month_runs.into_iter().take(limit as usize).map(RunView::from).collect();
-    let jobs = state.store.jobs(caller.tenant.id).await?.into_iter().map(JobView::from).collect();
+    let runs = month_runs
+        .into_iter()
+        .take(limit as usize)
+        .map(RunView::from)
+        .collect();
+    let jobs = state
+        .store
+        .jobs(caller.tenant.id)
+        .await?
+        .into_iter()
+        .map(JobView::from)
+        .collect();
     Ok(ApiJson(CollectionsResponse {
         runs,
         jobs,

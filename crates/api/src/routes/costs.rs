@@ -20,7 +20,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(costs)).routes(routes!(instances)).routes(routes!(instance_cpu))
+    OpenApiRouter::new()
+        .routes(routes!(costs))
+        .routes(routes!(instances))
+        .routes(routes!(instance_cpu))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -77,23 +80,44 @@ pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Opt
 
 /// One source per day: the CUR where it has rows for the day, Cost Explorer otherwise.
 pub(crate) fn pick_sources(rows: Vec<CostRecord>) -> Vec<CostRecord> {
-    let cur_days: BTreeSet<NaiveDate> = rows.iter().filter(|r| r.source == CostSource::Cur).map(|r| r.day).collect();
+    let cur_days: BTreeSet<NaiveDate> = rows
+        .iter()
+        .filter(|r| r.source == CostSource::Cur)
+        .map(|r| r.day)
+        .collect();
     rows.into_iter()
-        .filter(|r| if cur_days.contains(&r.day) { r.source == CostSource::Cur } else { r.source == CostSource::Ce })
+        .filter(|r| {
+            if cur_days.contains(&r.day) {
+                r.source == CostSource::Cur
+            } else {
+                r.source == CostSource::Ce
+            }
+        })
         .collect()
 }
 
 /// Costs over a window, grouped and bucketed; `format=csv` downloads the same points.
 #[utoipa::path(get, path = "/api/costs", tag = "costs", security(("bearer" = [])), params(CostsQuery),
     responses((status = 200, body = CostsResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn costs(State(state): State<AppState>, caller: Caller, Query(query): Query<CostsQuery>) -> ApiResult<Response> {
-    let to = parse_day("to", query.to.as_deref())?.unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
+async fn costs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<CostsQuery>,
+) -> ApiResult<Response> {
+    let to = parse_day("to", query.to.as_deref())?
+        .unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
     let from = parse_day("from", query.from.as_deref())?.unwrap_or(to - Duration::days(30));
     if from >= to {
-        return Err(ApiError::invalid("from", "`from` must be before `to` (`to` is exclusive)"));
+        return Err(ApiError::invalid(
+            "from",
+            "`from` must be before `to` (`to` is exclusive)",
+        ));
     }
     if (to - from).num_days() > 3 * 366 + 31 {
-        return Err(ApiError::invalid("from", "the window may span at most about 3 years"));
+        return Err(ApiError::invalid(
+            "from",
+            "the window may span at most about 3 years",
+        ));
     }
     let group_by = query.group_by.as_deref().unwrap_or("service");
     let key_of: fn(&CostRecord) -> &str = match group_by {
@@ -102,9 +126,17 @@ async fn costs(State(state): State<AppState>, caller: Caller, Query(query): Quer
         "region" => |r| &r.region,
         "usage_type" => |r| &r.usage_type,
         other if other.starts_with("tag:") => {
-            return Err(ApiError::invalid("group_by", "grouping by tag is not available yet: use service, account, region or usage_type"));
+            return Err(ApiError::invalid(
+                "group_by",
+                "grouping by tag is not available yet: use service, account, region or usage_type",
+            ));
         }
-        _ => return Err(ApiError::invalid("group_by", "must be service, account, region or usage_type")),
+        _ => {
+            return Err(ApiError::invalid(
+                "group_by",
+                "must be service, account, region or usage_type",
+            ));
+        }
     };
     let granularity = query.granularity.as_deref().unwrap_or("day");
     let monthly = match granularity {
@@ -118,34 +150,63 @@ async fn costs(State(state): State<AppState>, caller: Caller, Query(query): Quer
         _ => return Err(ApiError::invalid("format", "must be json or csv")),
     };
     let rows = pick_sources(state.store.daily_costs(caller.tenant.id, from, to).await?);
-    let currency = rows.first().map(|r| r.currency.clone()).unwrap_or_else(|| "USD".into());
+    let currency = rows
+        .first()
+        .map(|r| r.currency.clone())
+        .unwrap_or_else(|| "USD".into());
     let mut points: BTreeMap<(String, String), (Money, bool)> = BTreeMap::new();
     let mut groups: BTreeMap<String, Money> = BTreeMap::new();
     for row in &rows {
-        let period = if monthly { format!("{:04}-{:02}", row.day.year(), row.day.month()) } else { row.day.to_string() };
+        let period = if monthly {
+            format!("{:04}-{:02}", row.day.year(), row.day.month())
+        } else {
+            row.day.to_string()
+        };
         let key = match key_of(row) {
             "" => "(unattributed)".to_string(),
             k => k.to_string(),
         };
-        let entry = points.entry((period, key.clone())).or_insert((Money::ZERO, false));
+        let entry = points
+            .entry((period, key.clone()))
+            .or_insert((Money::ZERO, false));
         entry.0 += row.unblended;
         entry.1 |= row.estimated;
         *groups.entry(key).or_insert(Money::ZERO) += row.unblended;
     }
     let total: Money = groups.values().copied().sum();
-    let mut groups: Vec<CostGroup> = groups.into_iter().map(|(key, total)| CostGroup { key, total }).collect();
+    let mut groups: Vec<CostGroup> = groups
+        .into_iter()
+        .map(|(key, total)| CostGroup { key, total })
+        .collect();
     groups.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
     let points: Vec<CostPoint> = points
         .into_iter()
-        .map(|((period, key), (amount, estimated))| CostPoint { period, key, amount, estimated })
+        .map(|((period, key), (amount, estimated))| CostPoint {
+            period,
+            key,
+            amount,
+            estimated,
+        })
         .collect();
     if csv {
         let mut out = String::from("period,key,amount,estimated\n");
         for p in &points {
-            out.push_str(&format!("{},{},{},{}\n", p.period, csv_field(&p.key), p.amount, p.estimated));
+            out.push_str(&format!(
+                "{},{},{},{}\n",
+                p.period,
+                csv_field(&p.key),
+                p.amount,
+                p.estimated
+            ));
         }
         return Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"cloudspend-costs.csv\"")],
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"cloudspend-costs.csv\"",
+                ),
+            ],
             out,
         )
             .into_response());
@@ -165,7 +226,11 @@ async fn costs(State(state): State<AppState>, caller: Caller, Query(query): Quer
 
 fn csv_field(raw: &str) -> String {
     // Quote when needed; a leading formula character is neutralised for spreadsheets.
-    let guarded = if raw.starts_with(['=', '+', '-', '@']) { format!("'{raw}") } else { raw.to_string() };
+    let guarded = if raw.starts_with(['=', '+', '-', '@']) {
+        format!("'{raw}")
+    } else {
+        raw.to_string()
+    };
     if guarded.contains([',', '"', '\n']) {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
@@ -196,7 +261,10 @@ pub struct InstancesResponse {
 /// The tenant's EC2 instances as last collected.
 #[utoipa::path(get, path = "/api/instances", tag = "costs", security(("bearer" = [])),
     responses((status = 200, body = InstancesResponse), (status = 401, body = ErrorBody)))]
-async fn instances(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<InstancesResponse>> {
+async fn instances(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<InstancesResponse>> {
     let instances = state.store.instances(caller.tenant.id).await?;
     Ok(ApiJson(InstancesResponse {
         instances: instances
@@ -245,8 +313,16 @@ fn parse_instant(field: &'static str, raw: Option<&str>) -> ApiResult<Option<Dat
     raw.map(|s| {
         DateTime::parse_from_rfc3339(s.trim())
             .map(|t| t.with_timezone(&Utc))
-            .or_else(|_| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()))
-            .map_err(|_| ApiError::bad_field(field, format!("`{s}` is not a time: use RFC 3339 or YYYY-MM-DD")))
+            .or_else(|_| {
+                NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                    .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+            })
+            .map_err(|_| {
+                ApiError::bad_field(
+                    field,
+                    format!("`{s}` is not a time: use RFC 3339 or YYYY-MM-DD"),
+                )
+            })
     })
     .transpose()
 }
@@ -266,16 +342,30 @@ async fn instance_cpu(
     if from >= to {
         return Err(ApiError::invalid("from", "`from` must be before `to`"));
     }
-    let known = state.store.instances(caller.tenant.id).await?.into_iter().any(|i| i.instance_id == instance_id);
+    let known = state
+        .store
+        .instances(caller.tenant.id)
+        .await?
+        .into_iter()
+        .any(|i| i.instance_id == instance_id);
     if !known {
         return Err(ApiError::not_found(format!("instance {instance_id}")));
     }
-    let points = state.store.metric_points(caller.tenant.id, &instance_id, "CPUUtilization", from, to).await?;
+    let points = state
+        .store
+        .metric_points(caller.tenant.id, &instance_id, "CPUUtilization", from, to)
+        .await?;
     Ok(ApiJson(InstanceCpuResponse {
         instance_id,
         points: points
             .into_iter()
-            .map(|p| CpuPointView { timestamp: p.timestamp, average: p.average, maximum: p.maximum, unit: p.unit, period_seconds: p.period_seconds })
+            .map(|p| CpuPointView {
+                timestamp: p.timestamp,
+                average: p.average,
+                maximum: p.maximum,
+                unit: p.unit,
+                period_seconds: p.period_seconds,
+            })
             .collect(),
     }))
 }

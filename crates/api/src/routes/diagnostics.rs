@@ -11,10 +11,10 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::routes::costs::parse_day;
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::header;
 use aws_types::SdkConfig;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header;
+use axum::http::request::Parts;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cloudspend_aws_access::{RequestCounter, TenantCredentials, cost_explorer_config};
 use cloudspend_collect_cloudwatch::{CpuQuery, is_instance_id};
@@ -24,7 +24,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(test_ec2)).routes(routes!(test_cpu)).routes(routes!(test_cost))
+    OpenApiRouter::new()
+        .routes(routes!(test_ec2))
+        .routes(routes!(test_cpu))
+        .routes(routes!(test_cost))
 }
 
 /// Whose AWS account a diagnostics call reads, resolved to a config in the account's home region.
@@ -44,10 +47,15 @@ enum DiagnosticsCaller {
 impl FromRequestParts<AppState> for DiagnosticsCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             // A token that is present but wrong is an error, never a fall-back to the server.
-            return Ok(DiagnosticsCaller::Tenant(Caller::from_request_parts(parts, state).await?));
+            return Ok(DiagnosticsCaller::Tenant(
+                Caller::from_request_parts(parts, state).await?,
+            ));
         }
         if state.config.test_endpoints {
             Ok(DiagnosticsCaller::Server)
@@ -66,15 +74,37 @@ async fn target(state: &AppState, caller: &DiagnosticsCaller) -> ApiResult<Targe
     match caller {
         DiagnosticsCaller::Tenant(caller) => {
             let (connection, credentials) = state.collections.credentials(caller.tenant.id).await?;
-            let config = state.collections.aws().sdk_config(caller.tenant.id, &credentials, connection.home_region()).await?;
-            Ok(Target { config, account_id: connection.account_id.clone(), regions: connection.regions.clone() })
+            let config = state
+                .collections
+                .aws()
+                .sdk_config(caller.tenant.id, &credentials, connection.home_region())
+                .await?;
+            Ok(Target {
+                config,
+                account_id: connection.account_id.clone(),
+                regions: connection.regions.clone(),
+            })
         }
         DiagnosticsCaller::Server => {
             let aws = state.collections.aws();
-            let region = aws.base().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_string());
+            let region = aws
+                .base()
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".to_string());
             // The nil tenant id: the server's own account has no tenant (and no cached role).
-            let config = aws.sdk_config(TenantId(uuid::Uuid::nil()), &TenantCredentials::ServerDefault, &region).await?;
-            Ok(Target { config, account_id: String::new(), regions: vec![region] })
+            let config = aws
+                .sdk_config(
+                    TenantId(uuid::Uuid::nil()),
+                    &TenantCredentials::ServerDefault,
+                    &region,
+                )
+                .await?;
+            Ok(Target {
+                config,
+                account_id: String::new(),
+                regions: vec![region],
+            })
         }
     }
 }
@@ -100,11 +130,18 @@ pub struct TestInstance {
         (status = 403, description = "no token and CLOUDSPEND_TEST_ENDPOINTS is off, or AWS denied access", body = ErrorBody),
         (status = 502, description = "AWS failed", body = ErrorBody),
     ))]
-async fn test_ec2(State(state): State<AppState>, caller: DiagnosticsCaller) -> ApiResult<ApiJson<Vec<TestInstance>>> {
+async fn test_ec2(
+    State(state): State<AppState>,
+    caller: DiagnosticsCaller,
+) -> ApiResult<ApiJson<Vec<TestInstance>>> {
     let target = target(&state, &caller).await?;
-    let instances =
-        cloudspend_collect_ec2::collect_instances(&target.config, &target.account_id, &target.regions, &RequestCounter::new())
-            .await?;
+    let instances = cloudspend_collect_ec2::collect_instances(
+        &target.config,
+        &target.account_id,
+        &target.regions,
+        &RequestCounter::new(),
+    )
+    .await?;
     Ok(ApiJson(
         instances
             .into_iter()
@@ -147,23 +184,46 @@ async fn test_cpu(
     if !is_instance_id(&instance_id) {
         return Err(ApiError::bad_field(
             "instance_id",
-            format!("`{instance_id}` is not an EC2 instance id: expected i- and 8 or 17 hex digits, e.g. i-0123456789abcdef0"),
+            format!(
+                "`{instance_id}` is not an EC2 instance id: expected i- and 8 or 17 hex digits, e.g. i-0123456789abcdef0"
+            ),
         ));
     }
     let target = target(&state, &caller).await?;
     let counter = RequestCounter::new();
     // Find the instance first, so an unknown id is a 404 rather than an empty series.
-    let instances = cloudspend_collect_ec2::collect_instances(&target.config, &target.account_id, &target.regions, &counter).await?;
+    let instances = cloudspend_collect_ec2::collect_instances(
+        &target.config,
+        &target.account_id,
+        &target.regions,
+        &counter,
+    )
+    .await?;
     let instance = instances
         .iter()
         .find(|i| i.instance_id == instance_id)
-        .ok_or_else(|| ApiError::not_found(format!("instance {instance_id} (looked in {})", target.regions.join(", "))))?;
-    let query = CpuQuery::last_24_hours(instance.region.clone(), vec![instance_id.clone()], Utc::now());
-    let points = cloudspend_collect_cloudwatch::cpu_utilization(&target.config, &query, &counter).await?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "instance {instance_id} (looked in {})",
+                target.regions.join(", ")
+            ))
+        })?;
+    let query = CpuQuery::last_24_hours(
+        instance.region.clone(),
+        vec![instance_id.clone()],
+        Utc::now(),
+    );
+    let points =
+        cloudspend_collect_cloudwatch::cpu_utilization(&target.config, &query, &counter).await?;
     Ok(ApiJson(
         points
             .into_iter()
-            .map(|p| CpuDatapoint { timestamp: p.timestamp, average: p.average, maximum: p.maximum, unit: p.unit })
+            .map(|p| CpuDatapoint {
+                timestamp: p.timestamp,
+                average: p.average,
+                maximum: p.maximum,
+                unit: p.unit,
+            })
             .collect(),
     ))
 }
@@ -204,22 +264,38 @@ async fn test_cost(
     caller: DiagnosticsCaller,
     Query(window): Query<CostWindow>,
 ) -> ApiResult<ApiJson<TestCostResponse>> {
-    let to = parse_day("to", window.to.as_deref())?.unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
+    let to = parse_day("to", window.to.as_deref())?
+        .unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
     let from = parse_day("from", window.from.as_deref())?.unwrap_or(to - Duration::days(30));
     if from >= to {
-        return Err(ApiError::invalid("from", "`from` must be before `to` (`to` is exclusive)"));
+        return Err(ApiError::invalid(
+            "from",
+            "`from` must be before `to` (`to` is exclusive)",
+        ));
     }
     let target = target(&state, &caller).await?;
     // Cost Explorer answers only in us-east-1.
     let ce = cost_explorer_config(&target.config);
-    let days = cloudspend_collect_costexplorer::daily_totals(&ce, from, to, &RequestCounter::new()).await?;
+    let days = cloudspend_collect_costexplorer::daily_totals(&ce, from, to, &RequestCounter::new())
+        .await?;
     let total: Money = days.iter().map(|d| d.amount).sum();
-    let unit = days.first().map(|d| d.unit.clone()).unwrap_or_else(|| "USD".to_string());
+    let unit = days
+        .first()
+        .map(|d| d.unit.clone())
+        .unwrap_or_else(|| "USD".to_string());
     Ok(ApiJson(TestCostResponse {
         from,
         to,
         total,
         unit,
-        days: days.into_iter().map(|d| CostDay { day: d.day, amount: d.amount, unit: d.unit, estimated: d.estimated }).collect(),
+        days: days
+            .into_iter()
+            .map(|d| CostDay {
+                day: d.day,
+                amount: d.amount,
+                unit: d.unit,
+                estimated: d.estimated,
+            })
+            .collect(),
     }))
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -37,10 +40,16 @@ pub struct Ready {
 ))]
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Ready>, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(axum::Json(Ready { status: "ready", database: "ok" })),
+        Ok(Ok(())) => Ok(axum::Json(Ready {
+            status: "ready",
+            database: "ok",
+        })),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
-            Err(ApiError::Unavailable { code: "database_unavailable", message: "the database is not reachable".into() })
+            Err(ApiError::Unavailable {
+                code: "database_unavailable",
+                message: "the database is not reachable".into(),
+            })
         }
         Err(_) => Err(ApiError::Unavailable {
             code: "database_unavailable",
@@ -52,5 +61,8 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Ready>, ApiE
 /// Prometheus text exposition: request counts and latencies by route and status.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render_metrics())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render_metrics(),
+    )
 }

@@ -30,7 +30,12 @@ pub struct MemberView {
 
 impl From<Member> for MemberView {
     fn from(m: Member) -> Self {
-        MemberView { user_id: m.user_id, email: m.email, role: m.role, since: m.since }
+        MemberView {
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role,
+            since: m.since,
+        }
     }
 }
 
@@ -42,9 +47,14 @@ pub struct MembersResponse {
 /// Everyone in the caller's tenant with their role.
 #[utoipa::path(get, path = "/api/tenants/members", tag = "members", security(("bearer" = [])),
     responses((status = 200, body = MembersResponse), (status = 401, body = ErrorBody)))]
-async fn list_members(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<MembersResponse>> {
+async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<MembersResponse>> {
     let members = state.store.members(caller.tenant.id).await?;
-    Ok(ApiJson(MembersResponse { members: members.into_iter().map(MemberView::from).collect() }))
+    Ok(ApiJson(MembersResponse {
+        members: members.into_iter().map(MemberView::from).collect(),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -79,9 +89,13 @@ async fn add_member(
             field: Some("role".into()),
         });
     }
-    let (user, _) = state.store.credentials_by_email(&email).await?.ok_or_else(|| ApiError::NotFound {
-        what: "a CloudSpend user with this email (they must sign up first)".into(),
-    })?;
+    let (user, _) = state
+        .store
+        .credentials_by_email(&email)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            what: "a CloudSpend user with this email (they must sign up first)".into(),
+        })?;
     let previous = state.store.role_in(caller.tenant.id, user.id).await?;
     if let Some(previous) = previous {
         if !caller.role.can_assign(previous) {
@@ -91,8 +105,15 @@ async fn add_member(
             ));
         }
     }
-    state.store.put_member(caller.tenant.id, user.id, req.role).await?;
-    let action = if previous.is_some() { "member.role_change" } else { "member.add" };
+    state
+        .store
+        .put_member(caller.tenant.id, user.id, req.role)
+        .await?;
+    let action = if previous.is_some() {
+        "member.role_change"
+    } else {
+        "member.add"
+    };
     audit(
         &state,
         &caller.user,
@@ -126,8 +147,9 @@ async fn remove_member(
     caller: Caller,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let user_id: UserId =
-        user_id.parse().map_err(|_| ApiError::bad_field("user_id", "user_id must be a user UUID"))?;
+    let user_id: UserId = user_id
+        .parse()
+        .map_err(|_| ApiError::bad_field("user_id", "user_id must be a user UUID"))?;
     remove(&state, &caller, user_id).await
 }
 
@@ -155,25 +177,48 @@ async fn remove_member_by_body(
         (Some(id), _) => id,
         (None, Some(email)) => {
             let email = validate::email("email", &email)?;
-            let member = state.store.members(caller.tenant.id).await?.into_iter().find(|m| m.email == email);
+            let member = state
+                .store
+                .members(caller.tenant.id)
+                .await?
+                .into_iter()
+                .find(|m| m.email == email);
             member.ok_or_else(|| ApiError::not_found("member"))?.user_id
         }
-        (None, None) => return Err(ApiError::bad_field("email", "give the member's `email` or `user_id`")),
+        (None, None) => {
+            return Err(ApiError::bad_field(
+                "email",
+                "give the member's `email` or `user_id`",
+            ));
+        }
     };
     remove(&state, &caller, user_id).await
 }
 
 async fn remove(state: &AppState, caller: &Caller, user_id: UserId) -> ApiResult<StatusCode> {
     // Membership of the caller's tenant only: another tenant's member is "not found" here.
-    let role = state.store.role_in(caller.tenant.id, user_id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    let role = state
+        .store
+        .role_in(caller.tenant.id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
     if user_id != caller.user.id {
         caller.require_manager("remove members")?;
         if !caller.role.can_assign(role) {
-            return Err(ApiError::forbidden("insufficient_role", format!("a {} cannot remove a {role}", caller.role)));
+            return Err(ApiError::forbidden(
+                "insufficient_role",
+                format!("a {} cannot remove a {role}", caller.role),
+            ));
         }
     }
     state.store.remove_member(caller.tenant.id, user_id).await?;
-    audit(state, &caller.user, Some(caller.tenant.id), "member.remove", serde_json::json!({"user_id": user_id, "role": role}))
-        .await?;
+    audit(
+        state,
+        &caller.user,
+        Some(caller.tenant.id),
+        "member.remove",
+        serde_json::json!({"user_id": user_id, "role": role}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,9 +4,9 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod health;
-pub mod members;
-pub mod onboarding;
 pub mod collections;
 pub mod costs;
 pub mod diagnostics;
+pub mod health;
+pub mod members;
+pub mod onboarding;

@@ -13,7 +13,9 @@ use chrono::Utc;
 use cloudspend_aws_access::TenantCredentials;
 use cloudspend_collection::Collector;
 use cloudspend_connect_check::{Plan, Report};
-use cloudspend_core::connection::{AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation};
+use cloudspend_core::connection::{
+    AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation,
+};
 use cloudspend_core::validate::{self, Invalid};
 use cloudspend_store::ConnectionStatusUpdate;
 use secrecy::SecretString;
@@ -52,7 +54,10 @@ pub struct OnboardingResponse {
 /// Everything a tenant needs to create the IAM role CloudSpend assumes.
 #[utoipa::path(get, path = "/api/tenants/onboarding", tag = "onboarding", security(("bearer" = [])),
     responses((status = 200, body = OnboardingResponse), (status = 401, body = ErrorBody)))]
-async fn onboarding(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<OnboardingResponse>> {
+async fn onboarding(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<OnboardingResponse>> {
     let external_id = caller.tenant.external_id.clone();
     Ok(ApiJson(OnboardingResponse {
         quick_create_url: quick_create_url(&state, &external_id),
@@ -83,7 +88,9 @@ fn quick_create_url(state: &AppState, external_id: &str) -> String {
 fn encode(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -100,11 +107,21 @@ pub struct RotatedResponse {
 /// ExternalId parameter), or collections fail at AssumeRole. Owners and admins only.
 #[utoipa::path(post, path = "/api/tenants/onboarding/rotate-external-id", tag = "onboarding", security(("bearer" = [])),
     responses((status = 200, body = RotatedResponse), (status = 403, body = ErrorBody)))]
-async fn rotate_external_id(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<RotatedResponse>> {
+async fn rotate_external_id(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<RotatedResponse>> {
     caller.require_manager("rotate the external ID")?;
     let external_id = state.store.rotate_external_id(caller.tenant.id).await?;
     state.collections.aws().forget_tenant(caller.tenant.id);
-    audit(&state, &caller.user, Some(caller.tenant.id), "connection.rotate_external_id", serde_json::json!({})).await?;
+    audit(
+        &state,
+        &caller.user,
+        Some(caller.tenant.id),
+        "connection.rotate_external_id",
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(ApiJson(RotatedResponse {
         external_id,
         message: "update the CloudFormation stack's ExternalId parameter to this value; until then AssumeRole fails".into(),
@@ -177,10 +194,16 @@ fn validate_request(req: &ConnectRequest, issued_external_id: &str) -> Result<Va
     let method = non_empty(&req.auth_method).unwrap_or("role");
     let (credentials, auth, expected_account) = match method {
         "role" => {
-            let arn = non_empty(&req.aws_role_arn).ok_or_else(|| Invalid::new("aws_role_arn", "is required: the stack's RoleArn output"))?;
+            let arn = non_empty(&req.aws_role_arn).ok_or_else(|| {
+                Invalid::new("aws_role_arn", "is required: the stack's RoleArn output")
+            })?;
             let account = validate::role_arn("aws_role_arn", arn)?;
-            let external_id = non_empty(&req.external_id)
-                .ok_or_else(|| Invalid::new("external_id", "is required: copy it from GET /api/tenants/onboarding"))?;
+            let external_id = non_empty(&req.external_id).ok_or_else(|| {
+                Invalid::new(
+                    "external_id",
+                    "is required: copy it from GET /api/tenants/onboarding",
+                )
+            })?;
             if external_id != issued_external_id {
                 return Err(Invalid::new(
                     "external_id",
@@ -188,33 +211,56 @@ fn validate_request(req: &ConnectRequest, issued_external_id: &str) -> Result<Va
                 ));
             }
             (
-                TenantCredentials::Role { role_arn: arn.to_string(), external_id: external_id.to_string() },
+                TenantCredentials::Role {
+                    role_arn: arn.to_string(),
+                    external_id: external_id.to_string(),
+                },
                 PendingAuth::Role(arn.to_string()),
                 Some(account),
             )
         }
         "access_key" => {
-            let key_id = non_empty(&req.access_key_id).ok_or_else(|| Invalid::new("access_key_id", "is required for access_key"))?;
-            if !(16..=128).contains(&key_id.len()) || !key_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(Invalid::new("access_key_id", "must look like AKIAIOSFODNN7EXAMPLE (16-128 letters and digits)"));
+            let key_id = non_empty(&req.access_key_id)
+                .ok_or_else(|| Invalid::new("access_key_id", "is required for access_key"))?;
+            if !(16..=128).contains(&key_id.len())
+                || !key_id.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(Invalid::new(
+                    "access_key_id",
+                    "must look like AKIAIOSFODNN7EXAMPLE (16-128 letters and digits)",
+                ));
             }
             let secret = req.secret_access_key.as_deref().unwrap_or("");
             if secret.is_empty() || secret.len() > 128 || secret.chars().any(char::is_whitespace) {
-                return Err(Invalid::new("secret_access_key", "is required for access_key: the 40-character secret"));
+                return Err(Invalid::new(
+                    "secret_access_key",
+                    "is required for access_key: the 40-character secret",
+                ));
             }
             let secret = SecretString::from(secret.to_string());
             (
-                TenantCredentials::AccessKey { access_key_id: key_id.to_string(), secret_access_key: secret.clone() },
+                TenantCredentials::AccessKey {
+                    access_key_id: key_id.to_string(),
+                    secret_access_key: secret.clone(),
+                },
                 PendingAuth::AccessKey(key_id.to_string(), secret),
                 None,
             )
         }
-        _ => return Err(Invalid::new("auth_method", "must be `role` or `access_key`")),
+        _ => {
+            return Err(Invalid::new(
+                "auth_method",
+                "must be `role` or `access_key`",
+            ));
+        }
     };
     let home = validate::region("region", &req.region)?;
     let mut regions = vec![home];
     for (i, raw) in req.regions.iter().flatten().enumerate() {
-        let region = validate::region("regions", raw).map_err(|e| Invalid { field: "regions", message: format!("[{i}] {}", e.message) })?;
+        let region = validate::region("regions", raw).map_err(|e| Invalid {
+            field: "regions",
+            message: format!("[{i}] {}", e.message),
+        })?;
         if !regions.contains(&region) {
             regions.push(region);
         }
@@ -222,26 +268,58 @@ fn validate_request(req: &ConnectRequest, issued_external_id: &str) -> Result<Va
     if regions.len() > 40 {
         return Err(Invalid::new("regions", "at most 40 regions"));
     }
-    let optional = |value: &Option<String>, check: fn(&'static str, &str) -> Result<String, Invalid>, field: &'static str| {
-        non_empty(value).map(|v| check(field, v)).transpose()
-    };
+    let optional =
+        |value: &Option<String>,
+         check: fn(&'static str, &str) -> Result<String, Invalid>,
+         field: &'static str| { non_empty(value).map(|v| check(field, v)).transpose() };
     let cur = CurLocation {
-        athena_database: Some(validate::athena_identifier("athena_db", &req.athena_db, 255)?),
-        athena_table: Some(validate::athena_identifier("athena_table", &req.athena_table, 255)?),
+        athena_database: Some(validate::athena_identifier(
+            "athena_db",
+            &req.athena_db,
+            255,
+        )?),
+        athena_table: Some(validate::athena_identifier(
+            "athena_table",
+            &req.athena_table,
+            255,
+        )?),
         athena_workgroup: Some(
-            non_empty(&req.athena_workgroup).map(|w| validate::athena_workgroup("athena_workgroup", w)).transpose()?.unwrap_or_else(|| "primary".into()),
+            non_empty(&req.athena_workgroup)
+                .map(|w| validate::athena_workgroup("athena_workgroup", w))
+                .transpose()?
+                .unwrap_or_else(|| "primary".into()),
         ),
-        athena_results_bucket: optional(&req.athena_results_bucket, validate::s3_bucket, "athena_results_bucket")?,
-        athena_results_prefix: optional(&req.athena_results_prefix, validate::s3_prefix, "athena_results_prefix")?,
+        athena_results_bucket: optional(
+            &req.athena_results_bucket,
+            validate::s3_bucket,
+            "athena_results_bucket",
+        )?,
+        athena_results_prefix: optional(
+            &req.athena_results_prefix,
+            validate::s3_prefix,
+            "athena_results_prefix",
+        )?,
         cur_bucket: optional(&req.cur_bucket, validate::s3_bucket, "cur_bucket")?,
         cur_prefix: optional(&req.cur_prefix, validate::s3_prefix, "cur_prefix")?,
     };
-    let display_name = non_empty(&req.display_name).map(|n| validate::display_name("display_name", n)).transpose()?;
+    let display_name = non_empty(&req.display_name)
+        .map(|n| validate::display_name("display_name", n))
+        .transpose()?;
     let account_type = match non_empty(&req.account_type) {
         None => AccountType::Linked,
-        Some(raw) => raw.parse().map_err(|e: String| Invalid::new("account_type", e))?,
+        Some(raw) => raw
+            .parse()
+            .map_err(|e: String| Invalid::new("account_type", e))?,
     };
-    Ok(Validated { credentials, auth, expected_account, regions, cur, display_name, account_type })
+    Ok(Validated {
+        credentials,
+        auth,
+        expected_account,
+        regions,
+        cur,
+        display_name,
+        account_type,
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -270,8 +348,21 @@ impl From<AwsConnection> for ConnectionView {
         let (role_arn, access_key_id) = match &c.auth {
             ConnectionAuth::Role { role_arn } => (Some(role_arn.clone()), None),
             ConnectionAuth::AccessKey { access_key_id, .. } => {
-                let tail: String = access_key_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-                (None, Some(format!("{}…{tail}", &access_key_id[..access_key_id.len().min(4)])))
+                let tail: String = access_key_id
+                    .chars()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                (
+                    None,
+                    Some(format!(
+                        "{}…{tail}",
+                        &access_key_id[..access_key_id.len().min(4)]
+                    )),
+                )
             }
         };
         ConnectionView {
@@ -320,7 +411,11 @@ pub struct ConnectFailure {
         (status = 403, description = "viewer", body = ErrorBody),
         (status = 422, description = "invalid field, or a required diagnostic step failed (nothing saved)", body = ConnectFailure),
     ))]
-async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<ConnectRequest>) -> ApiResult<Response> {
+async fn connect(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ConnectRequest>,
+) -> ApiResult<Response> {
     caller.require_manager("connect an AWS account")?;
     let valid = validate_request(&req, &caller.tenant.external_id)?;
     let plan = Plan {
@@ -339,10 +434,25 @@ async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): Ap
             (PendingAuth::Role(_), _) => "aws_role_arn",
         };
         let message = match step {
-            Some(s) => format!("{} failed: {}{}", s.title, s.message, s.aws_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()),
+            Some(s) => format!(
+                "{} failed: {}{}",
+                s.title,
+                s.message,
+                s.aws_code
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ),
             None => "the credentials could not be verified".into(),
         };
-        audit(&state, &caller.user, Some(caller.tenant.id), "connection.connect_failed", serde_json::json!({"step": step.map(|s| s.name)})).await?;
+        audit(
+            &state,
+            &caller.user,
+            Some(caller.tenant.id),
+            "connection.connect_failed",
+            serde_json::json!({"step": step.map(|s| s.name)}),
+        )
+        .await?;
         let body = ConnectFailure {
             error: crate::error::ErrorDetail {
                 code: "connection_check_failed".into(),
@@ -361,32 +471,49 @@ async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): Ap
         PendingAuth::Role(role_arn) => ConnectionAuth::Role { role_arn },
         PendingAuth::AccessKey(access_key_id, secret) => {
             let key = state.collections.master_key().ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("no master key configured: cannot store an access key"))
+                ApiError::Internal(anyhow::anyhow!(
+                    "no master key configured: cannot store an access key"
+                ))
             })?;
-            ConnectionAuth::AccessKey { access_key_id, secret_ciphertext: key.seal(caller.tenant.id, &secret) }
+            ConnectionAuth::AccessKey {
+                access_key_id,
+                secret_ciphertext: key.seal(caller.tenant.id, &secret),
+            }
         }
     };
     let warnings = report.warnings();
     let now = Utc::now();
     let previous = state.store.connection(caller.tenant.id).await?;
     let connection = AwsConnection {
-        display_name: valid.display_name.unwrap_or_else(|| format!("AWS account {account_id}")),
+        display_name: valid
+            .display_name
+            .unwrap_or_else(|| format!("AWS account {account_id}")),
         account_id,
         account_type: valid.account_type,
         auth,
         regions: valid.regions,
         cur: valid.cur,
-        status: if warnings.is_empty() { ConnectionStatus::Connected } else { ConnectionStatus::Degraded },
+        status: if warnings.is_empty() {
+            ConnectionStatus::Connected
+        } else {
+            ConnectionStatus::Degraded
+        },
         last_verified_at: Some(now),
         last_error: None,
         warnings,
         created_at: previous.map_or(now, |p| p.created_at),
         updated_at: now,
     };
-    state.store.put_connection(caller.tenant.id, &connection).await?;
+    state
+        .store
+        .put_connection(caller.tenant.id, &connection)
+        .await?;
     state.collections.aws().forget_tenant(caller.tenant.id);
     let collectors = Collector::for_connection(&connection);
-    state.collections.queue_now(caller.tenant.id, &collectors).await?;
+    state
+        .collections
+        .queue_now(caller.tenant.id, &collectors)
+        .await?;
     audit(
         &state,
         &caller.user,
@@ -398,7 +525,10 @@ async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): Ap
     let message = if connection.warnings.is_empty() {
         "AWS connection saved".to_string()
     } else {
-        format!("AWS connection saved, with {} warning(s): see the report", connection.warnings.len())
+        format!(
+            "AWS connection saved, with {} warning(s): see the report",
+            connection.warnings.len()
+        )
     };
     Ok(ApiJson(ConnectResponse {
         message,
@@ -412,8 +542,15 @@ async fn connect(State(state): State<AppState>, caller: Caller, ApiJson(req): Ap
 /// The tenant's AWS connection and its health. Never includes a secret.
 #[utoipa::path(get, path = "/api/tenants/connection", tag = "onboarding", security(("bearer" = [])),
     responses((status = 200, body = ConnectionView), (status = 404, description = "not connected", body = ErrorBody)))]
-async fn get_connection(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<ConnectionView>> {
-    let connection = state.store.connection(caller.tenant.id).await?.ok_or_else(|| ApiError::not_found("AWS connection"))?;
+async fn get_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<ConnectionView>> {
+    let connection = state
+        .store
+        .connection(caller.tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("AWS connection"))?;
     Ok(ApiJson(connection.into()))
 }
 
@@ -428,7 +565,14 @@ async fn delete_connection(State(state): State<AppState>, caller: Caller) -> Api
     // Nothing left to collect: drop the schedule too (it is recreated on the next connect).
     state.store.delete_jobs(caller.tenant.id).await?;
     state.collections.aws().forget_tenant(caller.tenant.id);
-    audit(&state, &caller.user, Some(caller.tenant.id), "connection.delete", serde_json::json!({})).await?;
+    audit(
+        &state,
+        &caller.user,
+        Some(caller.tenant.id),
+        "connection.delete",
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -441,7 +585,10 @@ pub struct VerifyResponse {
 /// Re-runs the diagnostics on the saved connection and records the outcome.
 #[utoipa::path(post, path = "/api/tenants/connection/verify", tag = "onboarding", security(("bearer" = [])),
     responses((status = 200, body = VerifyResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn verify_connection(State(state): State<AppState>, caller: Caller) -> ApiResult<ApiJson<VerifyResponse>> {
+async fn verify_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<VerifyResponse>> {
     caller.require_manager("verify the AWS connection")?;
     let (connection, credentials) = state.collections.credentials(caller.tenant.id).await?;
     let expected_account = match &connection.auth {
@@ -458,20 +605,46 @@ async fn verify_connection(State(state): State<AppState>, caller: Caller) -> Api
     let report = cloudspend_connect_check::run(state.collections.aws(), &plan).await;
     let now = Utc::now();
     let (status, last_error, verified_at) = if report.credentials_ok() {
-        let status = if report.warnings().is_empty() { ConnectionStatus::Connected } else { ConnectionStatus::Degraded };
+        let status = if report.warnings().is_empty() {
+            ConnectionStatus::Connected
+        } else {
+            ConnectionStatus::Degraded
+        };
         (status, None, Some(now))
     } else {
-        let failure = report.blocking_failure().map(|s| format!("{}: {}", s.title, s.message));
+        let failure = report
+            .blocking_failure()
+            .map(|s| format!("{}: {}", s.title, s.message));
         (ConnectionStatus::Failed, failure, None)
     };
     state
         .store
         .update_connection_status(
             caller.tenant.id,
-            ConnectionStatusUpdate { status, verified_at, last_error, warnings: report.warnings(), at: now },
+            ConnectionStatusUpdate {
+                status,
+                verified_at,
+                last_error,
+                warnings: report.warnings(),
+                at: now,
+            },
         )
         .await?;
-    audit(&state, &caller.user, Some(caller.tenant.id), "connection.verify", serde_json::json!({"status": status})).await?;
-    let connection = state.store.connection(caller.tenant.id).await?.ok_or_else(|| ApiError::not_found("AWS connection"))?;
-    Ok(ApiJson(VerifyResponse { connection: connection.into(), report }))
+    audit(
+        &state,
+        &caller.user,
+        Some(caller.tenant.id),
+        "connection.verify",
+        serde_json::json!({"status": status}),
+    )
+    .await?;
+    let connection = state
+        .store
+        .connection(caller.tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("AWS connection"))?;
+    Ok(ApiJson(VerifyResponse {
+        connection: connection.into(),
+        report,
+    }))
 }

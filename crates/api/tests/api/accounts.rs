@@ -27,9 +27,28 @@ async fn signup_creates_user_and_tenant_and_logs_in() {
     assert_eq!(me.body["tenants"][0]["role"], "owner");
     assert_eq!(me.body["current_tenant"]["id"], reply.body["tenant"]["id"]);
 
-    let stored = app.store.credentials_by_email("ana@example.com").await.unwrap().unwrap();
-    assert!(stored.1.starts_with("$argon2id$"), "password not hashed with argon2id");
-    let log = app.store.audit_log(reply.body["tenant"]["id"].as_str().unwrap().parse().unwrap(), 10).await.unwrap();
+    let stored = app
+        .store
+        .credentials_by_email("ana@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.1.starts_with("$argon2id$"),
+        "password not hashed with argon2id"
+    );
+    let log = app
+        .store
+        .audit_log(
+            reply.body["tenant"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!(log[0].action, "auth.signup");
     assert_eq!(log[0].user_email.as_deref(), Some("ana@example.com"));
 }
@@ -38,12 +57,26 @@ async fn signup_creates_user_and_tenant_and_logs_in() {
 async fn signup_rejects_bad_fields_with_422_and_writes_nothing() {
     let app = TestApp::spawn().await;
     for (body, field) in [
-        (json!({"email": "not-an-email", "password": "a good long password", "tenant_name": "A"}), "email"),
-        (json!({"email": "a@example.com", "password": "short", "tenant_name": "A"}), "password"),
-        (json!({"email": "a@example.com", "password": "a good long password", "tenant_name": "  "}), "tenant_name"),
+        (
+            json!({"email": "not-an-email", "password": "a good long password", "tenant_name": "A"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "tenant_name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "a good long password", "tenant_name": "  "}),
+            "tenant_name",
+        ),
     ] {
         let reply = app.post("/api/auth/signup", None, body).await;
-        assert_eq!((reply.status, reply.field()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)), "{}", reply.text);
+        assert_eq!(
+            (reply.status, reply.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{}",
+            reply.text
+        );
         assert!(reply.body["error"]["message"].as_str().unwrap().len() > 5);
     }
     assert!(app.store.all_tenants().await.unwrap().is_empty());
@@ -56,7 +89,10 @@ async fn signup_with_a_taken_email_is_409_on_email() {
     let again = app
         .post("/api/auth/signup", None, json!({"email": "ANA@example.com", "password": "another long password", "tenant_name": "B"}))
         .await;
-    assert_eq!((again.status, again.field()), (StatusCode::CONFLICT, Some("email")));
+    assert_eq!(
+        (again.status, again.field()),
+        (StatusCode::CONFLICT, Some("email"))
+    );
     assert_eq!(app.store.all_tenants().await.unwrap().len(), 1);
 }
 
@@ -74,17 +110,35 @@ async fn login_returns_a_new_token_and_logout_revokes_it() {
     let logout = app.post("/api/auth/logout", Some(&token), json!({})).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     let after = app.get("/api/me", Some(&token)).await;
-    assert_eq!((after.status, after.code()), (StatusCode::UNAUTHORIZED, Some("token_revoked")));
+    assert_eq!(
+        (after.status, after.code()),
+        (StatusCode::UNAUTHORIZED, Some("token_revoked"))
+    );
     // The other session is unaffected.
-    assert_eq!(app.get("/api/me", Some(&first.token)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/me", Some(&first.token)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_401_without_saying_which_part_was_wrong() {
     let app = TestApp::spawn().await;
     app.signup("ana@example.com", "Acme").await;
-    let wrong_password = app.post("/api/auth/login", None, json!({"email": "ana@example.com", "password": "not the password"})).await;
-    let no_user = app.post("/api/auth/login", None, json!({"email": "bob@example.com", "password": "not the password"})).await;
+    let wrong_password = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "ana@example.com", "password": "not the password"}),
+        )
+        .await;
+    let no_user = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "bob@example.com", "password": "not the password"}),
+        )
+        .await;
     assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_password.body, no_user.body);
 }
@@ -94,12 +148,25 @@ async fn repeated_login_failures_are_throttled_per_email() {
     let app = TestApp::spawn().await;
     app.signup("ana@example.com", "Acme").await;
     for _ in 0..5 {
-        let reply = app.post("/api/auth/login", None, json!({"email": "ana@example.com", "password": "guess guess guess"})).await;
+        let reply = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": "ana@example.com", "password": "guess guess guess"}),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
     let throttled = app.login("ana@example.com").await;
-    assert_eq!((throttled.status, throttled.code()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")));
-    let wait: u64 = throttled.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (throttled.status, throttled.code()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests"))
+    );
+    let wait: u64 = throttled.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(wait > 0 && wait <= 900);
     // Another account from the same address is not locked out by ana's attacker.
     app.signup("bob@example.com", "Bobco").await;
@@ -109,17 +176,29 @@ async fn repeated_login_failures_are_throttled_per_email() {
 #[tokio::test]
 async fn repeated_login_failures_are_throttled_per_client_address() {
     let config = cloudspend_api::ApiConfig {
-        login_failures_per_ip: cloudspend_api::rate_limit::Limit { max_events: 3, window: std::time::Duration::from_secs(60) },
+        login_failures_per_ip: cloudspend_api::rate_limit::Limit {
+            max_events: 3,
+            window: std::time::Duration::from_secs(60),
+        },
         ..Default::default()
     };
     let app = TestApp::spawn_with(cloudspend_store::testing::fresh_postgres().await, config).await;
     app.signup("ana@example.com", "Acme").await;
     for i in 0..3 {
         let email = format!("victim{i}@example.com");
-        let reply = app.post("/api/auth/login", None, json!({"email": email, "password": "guess guess guess"})).await;
+        let reply = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": "guess guess guess"}),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(app.login("ana@example.com").await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.login("ana@example.com").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 #[tokio::test]
@@ -127,24 +206,53 @@ async fn missing_malformed_unknown_and_expired_tokens_are_401() {
     let app = TestApp::spawn().await;
     let session = app.signup("ana@example.com", "Acme").await;
     let missing = app.get("/api/me", None).await;
-    assert_eq!((missing.status, missing.code()), (StatusCode::UNAUTHORIZED, Some("missing_token")));
+    assert_eq!(
+        (missing.status, missing.code()),
+        (StatusCode::UNAUTHORIZED, Some("missing_token"))
+    );
     assert_eq!(missing.headers["www-authenticate"], "Bearer");
     let unknown = app.get("/api/me", Some("cst_not-a-real-token")).await;
-    assert_eq!((unknown.status, unknown.code()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
-    let basic = app.call_with(reqwest::Method::GET, "/api/me", None, &[("authorization", "Basic YTpi")], None).await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
+    let basic = app
+        .call_with(
+            reqwest::Method::GET,
+            "/api/me",
+            None,
+            &[("authorization", "Basic YTpi")],
+            None,
+        )
+        .await;
     assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
 
     let (token, hash) = cloudspend_api::auth::new_token();
     let user_id = session.user_id.parse().unwrap();
     let now = Utc::now();
     app.store
-        .create_token(NewToken { token_hash: hash, user_id, tenant_id: None, created_at: now - Duration::days(31), expires_at: now - Duration::seconds(1) })
+        .create_token(NewToken {
+            token_hash: hash,
+            user_id,
+            tenant_id: None,
+            created_at: now - Duration::days(31),
+            expires_at: now - Duration::seconds(1),
+        })
         .await
         .unwrap();
     let expired = app.get("/api/me", Some(&token)).await;
-    assert_eq!((expired.status, expired.code()), (StatusCode::UNAUTHORIZED, Some("token_expired")));
+    assert_eq!(
+        (expired.status, expired.code()),
+        (StatusCode::UNAUTHORIZED, Some("token_expired"))
+    );
     // An expired token changes nothing either.
-    let write = app.post("/api/tenants/members", Some(&token), json!({"email": "ana@example.com", "role": "viewer"})).await;
+    let write = app
+        .post(
+            "/api/tenants/members",
+            Some(&token),
+            json!({"email": "ana@example.com", "role": "viewer"}),
+        )
+        .await;
     assert_eq!(write.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -152,8 +260,17 @@ async fn missing_malformed_unknown_and_expired_tokens_are_401() {
 async fn tokens_are_stored_only_as_hashes() {
     let app = TestApp::spawn().await;
     let session = app.signup("ana@example.com", "Acme").await;
-    assert!(app.store.token(&session.token).await.unwrap().is_none(), "token stored in clear");
-    assert!(app.store.token(&cloudspend_api::auth::token_hash(&session.token)).await.unwrap().is_some());
+    assert!(
+        app.store.token(&session.token).await.unwrap().is_none(),
+        "token stored in clear"
+    );
+    assert!(
+        app.store
+            .token(&cloudspend_api::auth::token_hash(&session.token))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -162,14 +279,28 @@ async fn the_global_owner_lists_every_tenant_and_others_cannot() {
     let ana = app.signup("ana@example.com", "Acme").await;
     app.signup("bob@example.com", "Bobco").await;
     let denied = app.get("/api/admin/tenants", Some(&ana.token)).await;
-    assert_eq!((denied.status, denied.code()), (StatusCode::FORBIDDEN, Some("not_global_owner")));
+    assert_eq!(
+        (denied.status, denied.code()),
+        (StatusCode::FORBIDDEN, Some("not_global_owner"))
+    );
 
-    app.store.set_global_owner(ana.user_id.parse().unwrap(), true).await.unwrap();
+    app.store
+        .set_global_owner(ana.user_id.parse().unwrap(), true)
+        .await
+        .unwrap();
     let listed = app.get("/api/admin/tenants", Some(&ana.token)).await;
     assert_eq!(listed.status, StatusCode::OK);
-    let names: Vec<&str> = listed.body["tenants"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed.body["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["Acme", "Bobco"]);
     assert_eq!(listed.body["tenants"][0]["members"], 1);
     assert!(listed.body["tenants"][0].get("external_id").is_none());
-    assert_eq!(app.get("/api/me", Some(&ana.token)).await.body["user"]["is_global_owner"], true);
+    assert_eq!(
+        app.get("/api/me", Some(&ana.token)).await.body["user"]["is_global_owner"],
+        true
+    );
 }

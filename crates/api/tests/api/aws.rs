@@ -7,7 +7,9 @@ use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cloudspend_aws_access::testing::{self, Moto, role_in, unique_account_id};
 use cloudspend_collection::Collector;
-use cloudspend_core::connection::{AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation};
+use cloudspend_core::connection::{
+    AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation,
+};
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::{Money, TenantId};
 use reqwest::{Method, StatusCode};
@@ -24,7 +26,9 @@ async fn connect(app: &TestApp, session: &Session, account: &str) -> TenantId {
         display_name: "Test account".into(),
         account_id: account.into(),
         account_type: AccountType::Linked,
-        auth: ConnectionAuth::Role { role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly") },
+        auth: ConnectionAuth::Role {
+            role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly"),
+        },
         regions: REGIONS.iter().map(|r| r.to_string()).collect(),
         cur: CurLocation::default(),
         status: ConnectionStatus::Connected,
@@ -50,14 +54,33 @@ async fn launch_fleet(account: &str) -> (Fleet, DateTime<Utc>) {
     let access = testing::aws_access().await;
     let creds = role_in(account);
     let tenant = TenantId::new();
-    let use1 = aws_sdk_ec2::Client::new(&access.sdk_config(tenant, &creds, "us-east-1").await.unwrap());
-    let euw1 = aws_sdk_ec2::Client::new(&access.sdk_config(tenant, &creds, "eu-west-1").await.unwrap());
+    let use1 = aws_sdk_ec2::Client::new(
+        &access
+            .sdk_config(tenant, &creds, "us-east-1")
+            .await
+            .unwrap(),
+    );
+    let euw1 = aws_sdk_ec2::Client::new(
+        &access
+            .sdk_config(tenant, &creds, "eu-west-1")
+            .await
+            .unwrap(),
+    );
     let web = run_instance(&use1, "web-1").await;
     let batch = run_instance(&use1, "batch").await;
     let db = run_instance(&euw1, "db").await;
-    use1.stop_instances().instance_ids(&batch).send().await.unwrap();
+    use1.stop_instances()
+        .instance_ids(&batch)
+        .send()
+        .await
+        .unwrap();
 
-    let cw = aws_sdk_cloudwatch::Client::new(&access.sdk_config(tenant, &creds, "us-east-1").await.unwrap());
+    let cw = aws_sdk_cloudwatch::Client::new(
+        &access
+            .sdk_config(tenant, &creds, "us-east-1")
+            .await
+            .unwrap(),
+    );
     let hour = Utc::now() - Duration::hours(3);
     let start = DateTime::from_timestamp(hour.timestamp() - hour.timestamp() % 3600, 0).unwrap();
     for (i, value) in [10.0, 20.0, 30.0].into_iter().enumerate() {
@@ -81,7 +104,12 @@ async fn launch_fleet(account: &str) -> (Fleet, DateTime<Utc>) {
 }
 
 async fn run_instance(client: &aws_sdk_ec2::Client, name: &str) -> String {
-    let images = client.describe_images().owners("amazon").send().await.unwrap();
+    let images = client
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .unwrap();
     let image = images.images()[0].image_id().unwrap().to_string();
     let tags = TagSpecification::builder()
         .resource_type(ResourceType::Instance)
@@ -132,7 +160,11 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
     let account = unique_account_id();
     let (fleet, cpu_start) = launch_fleet(&account).await;
     let today = Utc::now().date_naive();
-    let (d1, d2, d3) = (today - Duration::days(3), today - Duration::days(2), today - Duration::days(1));
+    let (d1, d2, d3) = (
+        today - Duration::days(3),
+        today - Duration::days(2),
+        today - Duration::days(1),
+    );
     Moto::from_env()
         .preset_cost_and_usage(
             &account,
@@ -151,8 +183,19 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
     assert_eq!(ec2.status, StatusCode::OK, "{}", ec2.text);
     let instances = ec2.body.as_array().unwrap();
     assert_eq!(instances.len(), 3, "{}", ec2.text);
-    let find = |id: &str| instances.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("{id} missing: {}", ec2.text));
-    assert_eq!((find(&fleet.web)["state"].as_str(), find(&fleet.web)["name"].as_str()), (Some("running"), Some("web-1")));
+    let find = |id: &str| {
+        instances
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing: {}", ec2.text))
+    };
+    assert_eq!(
+        (
+            find(&fleet.web)["state"].as_str(),
+            find(&fleet.web)["name"].as_str()
+        ),
+        (Some("running"), Some("web-1"))
+    );
     assert_eq!(find(&fleet.web)["type"], "t3.micro");
     assert_eq!(find(&fleet.web)["region"], "us-east-1");
     assert!(find(&fleet.web)["launch_time"].is_string());
@@ -164,38 +207,80 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
     let points = cpu.body.as_array().unwrap();
     let got: Vec<(String, f64, String)> = points
         .iter()
-        .map(|p| (p["timestamp"].as_str().unwrap().to_string(), p["average"].as_f64().unwrap(), p["unit"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["timestamp"].as_str().unwrap().to_string(),
+                p["average"].as_f64().unwrap(),
+                p["unit"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let expected: Vec<(String, f64, String)> = [10.0, 20.0, 30.0]
         .iter()
         .enumerate()
-        .map(|(i, v)| ((cpu_start + Duration::minutes(5 * i as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true), *v, "Percent".to_string()))
+        .map(|(i, v)| {
+            (
+                (cpu_start + Duration::minutes(5 * i as i64))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                *v,
+                "Percent".to_string(),
+            )
+        })
         .collect();
     assert_eq!(got, expected, "CPU datapoints, oldest first");
 
     let stopped = app.get(&format!("/test-cpu/{}", fleet.batch), token).await;
-    assert_eq!((stopped.status, stopped.body.as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{}", stopped.text);
+    assert_eq!(
+        (stopped.status, stopped.body.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0)),
+        "{}",
+        stopped.text
+    );
     let unknown = app.get("/test-cpu/i-0123456789abcdef0", token).await;
-    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let malformed = app.get("/test-cpu/web-1", token).await;
-    assert_eq!((malformed.status, malformed.field()), (StatusCode::BAD_REQUEST, Some("instance_id")));
+    assert_eq!(
+        (malformed.status, malformed.field()),
+        (StatusCode::BAD_REQUEST, Some("instance_id"))
+    );
 
-    let cost = app.get(&format!("/test-cost?from={}&to={}", ymd(d1), ymd(today)), token).await;
+    let cost = app
+        .get(
+            &format!("/test-cost?from={}&to={}", ymd(d1), ymd(today)),
+            token,
+        )
+        .await;
     assert_eq!(cost.status, StatusCode::OK, "{}", cost.text);
     let days: Vec<(String, String, bool)> = cost.body["days"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["day"].as_str().unwrap().into(), d["amount"].as_str().unwrap().into(), d["estimated"].as_bool().unwrap()))
+        .map(|d| {
+            (
+                d["day"].as_str().unwrap().into(),
+                d["amount"].as_str().unwrap().into(),
+                d["estimated"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         days,
-        vec![(ymd(d1), "10.10".into(), false), (ymd(d2), "-2.50".into(), false), (ymd(d3), "0.015".into(), true)]
+        vec![
+            (ymd(d1), "10.10".into(), false),
+            (ymd(d2), "-2.50".into(), false),
+            (ymd(d3), "0.015".into(), true)
+        ]
     );
     assert_eq!(cost.body["total"], "7.615");
     assert_eq!(cost.body["unit"], "USD");
     let bad_day = app.get("/test-cost?from=yesterday", token).await;
-    assert_eq!((bad_day.status, bad_day.field()), (StatusCode::BAD_REQUEST, Some("from")));
+    assert_eq!(
+        (bad_day.status, bad_day.field()),
+        (StatusCode::BAD_REQUEST, Some("from"))
+    );
 }
 
 #[tokio::test]
@@ -203,12 +288,27 @@ async fn diagnostics_without_a_token_need_the_server_switch() {
     let _moto = testing::shared().await;
     let off = TestApp::spawn().await;
     let refused = off.get("/test-ec2", None).await;
-    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, Some("test_endpoints_disabled")));
-    assert!(refused.body["error"]["message"].as_str().unwrap().contains("CLOUDSPEND_TEST_ENDPOINTS"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::FORBIDDEN, Some("test_endpoints_disabled"))
+    );
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CLOUDSPEND_TEST_ENDPOINTS")
+    );
     let bad_token = off.get("/test-ec2", Some("cst_wrong")).await;
-    assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED, "a bad token must not fall back to the server's account");
+    assert_eq!(
+        bad_token.status,
+        StatusCode::UNAUTHORIZED,
+        "a bad token must not fall back to the server's account"
+    );
 
-    let config = cloudspend_api::ApiConfig { test_endpoints: true, ..Default::default() };
+    let config = cloudspend_api::ApiConfig {
+        test_endpoints: true,
+        ..Default::default()
+    };
     let on = TestApp::spawn_with(cloudspend_store::testing::fresh_postgres().await, config).await;
     let listed = on.get("/test-ec2", None).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
@@ -218,7 +318,10 @@ async fn diagnostics_without_a_token_need_the_server_switch() {
 
     let ana = on.signup("ana@example.com", "Acme").await;
     let unconnected = on.get("/test-ec2", Some(&ana.token)).await;
-    assert_eq!((unconnected.status, unconnected.code()), (StatusCode::CONFLICT, Some("not_connected")));
+    assert_eq!(
+        (unconnected.status, unconnected.code()),
+        (StatusCode::CONFLICT, Some("not_connected"))
+    );
 }
 
 #[tokio::test]
@@ -228,7 +331,11 @@ async fn a_stored_collection_matches_the_source_exactly_and_collecting_twice_cha
     let linked = "210987654321";
     let (fleet, _) = launch_fleet(&account).await;
     let today = Utc::now().date_naive();
-    let (d1, d2, d3) = (today - Duration::days(20), today - Duration::days(19), today - Duration::days(1));
+    let (d1, d2, d3) = (
+        today - Duration::days(20),
+        today - Duration::days(19),
+        today - Duration::days(1),
+    );
     let ec2 = "Amazon Elastic Compute Cloud - Compute";
     Moto::from_env()
         .preset_cost_and_usage(
@@ -249,43 +356,106 @@ async fn a_stored_collection_matches_the_source_exactly_and_collecting_twice_cha
 
     for collector in Collector::ALL {
         let report = app.collections.run(tenant, collector).await.unwrap();
-        assert_eq!(report.status, RunStatus::Succeeded, "{collector}: {:?}", report.error);
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "{collector}: {:?}",
+            report.error
+        );
     }
     let instances = app.store.instances(tenant).await.unwrap();
     assert_eq!(instances.len(), 3);
-    assert_eq!(instances.iter().find(|i| i.instance_id == fleet.batch).unwrap().state, "stopped");
-    assert_eq!(instances.iter().find(|i| i.instance_id == fleet.db).unwrap().region, "eu-west-1");
+    assert_eq!(
+        instances
+            .iter()
+            .find(|i| i.instance_id == fleet.batch)
+            .unwrap()
+            .state,
+        "stopped"
+    );
+    assert_eq!(
+        instances
+            .iter()
+            .find(|i| i.instance_id == fleet.db)
+            .unwrap()
+            .region,
+        "eu-west-1"
+    );
     let cpu = app
         .store
-        .metric_points(tenant, &fleet.web, "CPUUtilization", Utc::now() - Duration::days(15), Utc::now())
+        .metric_points(
+            tenant,
+            &fleet.web,
+            "CPUUtilization",
+            Utc::now() - Duration::days(15),
+            Utc::now(),
+        )
         .await
         .unwrap();
-    assert!(!cpu.is_empty(), "hourly CPU history for the running instance");
-    assert!(cpu.iter().all(|p| p.period_seconds == 3600 && (10.0..=30.0).contains(&p.average)), "{cpu:?}");
-    let stopped_cpu = app.store.metric_points(tenant, &fleet.batch, "CPUUtilization", Utc::now() - Duration::days(15), Utc::now()).await.unwrap();
+    assert!(
+        !cpu.is_empty(),
+        "hourly CPU history for the running instance"
+    );
+    assert!(
+        cpu.iter()
+            .all(|p| p.period_seconds == 3600 && (10.0..=30.0).contains(&p.average)),
+        "{cpu:?}"
+    );
+    let stopped_cpu = app
+        .store
+        .metric_points(
+            tenant,
+            &fleet.batch,
+            "CPUUtilization",
+            Utc::now() - Duration::days(15),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
     assert!(stopped_cpu.is_empty());
 
-    let rows = app.store.daily_costs(tenant, d1, today + Duration::days(1)).await.unwrap();
+    let rows = app
+        .store
+        .daily_costs(tenant, d1, today + Duration::days(1))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 5);
     let total: Money = rows.iter().map(|r| r.unblended).sum();
     // 12.3456789012 is kept to the nano-unit (12.345678901); everything else is exact.
     assert_eq!(total, money("29.085679301"), "sum of the source rows");
     assert_eq!(total.round_to_cents().to_string(), "29.09");
-    assert!(rows.iter().any(|r| r.unblended == money("-4.25") && r.service == "Refund"), "credits and refunds are kept");
+    assert!(
+        rows.iter()
+            .any(|r| r.unblended == money("-4.25") && r.service == "Refund"),
+        "credits and refunds are kept"
+    );
     assert!(rows.iter().filter(|r| r.day == d3).all(|r| r.estimated));
     assert!(rows.iter().filter(|r| r.day != d3).all(|r| !r.estimated));
     assert!(rows.iter().any(|r| r.account_id == linked));
 
     let runs = app.store.runs(tenant, 10).await.unwrap();
     let ce_run = runs.iter().find(|r| r.collector == "costexplorer").unwrap();
-    assert_eq!((ce_run.ce_requests, ce_run.rows_written), (2, 5), "two pages, $0.02");
+    assert_eq!(
+        (ce_run.ce_requests, ce_run.rows_written),
+        (2, 5),
+        "two pages, $0.02"
+    );
 
     // Collect again: the same rows, nothing doubled (Cost Explorer answers the recent window
     // with nothing new here, and stored days it did not answer for stay as they were).
     for collector in Collector::ALL {
-        assert_eq!(app.collections.run(tenant, collector).await.unwrap().status, RunStatus::Succeeded);
+        assert_eq!(
+            app.collections.run(tenant, collector).await.unwrap().status,
+            RunStatus::Succeeded
+        );
     }
-    assert_eq!(app.store.daily_costs(tenant, d1, today + Duration::days(1)).await.unwrap(), rows);
+    assert_eq!(
+        app.store
+            .daily_costs(tenant, d1, today + Duration::days(1))
+            .await
+            .unwrap(),
+        rows
+    );
     assert_eq!(app.store.instances(tenant).await.unwrap().len(), 3);
 
     // The other tenant sees none of it, through the API either.
@@ -311,7 +481,14 @@ async fn when_aws_goes_away_mid_collection_the_run_fails_and_earlier_rows_stay()
     let app = TestApp::spawn().await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let tenant = connect(&app, &ana, &account).await;
-    assert_eq!(app.collections.run(tenant, Collector::CostExplorer).await.unwrap().status, RunStatus::Succeeded);
+    assert_eq!(
+        app.collections
+            .run(tenant, Collector::CostExplorer)
+            .await
+            .unwrap()
+            .status,
+        RunStatus::Succeeded
+    );
     let before = app.store.daily_costs(tenant, day, today).await.unwrap();
     assert_eq!(before.len(), 1);
 
@@ -337,17 +514,32 @@ async fn when_aws_goes_away_mid_collection_the_run_fails_and_earlier_rows_stay()
     let failed = broken.run(tenant, Collector::CostExplorer).await.unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     let error = failed.error.unwrap();
-    assert!(error.contains("reach") || error.contains("endpoint"), "{error}");
-    assert_eq!(app.store.daily_costs(tenant, day, today).await.unwrap(), before, "no half-written window");
+    assert!(
+        error.contains("reach") || error.contains("endpoint"),
+        "{error}"
+    );
+    assert_eq!(
+        app.store.daily_costs(tenant, day, today).await.unwrap(),
+        before,
+        "no half-written window"
+    );
     let runs = app.store.runs(tenant, 10).await.unwrap();
     assert_eq!(runs[0].status, RunStatus::Failed);
     assert!(runs[0].error.is_some());
 
     // The next run, with moto reachable, succeeds and brings the new days.
-    let again = app.collections.run(tenant, Collector::CostExplorer).await.unwrap();
+    let again = app
+        .collections
+        .run(tenant, Collector::CostExplorer)
+        .await
+        .unwrap();
     assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
     let after = app.store.daily_costs(tenant, day, today).await.unwrap();
-    assert_eq!(after.iter().map(|r| r.unblended).sum::<Money>(), money("20.00"), "{after:?}");
+    assert_eq!(
+        after.iter().map(|r| r.unblended).sum::<Money>(),
+        money("20.00"),
+        "{after:?}"
+    );
 }
 
 #[tokio::test]
@@ -358,16 +550,41 @@ async fn refresh_queues_jobs_that_the_scheduler_runs_once() {
     let app = TestApp::spawn().await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let not_yet = app.post("/api/collect", Some(&ana.token), json!({})).await;
-    assert_eq!((not_yet.status, not_yet.code()), (StatusCode::CONFLICT, Some("not_connected")));
+    assert_eq!(
+        (not_yet.status, not_yet.code()),
+        (StatusCode::CONFLICT, Some("not_connected"))
+    );
     let tenant = connect(&app, &ana, &account).await;
 
-    let bad = app.post("/api/collect", Some(&ana.token), json!({"collectors": ["ec2", "s3"]})).await;
-    assert_eq!((bad.status, bad.field()), (StatusCode::UNPROCESSABLE_ENTITY, Some("collectors[1]")));
-    let queued = app.post("/api/collect", Some(&ana.token), json!({"collectors": ["ec2"]})).await;
+    let bad = app
+        .post(
+            "/api/collect",
+            Some(&ana.token),
+            json!({"collectors": ["ec2", "s3"]}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("collectors[1]"))
+    );
+    let queued = app
+        .post(
+            "/api/collect",
+            Some(&ana.token),
+            json!({"collectors": ["ec2"]}),
+        )
+        .await;
     assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
     assert_eq!(queued.body["queued"], json!(["ec2"]));
-    let empty_body = app.call(Method::POST, "/api/collect", Some(&ana.token), None).await;
-    assert_eq!(empty_body.status, StatusCode::ACCEPTED, "{}", empty_body.text);
+    let empty_body = app
+        .call(Method::POST, "/api/collect", Some(&ana.token), None)
+        .await;
+    assert_eq!(
+        empty_body.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        empty_body.text
+    );
 
     let scheduler = cloudspend_collection::Scheduler::new(app.collections.clone());
     let ran = scheduler.drain().await.unwrap();
@@ -376,19 +593,37 @@ async fn refresh_queues_jobs_that_the_scheduler_runs_once() {
     let collections = app.get("/api/collections", Some(&ana.token)).await;
     let runs = collections.body["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "{}", collections.text);
-    assert!(runs.iter().any(|r| r["collector"] == "ec2" && r["status"] == "succeeded" && r["rows_written"] == 3));
+    assert!(
+        runs.iter().any(|r| r["collector"] == "ec2"
+            && r["status"] == "succeeded"
+            && r["rows_written"] == 3)
+    );
     let jobs = collections.body["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3);
-    assert!(jobs.iter().all(|j| j["next_run_at"].as_str().unwrap() > Utc::now().to_rfc3339().as_str()));
+    assert!(
+        jobs.iter()
+            .all(|j| j["next_run_at"].as_str().unwrap() > Utc::now().to_rfc3339().as_str())
+    );
     assert_eq!(app.store.instances(tenant).await.unwrap().len(), 3);
 
     // Viewers may look but not spend the tenant's Cost Explorer budget.
     app.signup("vic@example.com", "Vicco").await;
-    app.post("/api/tenants/members", Some(&ana.token), json!({"email": "vic@example.com", "role": "viewer"})).await;
+    app.post(
+        "/api/tenants/members",
+        Some(&ana.token),
+        json!({"email": "vic@example.com", "role": "viewer"}),
+    )
+    .await;
     let vic = app.login("vic@example.com").await;
     let vic_token = vic.body["token"].as_str().unwrap();
     let denied = app
-        .call_with(Method::POST, "/api/collect", Some(vic_token), &[("x-tenant-id", ana.tenant_id.as_str())], Some(json!({})))
+        .call_with(
+            Method::POST,
+            "/api/collect",
+            Some(vic_token),
+            &[("x-tenant-id", ana.tenant_id.as_str())],
+            Some(json!({})),
+        )
         .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
@@ -417,7 +652,9 @@ impl DyingProxy {
                 let upstream = upstream.clone();
                 let seen = seen.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     let (mut cr, mut cw) = client.split();
                     let (mut sr, mut sw) = server.split();
                     let to_server = async {
@@ -464,10 +701,16 @@ fn athena_row(cells: &[&str]) -> Value {
 
 /// Queues Athena answers for queries started in `account` (us-east-1), in order.
 async fn preset_athena(account: &str, results: Vec<Vec<Value>>) {
-    let results: Vec<Value> = results.into_iter().map(|rows| json!({"rows": rows, "column_info": []})).collect();
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|rows| json!({"rows": rows, "column_info": []}))
+        .collect();
     let body = json!({"account_id": account, "region": "us-east-1", "results": results});
     let response = reqwest::Client::new()
-        .post(format!("{}/moto-api/static/athena/query-results", testing::moto_url()))
+        .post(format!(
+            "{}/moto-api/static/athena/query-results",
+            testing::moto_url()
+        ))
         .body(body.to_string())
         .send()
         .await
@@ -477,8 +720,14 @@ async fn preset_athena(account: &str, results: Vec<Vec<Value>>) {
 
 /// information_schema's answer for a CUR 2.0 table: the real column list from shared/data.
 fn cur2_columns() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur-ddl/DERIVED_cur2_columns_from_cid.csv");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} is missing ({e}): the shared data folder is needed", path.display()));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/cur-ddl/DERIVED_cur2_columns_from_cid.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}): the shared data folder is needed",
+            path.display()
+        )
+    });
     let mut rows = vec![athena_row(&["column_name", "data_type"])];
     for line in text.lines().skip(1) {
         let mut cells = line.split(',');
@@ -521,10 +770,34 @@ async fn the_cur_is_collected_through_athena_and_wins_over_cost_explorer_for_its
     let ec2 = "Amazon Elastic Compute Cloud";
     // Cost Explorer said 50.00 for the day; the CUR's line items say 12.3456789 + 0.50 - 1.00.
     app.store
-        .upsert_daily_costs(tenant, &[cloudspend_core::records::CostRecord::from_cost_explorer(day, account.as_str(), ec2, money("50"), money("50"), "USD", false)])
+        .upsert_daily_costs(
+            tenant,
+            &[cloudspend_core::records::CostRecord::from_cost_explorer(
+                day,
+                account.as_str(),
+                ec2,
+                money("50"),
+                money("50"),
+                "USD",
+                false,
+            )],
+        )
         .await
         .unwrap();
-    let header = ["day", "account_id", "service", "region", "usage_type", "resource_id", "line_item_type", "unblended", "amortized", "usage_amount", "currency", "currencies"];
+    let header = [
+        "day",
+        "account_id",
+        "service",
+        "region",
+        "usage_type",
+        "resource_id",
+        "line_item_type",
+        "unblended",
+        "amortized",
+        "usage_amount",
+        "currency",
+        "currencies",
+    ];
     let d = ymd(day);
     preset_athena(
         &account,
@@ -532,9 +805,48 @@ async fn the_cur_is_collected_through_athena_and_wins_over_cost_explorer_for_its
             cur2_columns(),
             vec![
                 athena_row(&header),
-                athena_row(&[&d, &account, ec2, "us-east-1", "BoxUsage:m5.large", "i-0123456789abcdef0", "Usage", "12.3456789000", "12.3456789000", "24.0000000000", "USD", "1"]),
-                athena_row(&[&d, &account, ec2, "us-east-1", "EBS:VolumeUsage", "vol-1", "Usage", "0.5000000000", "0.5000000000", "", "USD", "1"]),
-                athena_row(&[&d, &account, ec2, "us-east-1", "", "", "Credit", "-1.0000000000", "-1.0000000000", "", "USD", "1"]),
+                athena_row(&[
+                    &d,
+                    &account,
+                    ec2,
+                    "us-east-1",
+                    "BoxUsage:m5.large",
+                    "i-0123456789abcdef0",
+                    "Usage",
+                    "12.3456789000",
+                    "12.3456789000",
+                    "24.0000000000",
+                    "USD",
+                    "1",
+                ]),
+                athena_row(&[
+                    &d,
+                    &account,
+                    ec2,
+                    "us-east-1",
+                    "EBS:VolumeUsage",
+                    "vol-1",
+                    "Usage",
+                    "0.5000000000",
+                    "0.5000000000",
+                    "",
+                    "USD",
+                    "1",
+                ]),
+                athena_row(&[
+                    &d,
+                    &account,
+                    ec2,
+                    "us-east-1",
+                    "",
+                    "",
+                    "Credit",
+                    "-1.0000000000",
+                    "-1.0000000000",
+                    "",
+                    "USD",
+                    "1",
+                ]),
             ],
         ],
     )
@@ -542,16 +854,48 @@ async fn the_cur_is_collected_through_athena_and_wins_over_cost_explorer_for_its
     let report = app.collections.run(tenant, Collector::Cur).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     assert_eq!(report.rows_written, 3);
-    let costs = app.get(&format!("/api/costs?from={d}&to={}", ymd(day + Duration::days(1))), Some(&ana.token)).await;
-    assert_eq!(costs.body["total"], "11.8456789", "CUR rows replace Cost Explorer's for the day: {}", costs.text);
-    let by_usage = app.get(&format!("/api/costs?from={d}&to={}&group_by=usage_type", ymd(day + Duration::days(1))), Some(&ana.token)).await;
+    let costs = app
+        .get(
+            &format!("/api/costs?from={d}&to={}", ymd(day + Duration::days(1))),
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(
+        costs.body["total"], "11.8456789",
+        "CUR rows replace Cost Explorer's for the day: {}",
+        costs.text
+    );
+    let by_usage = app
+        .get(
+            &format!(
+                "/api/costs?from={d}&to={}&group_by=usage_type",
+                ymd(day + Duration::days(1))
+            ),
+            Some(&ana.token),
+        )
+        .await;
     assert_eq!(by_usage.body["groups"].as_array().unwrap().len(), 3);
 
     // A table that does not exist: a failed run that says which table and what to do.
-    preset_athena(&account, vec![vec![athena_row(&["column_name", "data_type"])]]).await;
+    preset_athena(
+        &account,
+        vec![vec![athena_row(&["column_name", "data_type"])]],
+    )
+    .await;
     let missing = app.collections.run(tenant, Collector::Cur).await.unwrap();
     assert_eq!(missing.status, RunStatus::Failed);
     let error = missing.error.unwrap();
-    assert!(error.contains("cur_db") && error.contains("cur2"), "{error}");
-    assert_eq!(app.store.daily_costs(tenant, day, day + Duration::days(1)).await.unwrap().len(), 4, "rows kept");
+    assert!(
+        error.contains("cur_db") && error.contains("cur2"),
+        "{error}"
+    );
+    assert_eq!(
+        app.store
+            .daily_costs(tenant, day, day + Duration::days(1))
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "rows kept"
+    );
 }

@@ -45,7 +45,11 @@ pub struct Session {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(cloudspend_store::testing::fresh_postgres().await, ApiConfig::default()).await
+        Self::spawn_with(
+            cloudspend_store::testing::fresh_postgres().await,
+            ApiConfig::default(),
+        )
+        .await
     }
 
     pub async fn spawn_with(store: Arc<dyn Store>, config: ApiConfig) -> Self {
@@ -78,14 +82,26 @@ impl TestApp {
             .await
             .unwrap();
         });
-        TestApp { address, store, collections, client: reqwest::Client::new(), _shutdown: tx }
+        TestApp {
+            address,
+            store,
+            collections,
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         self.call_with(method, path, token, &[], body).await
     }
 
@@ -115,7 +131,12 @@ impl TestApp {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -128,7 +149,11 @@ impl TestApp {
 
     pub async fn signup(&self, email: &str, tenant: &str) -> Session {
         let reply = self
-            .post("/api/auth/signup", None, json!({"email": email, "password": "a good long password", "tenant_name": tenant}))
+            .post(
+                "/api/auth/signup",
+                None,
+                json!({"email": email, "password": "a good long password", "tenant_name": tenant}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         Session {
@@ -139,6 +164,11 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str) -> Reply {
-        self.post("/api/auth/login", None, json!({"email": email, "password": "a good long password"})).await
+        self.post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": "a good long password"}),
+        )
+        .await
     }
 }

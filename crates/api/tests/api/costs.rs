@@ -49,7 +49,14 @@ async fn costs_are_exact_one_source_per_day_and_the_csv_equals_the_json() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["period"].as_str().unwrap().into(), p["key"].as_str().unwrap().into(), p["amount"].as_str().unwrap().into(), p["estimated"].as_bool().unwrap()))
+        .map(|p| {
+            (
+                p["period"].as_str().unwrap().into(),
+                p["key"].as_str().unwrap().into(),
+                p["amount"].as_str().unwrap().into(),
+                p["estimated"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         points,
@@ -61,18 +68,46 @@ async fn costs_are_exact_one_source_per_day_and_the_csv_equals_the_json() {
         ]
     );
 
-    let monthly = app.get(&format!("{base}&group_by=account&granularity=month"), Some(&ana.token)).await;
+    let monthly = app
+        .get(
+            &format!("{base}&group_by=account&granularity=month"),
+            Some(&ana.token),
+        )
+        .await;
     assert_eq!(monthly.body["points"].as_array().unwrap().len(), 2);
     assert_eq!(monthly.body["total"], "14.865");
 
-    let csv = app.get(&format!("{base}&format=csv"), Some(&ana.token)).await;
-    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
-    let csv_total: Money = csv.text.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse::<Money>().unwrap()).sum();
-    assert_eq!(csv_total.to_string(), "14.865", "CSV export equals the JSON");
+    let csv = app
+        .get(&format!("{base}&format=csv"), Some(&ana.token))
+        .await;
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv_total: Money = csv
+        .text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse::<Money>().unwrap())
+        .sum();
+    assert_eq!(
+        csv_total.to_string(),
+        "14.865",
+        "CSV export equals the JSON"
+    );
     assert_eq!(csv.text.lines().count(), 5);
 
-    for (query, field) in [("group_by=team", "group_by"), ("granularity=week", "granularity"), ("from=2026-13-01", "from"), ("format=xml", "format")] {
-        let reply = app.get(&format!("/api/costs?{query}"), Some(&ana.token)).await;
+    for (query, field) in [
+        ("group_by=team", "group_by"),
+        ("granularity=week", "granularity"),
+        ("from=2026-13-01", "from"),
+        ("format=xml", "format"),
+    ] {
+        let reply = app
+            .get(&format!("/api/costs?{query}"), Some(&ana.token))
+            .await;
         assert_eq!(reply.field(), Some(field), "{query}: {}", reply.text);
         assert!(reply.status.is_client_error());
     }
@@ -115,13 +150,33 @@ async fn instances_and_their_cpu_are_per_tenant() {
         maximum: v,
         unit: "Percent".into(),
     };
-    app.store.upsert_metric_points(tenant, &[point(3, 12.5), point(2, 40.0)]).await.unwrap();
+    app.store
+        .upsert_metric_points(tenant, &[point(3, 12.5), point(2, 40.0)])
+        .await
+        .unwrap();
     let listed = app.get("/api/instances", Some(&ana.token)).await;
     assert_eq!(listed.body["instances"][0]["name"], "web");
-    let cpu = app.get("/api/instances/i-0123456789abcdef0/cpu", Some(&ana.token)).await;
+    let cpu = app
+        .get("/api/instances/i-0123456789abcdef0/cpu", Some(&ana.token))
+        .await;
     assert_eq!(cpu.status, StatusCode::OK);
-    let values: Vec<f64> = cpu.body["points"].as_array().unwrap().iter().map(|p| p["average"].as_f64().unwrap()).collect();
+    let values: Vec<f64> = cpu.body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["average"].as_f64().unwrap())
+        .collect();
     assert_eq!(values, vec![12.5, 40.0]);
-    assert!(app.get("/api/instances", Some(&bob.token)).await.body["instances"].as_array().unwrap().is_empty());
-    assert_eq!(app.get("/api/instances/i-0123456789abcdef0/cpu", Some(&bob.token)).await.status, StatusCode::NOT_FOUND);
+    assert!(
+        app.get("/api/instances", Some(&bob.token)).await.body["instances"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        app.get("/api/instances/i-0123456789abcdef0/cpu", Some(&bob.token))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

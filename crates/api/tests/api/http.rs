@@ -8,7 +8,10 @@ use serde_json::json;
 async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
     let health = app.get("/healthz", None).await;
-    assert_eq!((health.status, health.body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["database"], "ok");
@@ -26,20 +29,38 @@ async fn readiness_is_503_json_when_the_database_is_unreachable() {
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.code(), Some("database_unavailable"));
-    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK, "liveness must not depend on the database");
+    assert_eq!(
+        app.get("/healthz", None).await.status,
+        StatusCode::OK,
+        "liveness must not depend on the database"
+    );
 }
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_by_route_template() {
     let app = TestApp::spawn().await;
     app.get("/healthz", None).await;
-    app.get("/api/tenants/members/0b8f4c39-6a7e-4a43-9d1c-0e7ad1b3c5a1", None).await;
+    app.get(
+        "/api/tenants/members/0b8f4c39-6a7e-4a43-9d1c-0e7ad1b3c5a1",
+        None,
+    )
+    .await;
     let reply = app.get("/metrics", None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert!(reply.text.contains("http_requests_total"), "{}", reply.text);
     assert!(reply.text.contains("route=\"/healthz\""));
-    assert!(reply.text.contains("route=\"/api/tenants/members/{user_id}\""), "raw paths leak into labels");
+    assert!(
+        reply
+            .text
+            .contains("route=\"/api/tenants/members/{user_id}\""),
+        "raw paths leak into labels"
+    );
     assert!(!reply.text.contains("0b8f4c39"));
 }
 
@@ -47,7 +68,10 @@ async fn metrics_are_prometheus_text_by_route_template() {
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn().await;
     let missing = app.get("/api/nothing-here", None).await;
-    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (missing.status, missing.code()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let wrong_method = app.call(Method::PUT, "/healthz", None, None).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.code(), Some("method_not_allowed"));
@@ -56,12 +80,28 @@ async fn unknown_routes_and_methods_get_json_errors() {
 #[tokio::test]
 async fn malformed_bodies_are_400_naming_the_field_and_write_nothing() {
     let app = TestApp::spawn().await;
-    let missing = app.post("/api/auth/signup", None, json!({"email": "a@example.com", "tenant_name": "A"})).await;
-    assert_eq!((missing.status, missing.field()), (StatusCode::BAD_REQUEST, Some("password")));
-    let wrong_type = app
-        .post("/api/auth/signup", None, json!({"email": 42, "password": "a good long password", "tenant_name": "A"}))
+    let missing = app
+        .post(
+            "/api/auth/signup",
+            None,
+            json!({"email": "a@example.com", "tenant_name": "A"}),
+        )
         .await;
-    assert_eq!((wrong_type.status, wrong_type.field()), (StatusCode::BAD_REQUEST, Some("email")));
+    assert_eq!(
+        (missing.status, missing.field()),
+        (StatusCode::BAD_REQUEST, Some("password"))
+    );
+    let wrong_type = app
+        .post(
+            "/api/auth/signup",
+            None,
+            json!({"email": 42, "password": "a good long password", "tenant_name": "A"}),
+        )
+        .await;
+    assert_eq!(
+        (wrong_type.status, wrong_type.field()),
+        (StatusCode::BAD_REQUEST, Some("email"))
+    );
     let unknown = app
         .post(
             "/api/auth/signup",
@@ -69,7 +109,10 @@ async fn malformed_bodies_are_400_naming_the_field_and_write_nothing() {
             json!({"email": "a@example.com", "password": "a good long password", "tenant_name": "A", "is_global_owner": true}),
         )
         .await;
-    assert_eq!((unknown.status, unknown.field()), (StatusCode::BAD_REQUEST, Some("is_global_owner")));
+    assert_eq!(
+        (unknown.status, unknown.field()),
+        (StatusCode::BAD_REQUEST, Some("is_global_owner"))
+    );
 
     let not_json = app
         .client
@@ -80,13 +123,31 @@ async fn malformed_bodies_are_400_naming_the_field_and_write_nothing() {
         .await
         .unwrap();
     let not_json = TestApp::reply(not_json).await;
-    assert_eq!((not_json.status, not_json.code()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
+    assert_eq!(
+        (not_json.status, not_json.code()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
 
-    let form = app.client.post(app.url("/api/auth/signup")).body("email=a").send().await.unwrap();
+    let form = app
+        .client
+        .post(app.url("/api/auth/signup"))
+        .body("email=a")
+        .send()
+        .await
+        .unwrap();
     let form = TestApp::reply(form).await;
-    assert_eq!((form.status, form.code()), (StatusCode::BAD_REQUEST, Some("unsupported_media_type")));
+    assert_eq!(
+        (form.status, form.code()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_media_type"))
+    );
 
-    assert!(app.store.credentials_by_email("a@example.com").await.unwrap().is_none());
+    assert!(
+        app.store
+            .credentials_by_email("a@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(app.store.all_tenants().await.unwrap().is_empty());
 }
 
@@ -110,13 +171,25 @@ async fn bodies_over_one_mebibyte_are_413_and_write_nothing() {
         .await
         .unwrap();
     let chunked = TestApp::reply(chunked).await;
-    assert_eq!(chunked.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", chunked.text);
+    assert_eq!(
+        chunked.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        chunked.text
+    );
     assert_eq!(chunked.code(), Some("payload_too_large"));
-    assert!(app.store.credentials_by_email("big@example.com").await.unwrap().is_none());
+    assert!(
+        app.store
+            .credentials_by_email("big@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 fn futures_stream(bytes: Vec<u8>) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
     futures::stream::iter(chunks)
 }
 
@@ -125,7 +198,15 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let app = TestApp::spawn().await;
     let generated = app.get("/healthz", None).await;
     assert!(generated.headers.get("x-request-id").is_some());
-    let kept = app.call_with(Method::GET, "/api/nope", None, &[("x-request-id", "req-123")], None).await;
+    let kept = app
+        .call_with(
+            Method::GET,
+            "/api/nope",
+            None,
+            &[("x-request-id", "req-123")],
+            None,
+        )
+        .await;
     assert_eq!(kept.headers["x-request-id"], "req-123");
 }
 
@@ -151,15 +232,32 @@ async fn openapi_document_covers_every_route() {
         ("/api/tenants/members/{user_id}", "delete"),
         ("/api/admin/tenants", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from OpenAPI");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from OpenAPI"
+        );
     }
     // Every documented path is actually served (no 404 route-not-found for any of them).
     for path in paths.keys() {
         let concrete = path.replace("{user_id}", "0b8f4c39-6a7e-4a43-9d1c-0e7ad1b3c5a1");
-        let method = paths[path].as_object().unwrap().keys().next().unwrap().to_uppercase();
-        let reply = app.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None, None).await;
+        let method = paths[path]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .to_uppercase();
+        let reply = app
+            .call(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                &concrete,
+                None,
+                None,
+            )
+            .await;
         assert!(
-            !(reply.status == StatusCode::NOT_FOUND && reply.body["error"]["message"] == "route not found"),
+            !(reply.status == StatusCode::NOT_FOUND
+                && reply.body["error"]["message"] == "route not found"),
             "{method} {path} is documented but not routed"
         );
     }

@@ -9,16 +9,52 @@ async fn x_tenant_id_must_name_a_tenant_the_caller_belongs_to() {
     let app = TestApp::spawn().await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let bob = app.signup("bob@example.com", "Bobco").await;
-    let foreign = app.call_with(Method::GET, "/api/tenants/members", Some(&bob.token), &[("x-tenant-id", ana.tenant_id.as_str())], None).await;
-    assert_eq!((foreign.status, foreign.code(), foreign.field()), (StatusCode::FORBIDDEN, Some("not_a_member"), Some("X-Tenant-Id")));
+    let foreign = app
+        .call_with(
+            Method::GET,
+            "/api/tenants/members",
+            Some(&bob.token),
+            &[("x-tenant-id", ana.tenant_id.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (foreign.status, foreign.code(), foreign.field()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("not_a_member"),
+            Some("X-Tenant-Id")
+        )
+    );
     assert!(!foreign.text.contains("ana@example.com"));
     let unknown = app
-        .call_with(Method::GET, "/api/tenants/members", Some(&bob.token), &[("x-tenant-id", "0b8f4c39-6a7e-4a43-9d1c-0e7ad1b3c5a1")], None)
+        .call_with(
+            Method::GET,
+            "/api/tenants/members",
+            Some(&bob.token),
+            &[("x-tenant-id", "0b8f4c39-6a7e-4a43-9d1c-0e7ad1b3c5a1")],
+            None,
+        )
         .await;
-    assert_eq!(unknown.status, StatusCode::FORBIDDEN, "unknown and foreign tenants must look alike");
+    assert_eq!(
+        unknown.status,
+        StatusCode::FORBIDDEN,
+        "unknown and foreign tenants must look alike"
+    );
     assert_eq!(unknown.body, foreign.body);
-    let malformed = app.call_with(Method::GET, "/api/me", Some(&bob.token), &[("x-tenant-id", "acme")], None).await;
-    assert_eq!((malformed.status, malformed.field()), (StatusCode::BAD_REQUEST, Some("X-Tenant-Id")));
+    let malformed = app
+        .call_with(
+            Method::GET,
+            "/api/me",
+            Some(&bob.token),
+            &[("x-tenant-id", "acme")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (malformed.status, malformed.field()),
+        (StatusCode::BAD_REQUEST, Some("X-Tenant-Id"))
+    );
 }
 
 #[tokio::test]
@@ -27,23 +63,66 @@ async fn another_tenants_owner_cannot_read_or_change_its_members() {
     let ana = app.signup("ana@example.com", "Acme").await;
     let eve = app.signup("eve@example.com", "Evil").await;
     app.signup("bob@example.com", "Bobco").await;
-    app.post("/api/tenants/members", Some(&ana.token), json!({"email": "bob@example.com", "role": "viewer"})).await;
+    app.post(
+        "/api/tenants/members",
+        Some(&ana.token),
+        json!({"email": "bob@example.com", "role": "viewer"}),
+    )
+    .await;
 
     let listed = app.get("/api/tenants/members", Some(&eve.token)).await;
-    assert_eq!(listed.body["members"].as_array().unwrap().len(), 1, "eve sees only her own tenant");
+    assert_eq!(
+        listed.body["members"].as_array().unwrap().len(),
+        1,
+        "eve sees only her own tenant"
+    );
     assert!(!listed.text.contains("ana@example.com"));
 
-    let remove = app.call(Method::DELETE, &format!("/api/tenants/members/{}", ana.user_id), Some(&eve.token), None).await;
+    let remove = app
+        .call(
+            Method::DELETE,
+            &format!("/api/tenants/members/{}", ana.user_id),
+            Some(&eve.token),
+            None,
+        )
+        .await;
     assert_eq!(remove.status, StatusCode::NOT_FOUND);
-    let remove_by_email = app.call(Method::DELETE, "/api/tenants/members", Some(&eve.token), Some(json!({"email": "bob@example.com"}))).await;
+    let remove_by_email = app
+        .call(
+            Method::DELETE,
+            "/api/tenants/members",
+            Some(&eve.token),
+            Some(json!({"email": "bob@example.com"})),
+        )
+        .await;
     assert_eq!(remove_by_email.status, StatusCode::NOT_FOUND);
     // Adding ana to Evil only touches Evil's members; Acme is unchanged.
-    app.post("/api/tenants/members", Some(&eve.token), json!({"email": "ana@example.com", "role": "viewer"})).await;
-    let acme = app.store.members(ana.tenant_id.parse().unwrap()).await.unwrap();
-    let acme: Vec<(&str, cloudspend_core::Role)> = acme.iter().map(|m| (m.email.as_str(), m.role)).collect();
-    assert_eq!(acme, vec![("ana@example.com", cloudspend_core::Role::Owner), ("bob@example.com", cloudspend_core::Role::Viewer)]);
+    app.post(
+        "/api/tenants/members",
+        Some(&eve.token),
+        json!({"email": "ana@example.com", "role": "viewer"}),
+    )
+    .await;
+    let acme = app
+        .store
+        .members(ana.tenant_id.parse().unwrap())
+        .await
+        .unwrap();
+    let acme: Vec<(&str, cloudspend_core::Role)> =
+        acme.iter().map(|m| (m.email.as_str(), m.role)).collect();
+    assert_eq!(
+        acme,
+        vec![
+            ("ana@example.com", cloudspend_core::Role::Owner),
+            ("bob@example.com", cloudspend_core::Role::Viewer)
+        ]
+    );
     let me = app.get("/api/me", Some(&ana.token)).await;
-    assert_eq!(me.body["current_tenant"]["id"], ana.tenant_id.as_str(), "being invited elsewhere must not move ana's default tenant");
+    assert_eq!(
+        me.body["current_tenant"]["id"],
+        ana.tenant_id.as_str(),
+        "being invited elsewhere must not move ana's default tenant"
+    );
 }
 
 #[tokio::test]
@@ -52,10 +131,24 @@ async fn a_tenant_id_in_a_body_is_ignored_never_trusted() {
     let ana = app.signup("ana@example.com", "Acme").await;
     let eve = app.signup("eve@example.com", "Evil").await;
     let sneaky = app
-        .post("/api/tenants/members", Some(&eve.token), json!({"email": "eve@example.com", "role": "owner", "tenant_id": ana.tenant_id}))
+        .post(
+            "/api/tenants/members",
+            Some(&eve.token),
+            json!({"email": "eve@example.com", "role": "owner", "tenant_id": ana.tenant_id}),
+        )
         .await;
-    assert_eq!((sneaky.status, sneaky.field()), (StatusCode::BAD_REQUEST, Some("tenant_id")));
-    assert_eq!(app.store.members(ana.tenant_id.parse().unwrap()).await.unwrap().len(), 1);
+    assert_eq!(
+        (sneaky.status, sneaky.field()),
+        (StatusCode::BAD_REQUEST, Some("tenant_id"))
+    );
+    assert_eq!(
+        app.store
+            .members(ana.tenant_id.parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Every route in the OpenAPI document, called with tenant B's token and tenant A's ids (in
@@ -65,7 +158,9 @@ async fn a_tenant_id_in_a_body_is_ignored_never_trusted() {
 async fn no_route_lets_another_tenant_read_or_change_anything() {
     let _moto = cloudspend_aws_access::testing::shared().await;
     let app = TestApp::spawn().await;
-    let ana = app.signup("ana-secret-owner@example.com", "Acme Hidden Corp").await;
+    let ana = app
+        .signup("ana-secret-owner@example.com", "Acme Hidden Corp")
+        .await;
     let tenant_a: cloudspend_core::TenantId = ana.tenant_id.parse().unwrap();
     let account_a = cloudspend_aws_access::testing::unique_account_id();
     let now = chrono::Utc::now();
@@ -111,17 +206,52 @@ async fn no_route_lets_another_tenant_read_or_change_anything() {
     // Logging out revokes bob's own token: do it last.
     calls.sort_by_key(|(_, path)| path == "/api/auth/logout");
     assert!(calls.len() >= 20, "{calls:?}");
-    let secrets = [ana.tenant_id.as_str(), "ana-secret-owner", "Acme Hidden Corp", account_a.as_str(), external_a.as_str()];
+    let secrets = [
+        ana.tenant_id.as_str(),
+        "ana-secret-owner",
+        "Acme Hidden Corp",
+        account_a.as_str(),
+        external_a.as_str(),
+    ];
     for (method, path) in &calls {
-        let concrete = path.replace("{user_id}", &ana.user_id).replace("{instance_id}", "i-0123456789abcdef0");
+        let concrete = path
+            .replace("{user_id}", &ana.user_id)
+            .replace("{instance_id}", "i-0123456789abcdef0");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         for headers in [vec![], vec![("x-tenant-id", ana.tenant_id.as_str())]] {
-            let reply = app.call_with(method.clone(), &concrete, Some(&bob.token), &headers, Some(json!({}))).await;
+            let reply = app
+                .call_with(
+                    method.clone(),
+                    &concrete,
+                    Some(&bob.token),
+                    &headers,
+                    Some(json!({})),
+                )
+                .await;
             for secret in secrets {
-                assert!(!reply.text.contains(secret), "{method} {path} {headers:?} leaked `{secret}`: {}", reply.text);
+                assert!(
+                    !reply.text.contains(secret),
+                    "{method} {path} {headers:?} leaked `{secret}`: {}",
+                    reply.text
+                );
             }
-            if !headers.is_empty() && !matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/auth/signup" | "/api/auth/login" | "/api/auth/logout") {
-                assert!(reply.status.is_client_error(), "{method} {path} with A's tenant id answered {}", reply.status);
+            if !headers.is_empty()
+                && !matches!(
+                    path.as_str(),
+                    "/healthz"
+                        | "/readyz"
+                        | "/metrics"
+                        | "/api/openapi.json"
+                        | "/api/auth/signup"
+                        | "/api/auth/login"
+                        | "/api/auth/logout"
+                )
+            {
+                assert!(
+                    reply.status.is_client_error(),
+                    "{method} {path} with A's tenant id answered {}",
+                    reply.status
+                );
             }
         }
     }
