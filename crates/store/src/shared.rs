@@ -350,6 +350,8 @@ impl TryFrom<ConnectionRow> for AwsConnection {
     }
 }
 
+// The *_COLUMNS lists below are the only text ever spliced into SQL with format!: they are
+// compile-time constants. Every value goes through a bind parameter.
 pub(crate) const CONNECTION_COLUMNS: &str = "display_name, account_id, account_type, auth_method, role_arn, \
      access_key_id, secret_key_ciphertext, regions, cur_bucket, cur_prefix, athena_database, athena_table, \
      athena_workgroup, athena_results_bucket, athena_results_prefix, status, last_verified_at, last_error, warnings, \

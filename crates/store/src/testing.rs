@@ -34,6 +34,7 @@ pub async fn fresh_postgres_url() -> String {
                 crate::redact_url(&admin)
             )
         });
+    // `name` is `cs_test_` + 32 hex digits we generated: safe to splice (DDL takes no binds).
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
