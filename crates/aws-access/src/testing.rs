@@ -77,6 +77,35 @@ fn uuid_u128() -> u128 {
     cloudspend_core::TenantId::new().0.as_u128()
 }
 
+/// A saved role connection to `account_id` (the role [`role_in`] assumes), as onboarding
+/// would store it, for tests that exercise collection without onboarding.
+pub fn role_connection(
+    account_id: &str,
+    regions: &[&str],
+) -> cloudspend_core::connection::AwsConnection {
+    use cloudspend_core::connection::{
+        AccountType, AwsConnection, ConnectionAuth, ConnectionStatus,
+    };
+    let TenantCredentials::Role { role_arn, .. } = role_in(account_id) else {
+        unreachable!("role_in makes a role")
+    };
+    let now = chrono::Utc::now();
+    AwsConnection {
+        display_name: format!("account {account_id}"),
+        account_id: account_id.to_string(),
+        account_type: AccountType::Linked,
+        auth: ConnectionAuth::Role { role_arn },
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        cur: Default::default(),
+        status: ConnectionStatus::Connected,
+        last_verified_at: Some(now),
+        last_error: None,
+        warnings: vec![],
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Credentials that assume a role in `account_id` (moto moves every later call into it).
 pub fn role_in(account_id: &str) -> TenantCredentials {
     TenantCredentials::Role {

@@ -6,9 +6,6 @@ use chrono::Utc;
 use cloudspend_aws_access::testing::{self, unique_account_id};
 use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
 use cloudspend_core::TenantId;
-use cloudspend_core::connection::{
-    AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation,
-};
 use cloudspend_core::records::RunStatus;
 use cloudspend_store::{NewUser, Store};
 use std::collections::BTreeMap;
@@ -26,23 +23,7 @@ async fn connected_tenant(store: &Arc<dyn Store>, n: usize) -> TenantId {
         .await
         .unwrap();
     let account = unique_account_id();
-    let now = Utc::now();
-    let connection = AwsConnection {
-        display_name: format!("account {n}"),
-        account_id: account.clone(),
-        account_type: AccountType::Linked,
-        auth: ConnectionAuth::Role {
-            role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly"),
-        },
-        regions: vec!["us-east-1".into()],
-        cur: CurLocation::default(),
-        status: ConnectionStatus::Connected,
-        last_verified_at: Some(now),
-        last_error: None,
-        warnings: vec![],
-        created_at: now,
-        updated_at: now,
-    };
+    let connection = testing::role_connection(&account, &["us-east-1"]);
     store.put_connection(tenant.id, &connection).await.unwrap();
     tenant.id
 }

@@ -7,9 +7,7 @@ use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cloudspend_aws_access::testing::{self, Moto, role_in, unique_account_id};
 use cloudspend_collection::Collector;
-use cloudspend_core::connection::{
-    AccountType, AwsConnection, ConnectionAuth, ConnectionStatus, CurLocation,
-};
+use cloudspend_core::connection::CurLocation;
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::{Money, TenantId};
 use reqwest::{Method, StatusCode};
@@ -21,23 +19,7 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 /// directly here so these tests exercise collection alone).
 async fn connect(app: &TestApp, session: &Session, account: &str) -> TenantId {
     let tenant: TenantId = session.tenant_id.parse().unwrap();
-    let now = Utc::now();
-    let connection = AwsConnection {
-        display_name: "Test account".into(),
-        account_id: account.into(),
-        account_type: AccountType::Linked,
-        auth: ConnectionAuth::Role {
-            role_arn: format!("arn:aws:iam::{account}:role/CloudSpendReadOnly"),
-        },
-        regions: REGIONS.iter().map(|r| r.to_string()).collect(),
-        cur: CurLocation::default(),
-        status: ConnectionStatus::Connected,
-        last_verified_at: Some(now),
-        last_error: None,
-        warnings: vec![],
-        created_at: now,
-        updated_at: now,
-    };
+    let connection = cloudspend_aws_access::testing::role_connection(account, &REGIONS);
     app.store.put_connection(tenant, &connection).await.unwrap();
     tenant
 }
