@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use cloudspend_core::connection::AwsConnection;
 use cloudspend_core::records::{CostRecord, CostSource, Instance, MetricPoint};
-use cloudspend_core::{Role, RunId, TenantId, UserId};
+use cloudspend_core::{AnomalyId, Role, RunId, TenantId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -225,6 +225,115 @@ pub trait Store: Send + Sync + 'static {
         to: NaiveDate,
     ) -> Result<Vec<CostRecord>>;
 
+    /// Daily rollup rows of one dimension with `from <= day < to`, ordered by day then key;
+    /// only `keys` when given. Rollups hold the day's amounts after source precedence and are
+    /// rewritten with every cost write, so they always equal the sum of the chosen source rows.
+    async fn cost_rollup_days(
+        &self,
+        tenant: TenantId,
+        dimension: RollupDimension,
+        from: NaiveDate,
+        to: NaiveDate,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<RollupDay>>;
+
+    /// Each key's sum over `from <= day < to`, largest first.
+    async fn cost_rollup_totals(
+        &self,
+        tenant: TenantId,
+        dimension: RollupDimension,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupTotal>>;
+
+    // --- insights ----------------------------------------------------------------------------
+
+    /// Stores a full detection pass in one transaction and returns the anomalies it created.
+    /// An anomaly already stored for the same series and first day keeps its id and status and
+    /// takes the new figures; open anomalies the pass no longer reports (an estimate that was
+    /// revised away) are removed; ones a user has ruled on stay.
+    async fn sync_anomalies(
+        &self,
+        tenant: TenantId,
+        detected: &[NewAnomaly],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<StoredAnomaly>>;
+
+    /// Newest first (by first day).
+    async fn anomalies(
+        &self,
+        tenant: TenantId,
+        filter: &AnomalyFilter,
+    ) -> Result<Vec<StoredAnomaly>>;
+
+    async fn anomaly(&self, tenant: TenantId, id: AnomalyId) -> Result<Option<StoredAnomaly>>;
+
+    async fn count_anomalies(&self, tenant: TenantId, status: AnomalyStatus) -> Result<i64>;
+
+    /// `None` when the tenant has no such anomaly.
+    async fn set_anomaly_status(
+        &self,
+        tenant: TenantId,
+        id: AnomalyId,
+        status: AnomalyStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredAnomaly>>;
+
+    /// Replaces all of the tenant's recommendations, in one transaction.
+    async fn replace_recommendations(
+        &self,
+        tenant: TenantId,
+        recommendations: &[Recommendation],
+    ) -> Result<()>;
+
+    /// Largest savings first.
+    async fn recommendations(&self, tenant: TenantId) -> Result<Vec<Recommendation>>;
+
+    // --- alerts ------------------------------------------------------------------------------
+
+    async fn create_subscription(
+        &self,
+        tenant: TenantId,
+        subscription: NewSubscription,
+    ) -> Result<Subscription>;
+
+    async fn subscriptions(&self, tenant: TenantId) -> Result<Vec<Subscription>>;
+
+    /// False when the tenant has no such subscription. Its deliveries go with it.
+    async fn delete_subscription(&self, tenant: TenantId, id: uuid::Uuid) -> Result<bool>;
+
+    async fn set_digest_sent(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Queues deliveries; one already queued for the same subscription and subject is left as
+    /// it is. Returns how many were new.
+    async fn enqueue_deliveries(&self, tenant: TenantId, deliveries: &[NewDelivery])
+    -> Result<u64>;
+
+    /// Claims up to `limit` pending deliveries that are due, across tenants, by moving their
+    /// next attempt to `claim_until` and counting the attempt: two replicas never send the same
+    /// delivery at once, and one that dies mid-send is retried after `claim_until`.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
+
+    async fn finish_delivery(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        outcome: DeliveryOutcome,
+    ) -> Result<()>;
+
+    /// The latest deliveries, newest first.
+    async fn deliveries(&self, tenant: TenantId, limit: i64) -> Result<Vec<Delivery>>;
+
     // --- collection runs and jobs ----------------------------------------------------------
 
     async fn start_run(&self, run: NewRun) -> Result<RunId>;
@@ -233,6 +342,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest runs, newest first.
     async fn runs(&self, tenant: TenantId, limit: i64) -> Result<Vec<CollectionRun>>;
+
+    /// Per collector: its latest run and when it last succeeded.
+    async fn collector_health(&self, tenant: TenantId) -> Result<Vec<CollectorHealth>>;
+
+    /// AWS requests CloudSpend made for the tenant in runs started at or after `since`.
+    async fn aws_usage_since(&self, tenant: TenantId, since: DateTime<Utc>) -> Result<AwsUsage>;
+
+    /// Instances counted by state and type.
+    async fn instance_counts(&self, tenant: TenantId) -> Result<Vec<InstanceCount>>;
 
     /// Creates the job if missing (an existing job keeps its schedule).
     async fn ensure_job(&self, job: NewJob) -> Result<()>;

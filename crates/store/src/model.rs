@@ -1,10 +1,11 @@
 //! Rows the [`crate::Store`] reads and writes, in domain types.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cloudspend_core::connection::ConnectionStatus;
 use cloudspend_core::records::RunStatus;
-use cloudspend_core::{Role, RunId, TenantId, UserId};
+use cloudspend_core::{AnomalyId, Money, Role, RunId, TenantId, UserId};
 use serde::Serialize;
+use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -147,4 +148,247 @@ pub struct ConnectionStatusUpdate {
     pub last_error: Option<String>,
     pub warnings: Vec<String>,
     pub at: DateTime<Utc>,
+}
+
+// --- insights ------------------------------------------------------------------------------
+
+/// A breakdown kept in `cost_rollups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollupDimension {
+    Total,
+    Service,
+    Account,
+    Region,
+}
+
+impl RollupDimension {
+    pub const ALL: [RollupDimension; 4] = [Self::Total, Self::Service, Self::Account, Self::Region];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Total => "total",
+            Self::Service => "service",
+            Self::Account => "account",
+            Self::Region => "region",
+        }
+    }
+}
+
+/// One day of one key of a rollup, after source precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupDay {
+    pub day: NaiveDate,
+    /// Service name, account id or region; empty for the total.
+    pub key: String,
+    pub amount: Money,
+    /// Some of the amount is Cost Explorer's estimate.
+    pub estimated: bool,
+}
+
+/// The sum of one key of a rollup over a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupTotal {
+    pub key: String,
+    pub amount: Money,
+}
+
+/// The user's verdict on an anomaly (AWS calls these feedback YES / NO / PLANNED_ACTIVITY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+    Planned,
+}
+
+impl AnomalyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+            Self::Planned => "planned",
+        }
+    }
+}
+
+impl std::str::FromStr for AnomalyStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "acknowledged" => Ok(Self::Acknowledged),
+            "resolved" => Ok(Self::Resolved),
+            "planned" => Ok(Self::Planned),
+            other => Err(format!(
+                "unknown anomaly status `{other}`: use open, acknowledged, resolved or planned"
+            )),
+        }
+    }
+}
+
+/// An anomaly as the detector reports it, before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAnomaly {
+    /// "total", "service:AmazonEC2", "account:123456789012" or "region:us-east-1".
+    pub series: String,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub expected: Money,
+    pub lower: Money,
+    pub upper: Money,
+    pub actual: Money,
+    pub impact: Money,
+    pub impact_percent: f64,
+    pub score: f64,
+    /// low | medium | high | critical
+    pub severity: String,
+    pub root_causes: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnomaly {
+    pub id: AnomalyId,
+    pub detection: NewAnomaly,
+    pub status: AnomalyStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AnomalyFilter {
+    pub status: Option<AnomalyStatus>,
+    /// Anomalies whose last day is on or after this day.
+    pub from: Option<NaiveDate>,
+    /// Anomalies whose first day is before this day.
+    pub to: Option<NaiveDate>,
+    pub limit: i64,
+}
+
+/// A finding computed after collection (idle or oversized instance, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// idle | oversized | stopped_with_volumes
+    pub kind: String,
+    pub resource_id: String,
+    pub monthly_savings: Money,
+    /// Everything else the API shows (evidence, instance type, CPU figures, ...).
+    pub detail: serde_json::Value,
+    pub computed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    pub name: String,
+    /// webhook | email
+    pub channel: String,
+    /// A URL for webhooks, an address for email.
+    pub target: String,
+    /// absolute | percent
+    pub threshold_kind: String,
+    /// A decimal: money for absolute thresholds, a percentage for percent ones.
+    pub threshold: String,
+    /// immediate | daily
+    pub frequency: String,
+    /// The HMAC signing secret, sealed with the master key.
+    pub secret_ciphertext: String,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub id: Uuid,
+    pub name: String,
+    pub channel: String,
+    pub target: String,
+    pub threshold_kind: String,
+    pub threshold: String,
+    pub frequency: String,
+    #[serde(skip)]
+    pub secret_ciphertext: String,
+    pub created_at: DateTime<Utc>,
+    pub last_digest_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub subscription_id: Uuid,
+    /// anomaly | digest | budget | test
+    pub kind: String,
+    /// What the alert is about ("anomaly:<id>", "digest:2026-11-30"); a subscription gets one
+    /// delivery per subject however often it is enqueued.
+    pub subject_key: String,
+    pub payload: serde_json::Value,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub kind: String,
+    pub subject_key: String,
+    pub payload: serde_json::Value,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub response_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub status: DeliveryStatus,
+    /// When to try again while `status` is pending.
+    pub next_attempt_at: DateTime<Utc>,
+    pub response_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// The latest run of one collector and its latest successful one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorHealth {
+    pub collector: String,
+    pub last_run: CollectionRun,
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+/// What CloudSpend's own AWS calls for a tenant add up to over a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AwsUsage {
+    pub requests: i64,
+    pub ce_requests: i64,
+}
+
+/// Instances by state and type, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceCount {
+    pub state: String,
+    pub instance_type: String,
+    pub count: i64,
 }

@@ -366,6 +366,182 @@ pub(crate) const RUN_COLUMNS: &str = "id, collector, window_start, window_end, s
 pub(crate) const JOB_COLUMNS: &str =
     "tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct RollupDayRow {
+    pub day: NaiveDate,
+    pub key: String,
+    pub amount_nanos: i64,
+    pub estimated: bool,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AnomalyRow {
+    pub id: Uuid,
+    pub series: String,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub expected_nanos: i64,
+    pub lower_nanos: i64,
+    pub upper_nanos: i64,
+    pub actual_nanos: i64,
+    pub impact_nanos: i64,
+    pub impact_percent: f64,
+    pub score: f64,
+    pub severity: String,
+    pub root_causes: Json<serde_json::Value>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<AnomalyRow> for StoredAnomaly {
+    type Error = crate::StoreError;
+    fn try_from(r: AnomalyRow) -> Result<Self, Self::Error> {
+        Ok(StoredAnomaly {
+            id: cloudspend_core::AnomalyId(r.id),
+            detection: NewAnomaly {
+                series: r.series,
+                first_day: r.first_day,
+                last_day: r.last_day,
+                expected: Money::from_nanos(r.expected_nanos),
+                lower: Money::from_nanos(r.lower_nanos),
+                upper: Money::from_nanos(r.upper_nanos),
+                actual: Money::from_nanos(r.actual_nanos),
+                impact: Money::from_nanos(r.impact_nanos),
+                impact_percent: r.impact_percent,
+                score: r.score,
+                severity: r.severity,
+                root_causes: r.root_causes.0,
+            },
+            status: r.status.parse().map_err(crate::StoreError::Corrupt)?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RecommendationRow {
+    pub kind: String,
+    pub resource_id: String,
+    pub savings_nanos: i64,
+    pub detail: Json<serde_json::Value>,
+    pub computed_at: DateTime<Utc>,
+}
+
+impl From<RecommendationRow> for Recommendation {
+    fn from(r: RecommendationRow) -> Self {
+        Recommendation {
+            kind: r.kind,
+            resource_id: r.resource_id,
+            monthly_savings: Money::from_nanos(r.savings_nanos),
+            detail: r.detail.0,
+            computed_at: r.computed_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubscriptionRow {
+    pub id: Uuid,
+    pub name: String,
+    pub channel: String,
+    pub target: String,
+    pub threshold_kind: String,
+    pub threshold: String,
+    pub frequency: String,
+    pub secret_ciphertext: String,
+    pub created_at: DateTime<Utc>,
+    pub last_digest_at: Option<DateTime<Utc>>,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Subscription {
+            id: r.id,
+            name: r.name,
+            channel: r.channel,
+            target: r.target,
+            threshold_kind: r.threshold_kind,
+            threshold: r.threshold,
+            frequency: r.frequency,
+            secret_ciphertext: r.secret_ciphertext,
+            created_at: r.created_at,
+            last_digest_at: r.last_digest_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub kind: String,
+    pub subject_key: String,
+    pub payload: Json<serde_json::Value>,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub response_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = crate::StoreError;
+    fn try_from(r: DeliveryRow) -> Result<Self, Self::Error> {
+        let status = match r.status.as_str() {
+            "pending" => DeliveryStatus::Pending,
+            "delivered" => DeliveryStatus::Delivered,
+            "failed" => DeliveryStatus::Failed,
+            other => {
+                return Err(crate::StoreError::Corrupt(format!(
+                    "delivery status `{other}`"
+                )));
+            }
+        };
+        Ok(Delivery {
+            tenant_id: TenantId(r.tenant_id),
+            id: r.id,
+            subscription_id: r.subscription_id,
+            kind: r.kind,
+            subject_key: r.subject_key,
+            payload: r.payload.0,
+            status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            response_code: r.response_code,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub(crate) const ANOMALY_COLUMNS: &str = "id, series, first_day, last_day, expected_nanos, lower_nanos, upper_nanos, \
+     actual_nanos, impact_nanos, impact_percent, score, severity, root_causes, status, created_at, updated_at";
+pub(crate) const SUBSCRIPTION_COLUMNS: &str = "id, name, channel, target, threshold_kind, threshold, frequency, \
+     secret_ciphertext, created_at, last_digest_at";
+pub(crate) const DELIVERY_COLUMNS: &str = "tenant_id, id, subscription_id, kind, subject_key, payload, status, \
+     attempts, next_attempt_at, response_code, last_error, created_at, updated_at";
+
+/// Rewrites the rollups of `from <= day < to` from `daily_costs`, applying source precedence
+/// per day (the CUR where it has rows for the day, Cost Explorer otherwise).
+pub(crate) const REFRESH_ROLLUPS: &str = "INSERT INTO cost_rollups (tenant_id, day, dimension, key, amount_nanos, estimated) \
+     SELECT d.tenant_id, d.day, dim.dimension, \
+            CASE dim.dimension WHEN 'total' THEN '' WHEN 'service' THEN d.service \
+                               WHEN 'account' THEN d.account_id ELSE d.region END, \
+            SUM(d.unblended_nanos), MAX(CASE WHEN d.estimated THEN 1 ELSE 0 END) = 1 \
+     FROM daily_costs d \
+     CROSS JOIN (SELECT 'total' AS dimension UNION ALL SELECT 'service' UNION ALL SELECT 'account' \
+                 UNION ALL SELECT 'region') AS dim \
+     WHERE d.tenant_id = $1 AND d.day >= $2 AND d.day < $3 \
+       AND d.source = CASE WHEN EXISTS (SELECT 1 FROM daily_costs c WHERE c.tenant_id = d.tenant_id \
+                                        AND c.day = d.day AND c.source = 'cur') THEN 'cur' ELSE 'ce' END \
+     GROUP BY d.tenant_id, d.day, dim.dimension, 4";
+
 /// Expands `impl Store for $store` over `sqlx::Pool<$db>` in `self.pool`. The backend supplies
 /// its migrator and its job-leasing statement (the one place the dialects differ).
 macro_rules! impl_store {
@@ -377,7 +553,7 @@ macro_rules! impl_store {
         use chrono::{DateTime, NaiveDate, Utc};
         use cloudspend_core::connection::{AwsConnection, ConnectionAuth};
         use cloudspend_core::records::{CostRecord, Instance, MetricPoint};
-        use cloudspend_core::{Role, RunId, TenantId, UserId};
+        use cloudspend_core::{Money, Role, RunId, TenantId, UserId};
         use sqlx::$db;
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -843,6 +1019,12 @@ macro_rules! impl_store {
             async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> $crate::Result<u64> {
                 let mut tx = self.pool.begin().await?;
                 let written = insert_costs(&mut tx, tenant, records).await?;
+                if let (Some(first), Some(last)) = (
+                    records.iter().map(|r| r.day).min(),
+                    records.iter().map(|r| r.day).max(),
+                ) {
+                    refresh_rollups(&mut tx, tenant, first, last + chrono::Duration::days(1)).await?;
+                }
                 tx.commit().await?;
                 Ok(written)
             }
@@ -864,6 +1046,14 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 let written = insert_costs(&mut tx, tenant, records).await?;
+                // Records may fall outside the window they replace; cover both.
+                let first = records.iter().map(|r| r.day).min().map_or(from, |d| d.min(from));
+                let end = records
+                    .iter()
+                    .map(|r| r.day + chrono::Duration::days(1))
+                    .max()
+                    .map_or(to, |d| d.max(to));
+                refresh_rollups(&mut tx, tenant, first, end).await?;
                 tx.commit().await?;
                 Ok(written)
             }
@@ -881,6 +1071,434 @@ macro_rules! impl_store {
                 let rows: Vec<CostRow> =
                     sqlx::query_as(&sql).bind(tenant.0).bind(from).bind(to).fetch_all(&self.pool).await?;
                 rows.into_iter().map(CostRecord::try_from).collect()
+            }
+
+            async fn cost_rollup_days(
+                &self,
+                tenant: TenantId,
+                dimension: RollupDimension,
+                from: NaiveDate,
+                to: NaiveDate,
+                keys: Option<&[String]>,
+            ) -> $crate::Result<Vec<RollupDay>> {
+                if keys.is_some_and(|k| k.is_empty()) {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT day, key, amount_nanos, estimated FROM cost_rollups WHERE tenant_id = ",
+                );
+                q.push_bind(tenant.0)
+                    .push(" AND dimension = ")
+                    .push_bind(dimension.as_str())
+                    .push(" AND day >= ")
+                    .push_bind(from)
+                    .push(" AND day < ")
+                    .push_bind(to);
+                if let Some(keys) = keys {
+                    q.push(" AND key IN (");
+                    let mut list = q.separated(", ");
+                    for key in keys {
+                        list.push_bind(key.clone());
+                    }
+                    q.push(")");
+                }
+                q.push(" ORDER BY day, key");
+                let rows: Vec<RollupDayRow> = q.build_query_as().fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| RollupDay {
+                        day: r.day,
+                        key: r.key,
+                        amount: Money::from_nanos(r.amount_nanos),
+                        estimated: r.estimated,
+                    })
+                    .collect())
+            }
+
+            async fn cost_rollup_totals(
+                &self,
+                tenant: TenantId,
+                dimension: RollupDimension,
+                from: NaiveDate,
+                to: NaiveDate,
+            ) -> $crate::Result<Vec<RollupTotal>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT key, CAST(SUM(amount_nanos) AS BIGINT) AS amount FROM cost_rollups \
+                     WHERE tenant_id = $1 AND dimension = $2 AND day >= $3 AND day < $4 \
+                     GROUP BY key ORDER BY amount DESC, key",
+                )
+                .bind(tenant.0)
+                .bind(dimension.as_str())
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(key, nanos)| RollupTotal { key, amount: Money::from_nanos(nanos) })
+                    .collect())
+            }
+
+            async fn sync_anomalies(
+                &self,
+                tenant: TenantId,
+                detected: &[NewAnomaly],
+                at: DateTime<Utc>,
+            ) -> $crate::Result<Vec<StoredAnomaly>> {
+                let at = $crate::micros(at);
+                let mut tx = self.pool.begin().await?;
+                let existing: Vec<(Uuid, String, NaiveDate, String)> = sqlx::query_as(
+                    "SELECT id, series, first_day, status FROM anomalies WHERE tenant_id = $1",
+                )
+                .bind(tenant.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                let known: std::collections::HashMap<(String, NaiveDate), Uuid> = existing
+                    .iter()
+                    .map(|(id, series, day, _)| ((series.clone(), *day), *id))
+                    .collect();
+                let detected = last_per_key(detected, |a| (&a.series, a.first_day));
+                let wanted: std::collections::HashSet<(&str, NaiveDate)> =
+                    detected.iter().map(|a| (a.series.as_str(), a.first_day)).collect();
+                for (id, series, day, status) in &existing {
+                    if status == "open" && !wanted.contains(&(series.as_str(), *day)) {
+                        sqlx::query("DELETE FROM anomalies WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant.0)
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                let mut created = Vec::new();
+                for a in detected {
+                    let id = known.get(&(a.series.clone(), a.first_day)).copied();
+                    let is_new = id.is_none();
+                    let id = id.unwrap_or_else(Uuid::new_v4);
+                    sqlx::query(
+                        "INSERT INTO anomalies (tenant_id, id, series, first_day, last_day, expected_nanos, lower_nanos, \
+                         upper_nanos, actual_nanos, impact_nanos, impact_percent, score, severity, root_causes, status, \
+                         created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'open', $15, $15) \
+                         ON CONFLICT (tenant_id, id) DO UPDATE SET last_day = excluded.last_day, \
+                         expected_nanos = excluded.expected_nanos, lower_nanos = excluded.lower_nanos, \
+                         upper_nanos = excluded.upper_nanos, actual_nanos = excluded.actual_nanos, \
+                         impact_nanos = excluded.impact_nanos, impact_percent = excluded.impact_percent, \
+                         score = excluded.score, severity = excluded.severity, root_causes = excluded.root_causes, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(tenant.0)
+                    .bind(id)
+                    .bind(&a.series)
+                    .bind(a.first_day)
+                    .bind(a.last_day)
+                    .bind(a.expected.nanos())
+                    .bind(a.lower.nanos())
+                    .bind(a.upper.nanos())
+                    .bind(a.actual.nanos())
+                    .bind(a.impact.nanos())
+                    .bind(a.impact_percent)
+                    .bind(a.score)
+                    .bind(&a.severity)
+                    .bind(Json(&a.root_causes))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    if is_new {
+                        created.push(StoredAnomaly {
+                            id: cloudspend_core::AnomalyId(id),
+                            detection: a.clone(),
+                            status: AnomalyStatus::Open,
+                            created_at: at,
+                            updated_at: at,
+                        });
+                    }
+                }
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn anomalies(&self, tenant: TenantId, filter: &AnomalyFilter) -> $crate::Result<Vec<StoredAnomaly>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!("SELECT {ANOMALY_COLUMNS} FROM anomalies WHERE tenant_id = "));
+                q.push_bind(tenant.0);
+                if let Some(status) = filter.status {
+                    q.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(from) = filter.from {
+                    q.push(" AND last_day >= ").push_bind(from);
+                }
+                if let Some(to) = filter.to {
+                    q.push(" AND first_day < ").push_bind(to);
+                }
+                q.push(" ORDER BY first_day DESC, impact_nanos DESC, id LIMIT ").push_bind(filter.limit.max(0));
+                let rows: Vec<AnomalyRow> = q.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(StoredAnomaly::try_from).collect()
+            }
+
+            async fn anomaly(&self, tenant: TenantId, id: cloudspend_core::AnomalyId) -> $crate::Result<Option<StoredAnomaly>> {
+                let sql = format!("SELECT {ANOMALY_COLUMNS} FROM anomalies WHERE tenant_id = $1 AND id = $2");
+                let row: Option<AnomalyRow> = sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(&self.pool).await?;
+                row.map(StoredAnomaly::try_from).transpose()
+            }
+
+            async fn count_anomalies(&self, tenant: TenantId, status: AnomalyStatus) -> $crate::Result<i64> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM anomalies WHERE tenant_id = $1 AND status = $2")
+                    .bind(tenant.0)
+                    .bind(status.as_str())
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
+            }
+
+            async fn set_anomaly_status(
+                &self,
+                tenant: TenantId,
+                id: cloudspend_core::AnomalyId,
+                status: AnomalyStatus,
+                at: DateTime<Utc>,
+            ) -> $crate::Result<Option<StoredAnomaly>> {
+                let done = sqlx::query("UPDATE anomalies SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+                    .bind(status.as_str())
+                    .bind($crate::micros(at))
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                self.anomaly(tenant, id).await
+            }
+
+            async fn replace_recommendations(&self, tenant: TenantId, recommendations: &[Recommendation]) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM recommendations WHERE tenant_id = $1").bind(tenant.0).execute(&mut *tx).await?;
+                let recommendations = last_per_key(recommendations, |r| (&r.kind, &r.resource_id));
+                for chunk in recommendations.chunks(BATCH_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO recommendations (tenant_id, kind, resource_id, savings_nanos, detail, computed_at) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(tenant.0)
+                            .push_bind(r.kind.clone())
+                            .push_bind(r.resource_id.clone())
+                            .push_bind(r.monthly_savings.nanos())
+                            .push_bind(Json(r.detail.clone()))
+                            .push_bind($crate::micros(r.computed_at));
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn recommendations(&self, tenant: TenantId) -> $crate::Result<Vec<Recommendation>> {
+                let rows: Vec<RecommendationRow> = sqlx::query_as(
+                    "SELECT kind, resource_id, savings_nanos, detail, computed_at FROM recommendations \
+                     WHERE tenant_id = $1 ORDER BY savings_nanos DESC, kind, resource_id",
+                )
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Recommendation::from).collect())
+            }
+
+            async fn create_subscription(&self, tenant: TenantId, n: NewSubscription) -> $crate::Result<Subscription> {
+                let id = Uuid::new_v4();
+                let created_at = $crate::micros(n.created_at);
+                sqlx::query(
+                    "INSERT INTO alert_subscriptions (tenant_id, id, name, channel, target, threshold_kind, threshold, \
+                     frequency, secret_ciphertext, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(&n.name)
+                .bind(&n.channel)
+                .bind(&n.target)
+                .bind(&n.threshold_kind)
+                .bind(&n.threshold)
+                .bind(&n.frequency)
+                .bind(&n.secret_ciphertext)
+                .bind(n.created_by.map(|u| u.0))
+                .bind(created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(Subscription {
+                    id,
+                    name: n.name,
+                    channel: n.channel,
+                    target: n.target,
+                    threshold_kind: n.threshold_kind,
+                    threshold: n.threshold,
+                    frequency: n.frequency,
+                    secret_ciphertext: n.secret_ciphertext,
+                    created_at,
+                    last_digest_at: None,
+                })
+            }
+
+            async fn subscriptions(&self, tenant: TenantId) -> $crate::Result<Vec<Subscription>> {
+                let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM alert_subscriptions WHERE tenant_id = $1 ORDER BY created_at, id");
+                let rows: Vec<SubscriptionRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Subscription::from).collect())
+            }
+
+            async fn delete_subscription(&self, tenant: TenantId, id: Uuid) -> $crate::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM alert_deliveries WHERE tenant_id = $1 AND subscription_id = $2")
+                    .bind(tenant.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM alert_subscriptions WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_digest_sent(&self, tenant: TenantId, id: Uuid, at: DateTime<Utc>) -> $crate::Result<()> {
+                sqlx::query("UPDATE alert_subscriptions SET last_digest_at = $1 WHERE tenant_id = $2 AND id = $3")
+                    .bind($crate::micros(at))
+                    .bind(tenant.0)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn enqueue_deliveries(&self, tenant: TenantId, deliveries: &[NewDelivery]) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut created = 0;
+                for d in deliveries {
+                    let at = $crate::micros(d.next_attempt_at);
+                    let done = sqlx::query(
+                        "INSERT INTO alert_deliveries (tenant_id, id, subscription_id, kind, subject_key, payload, status, \
+                         attempts, next_attempt_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7) \
+                         ON CONFLICT (tenant_id, subscription_id, subject_key) DO NOTHING",
+                    )
+                    .bind(tenant.0)
+                    .bind(Uuid::new_v4())
+                    .bind(d.subscription_id)
+                    .bind(&d.kind)
+                    .bind(&d.subject_key)
+                    .bind(Json(&d.payload))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    created += done.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn claim_due_deliveries(
+                &self,
+                now: DateTime<Utc>,
+                claim_until: DateTime<Utc>,
+                limit: i64,
+            ) -> $crate::Result<Vec<Delivery>> {
+                // The outer `next_attempt_at <= now` is re-checked by PostgreSQL on a row another
+                // transaction just claimed, so a row is never claimed twice.
+                let sql = format!(
+                    "UPDATE alert_deliveries SET next_attempt_at = $1, attempts = attempts + 1 \
+                     WHERE status = 'pending' AND next_attempt_at <= $2 AND (tenant_id, id) IN ( \
+                       SELECT tenant_id, id FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+                       ORDER BY next_attempt_at LIMIT $3) \
+                     RETURNING {DELIVERY_COLUMNS}"
+                );
+                let rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
+                    .bind($crate::micros(claim_until))
+                    .bind($crate::micros(now))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(Delivery::try_from).collect()
+            }
+
+            async fn finish_delivery(&self, tenant: TenantId, id: Uuid, o: DeliveryOutcome) -> $crate::Result<()> {
+                sqlx::query(
+                    "UPDATE alert_deliveries SET status = $1, next_attempt_at = $2, response_code = $3, last_error = $4, \
+                     updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+                )
+                .bind(o.status.as_str())
+                .bind($crate::micros(o.next_attempt_at))
+                .bind(o.response_code)
+                .bind(o.last_error)
+                .bind($crate::micros(o.at))
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn deliveries(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<Delivery>> {
+                let sql = format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE tenant_id = $1 \
+                     ORDER BY updated_at DESC, id LIMIT $2"
+                );
+                let rows: Vec<DeliveryRow> = sqlx::query_as(&sql).bind(tenant.0).bind(limit).fetch_all(&self.pool).await?;
+                rows.into_iter().map(Delivery::try_from).collect()
+            }
+
+            async fn collector_health(&self, tenant: TenantId) -> $crate::Result<Vec<CollectorHealth>> {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM collection_runs r WHERE tenant_id = $1 AND started_at = ( \
+                       SELECT MAX(started_at) FROM collection_runs l WHERE l.tenant_id = r.tenant_id \
+                       AND l.collector = r.collector) ORDER BY collector, id"
+                );
+                let latest: Vec<RunRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_all(&self.pool).await?;
+                let successes: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+                    "SELECT collector, MAX(finished_at) FROM collection_runs WHERE tenant_id = $1 \
+                     AND status = 'succeeded' GROUP BY collector",
+                )
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await?;
+                let successes: std::collections::HashMap<String, Option<DateTime<Utc>>> = successes.into_iter().collect();
+                let mut out: Vec<CollectorHealth> = Vec::new();
+                for row in latest {
+                    let run = CollectionRun::try_from(row)?;
+                    if out.last().is_some_and(|h| h.collector == run.collector) {
+                        continue;
+                    }
+                    out.push(CollectorHealth {
+                        collector: run.collector.clone(),
+                        last_success_at: successes.get(&run.collector).copied().flatten(),
+                        last_run: run,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn aws_usage_since(&self, tenant: TenantId, since: DateTime<Utc>) -> $crate::Result<AwsUsage> {
+                let (requests, ce_requests): (i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(aws_requests), 0) AS BIGINT), CAST(COALESCE(SUM(ce_requests), 0) AS BIGINT) \
+                     FROM collection_runs WHERE tenant_id = $1 AND started_at >= $2",
+                )
+                .bind(tenant.0)
+                .bind($crate::micros(since))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(AwsUsage { requests, ce_requests })
+            }
+
+            async fn instance_counts(&self, tenant: TenantId) -> $crate::Result<Vec<InstanceCount>> {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT state, instance_type, COUNT(*) FROM ec2_instances WHERE tenant_id = $1 \
+                     GROUP BY state, instance_type ORDER BY state, instance_type",
+                )
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(state, instance_type, count)| InstanceCount { state, instance_type, count })
+                    .collect())
             }
 
             async fn start_run(&self, run: NewRun) -> $crate::Result<RunId> {
@@ -1123,6 +1741,25 @@ macro_rules! impl_store {
                 written += q.build().execute(&mut **tx).await?.rows_affected();
             }
             Ok(written)
+        }
+
+        async fn refresh_rollups(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+            from: NaiveDate,
+            to: NaiveDate,
+        ) -> $crate::Result<()> {
+            sqlx::query(
+                "DELETE FROM cost_rollups WHERE tenant_id = $1 \
+                 AND dimension IN ('total', 'service', 'account', 'region') AND day >= $2 AND day < $3",
+            )
+                .bind(tenant.0)
+                .bind(from)
+                .bind(to)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(REFRESH_ROLLUPS).bind(tenant.0).bind(from).bind(to).execute(&mut **tx).await?;
+            Ok(())
         }
 
         async fn insert_costs(

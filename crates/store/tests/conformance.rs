@@ -736,6 +736,441 @@ async fn connections_are_one_per_tenant_and_scoped(store: Arc<dyn Store>) {
     );
 }
 
+fn cur(d: u32, service: &str, region: &str, amount: &str) -> CostRecord {
+    CostRecord {
+        source: CostSource::Cur,
+        region: region.into(),
+        resource_id: format!("i-{service}"),
+        ..ce(d, service, amount, false)
+    }
+}
+
+async fn rollup_map(
+    store: &Arc<dyn Store>,
+    tenant: TenantId,
+    dimension: RollupDimension,
+) -> Vec<(NaiveDate, String, String, bool)> {
+    store
+        .cost_rollup_days(tenant, dimension, day(1), day(31), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.day, r.key, r.amount.to_string(), r.estimated))
+        .collect()
+}
+
+async fn rollups_follow_every_cost_write_with_cur_over_ce(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "roll@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-roll@example.com").await;
+    store
+        .upsert_daily_costs(
+            t.id,
+            &[
+                ce(1, "AmazonEC2", "10.50", false),
+                ce(1, "AmazonS3", "-2.25", false),
+                ce(2, "AmazonEC2", "7", true),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_daily_costs(other.id, &[ce(1, "AmazonEC2", "999", false)])
+        .await
+        .unwrap();
+    assert_eq!(
+        rollup_map(&store, t.id, RollupDimension::Total).await,
+        vec![
+            (day(1), "".into(), "8.25".into(), false),
+            (day(2), "".into(), "7.00".into(), true),
+        ]
+    );
+    // The CUR covers day 2: that day is the CUR's alone, Cost Explorer's rows no longer count.
+    store
+        .replace_daily_costs(
+            t.id,
+            CostSource::Cur,
+            day(2),
+            day(3),
+            &[
+                cur(2, "AmazonEC2", "eu-west-1", "6.10"),
+                cur(2, "AWSLambda", "eu-west-1", "0.000000001"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rollup_map(&store, t.id, RollupDimension::Service).await,
+        vec![
+            (day(1), "AmazonEC2".into(), "10.50".into(), false),
+            (day(1), "AmazonS3".into(), "-2.25".into(), false),
+            (day(2), "AWSLambda".into(), "0.000000001".into(), false),
+            (day(2), "AmazonEC2".into(), "6.10".into(), false),
+        ]
+    );
+    assert_eq!(
+        rollup_map(&store, t.id, RollupDimension::Region).await[1..],
+        [(day(2), "eu-west-1".into(), "6.100000001".into(), false)]
+    );
+    // Emptying the CUR window hands the day back to Cost Explorer.
+    store
+        .replace_daily_costs(t.id, CostSource::Cur, day(2), day(3), &[])
+        .await
+        .unwrap();
+    let totals = store
+        .cost_rollup_totals(t.id, RollupDimension::Service, day(1), day(31))
+        .await
+        .unwrap();
+    assert_eq!(
+        totals
+            .iter()
+            .map(|t| (t.key.as_str(), t.amount.to_string()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("AmazonEC2", "17.50".to_string()),
+            ("AmazonS3", "-2.25".to_string())
+        ]
+    );
+    let only_s3 = store
+        .cost_rollup_days(
+            t.id,
+            RollupDimension::Service,
+            day(1),
+            day(31),
+            Some(&["AmazonS3".to_string()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(only_s3.len(), 1);
+    assert_eq!(
+        rollup_map(&store, other.id, RollupDimension::Total).await,
+        vec![(day(1), "".into(), "999.00".into(), false)]
+    );
+}
+
+fn detected(series: &str, first: u32, impact: &str) -> NewAnomaly {
+    NewAnomaly {
+        series: series.into(),
+        first_day: day(first),
+        last_day: day(first),
+        expected: money("10"),
+        lower: money("8"),
+        upper: money("12"),
+        actual: money("10") + money(impact),
+        impact: money(impact),
+        impact_percent: 50.0,
+        score: 6.5,
+        severity: "high".into(),
+        root_causes: serde_json::json!([{"dimension": "service", "key": "AmazonEC2"}]),
+    }
+}
+
+async fn anomalies_keep_ids_and_user_verdicts_across_detections(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "anom@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-anom@example.com").await;
+    let created = store
+        .sync_anomalies(
+            t.id,
+            &[
+                detected("total", 5, "5"),
+                detected("service:AmazonEC2", 9, "7"),
+            ],
+            at(1, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 2);
+    let ec2 = created
+        .iter()
+        .find(|a| a.detection.series != "total")
+        .unwrap()
+        .id;
+    let total = created
+        .iter()
+        .find(|a| a.detection.series == "total")
+        .unwrap()
+        .id;
+    let acked = store
+        .set_anomaly_status(t.id, ec2, AnomalyStatus::Acknowledged, at(2, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acked.status, AnomalyStatus::Acknowledged);
+    assert!(
+        store
+            .set_anomaly_status(other.id, ec2, AnomalyStatus::Resolved, at(2, 0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A second pass that still sees the EC2 anomaly (bigger now) but no longer the total one.
+    let again = store
+        .sync_anomalies(t.id, &[detected("service:AmazonEC2", 9, "9")], at(3, 0))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "nothing new");
+    let all = store
+        .anomalies(
+            t.id,
+            &AnomalyFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "the open total anomaly was revised away");
+    assert_eq!(all[0].id, ec2);
+    assert_eq!(all[0].status, AnomalyStatus::Acknowledged);
+    assert_eq!(all[0].detection.impact, money("9"));
+    assert_eq!(all[0].detection.root_causes[0]["key"], "AmazonEC2");
+    assert!(store.anomaly(t.id, total).await.unwrap().is_none());
+    assert!(store.anomaly(other.id, ec2).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .count_anomalies(t.id, AnomalyStatus::Acknowledged)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_anomalies(t.id, AnomalyStatus::Open)
+            .await
+            .unwrap(),
+        0
+    );
+    let open_only = AnomalyFilter {
+        status: Some(AnomalyStatus::Open),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.anomalies(t.id, &open_only).await.unwrap().is_empty());
+    let window = AnomalyFilter {
+        from: Some(day(10)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.anomalies(t.id, &window).await.unwrap().is_empty());
+    assert!(
+        store
+            .anomalies(
+                other.id,
+                &AnomalyFilter {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn recommendations_are_replaced_per_tenant(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "rec@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-rec@example.com").await;
+    let rec = |id: &str, savings: &str| Recommendation {
+        kind: "idle".into(),
+        resource_id: id.into(),
+        monthly_savings: money(savings),
+        detail: serde_json::json!({"cpu_p95": 1.5}),
+        computed_at: at(1, 0),
+    };
+    store
+        .replace_recommendations(t.id, &[rec("i-a", "5"), rec("i-b", "70.08")])
+        .await
+        .unwrap();
+    store
+        .replace_recommendations(other.id, &[rec("i-z", "1")])
+        .await
+        .unwrap();
+    let got = store.recommendations(t.id).await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|r| r.resource_id.as_str())
+            .collect::<Vec<_>>(),
+        ["i-b", "i-a"]
+    );
+    assert_eq!(got[0].detail["cpu_p95"], 1.5);
+    store
+        .replace_recommendations(t.id, &[rec("i-c", "1")])
+        .await
+        .unwrap();
+    assert_eq!(store.recommendations(t.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.recommendations(other.id).await.unwrap()[0].resource_id,
+        "i-z"
+    );
+}
+
+async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>) {
+    let (owner, t) = tenant_with_owner(&store, "alert@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-alert@example.com").await;
+    let sub = store
+        .create_subscription(
+            t.id,
+            NewSubscription {
+                name: "ops".into(),
+                channel: "webhook".into(),
+                target: "http://127.0.0.1:9/hook".into(),
+                threshold_kind: "absolute".into(),
+                threshold: "100".into(),
+                frequency: "immediate".into(),
+                secret_ciphertext: "v1:sealed".into(),
+                created_by: Some(owner.id),
+                created_at: at(1, 0),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.subscriptions(t.id).await.unwrap(), vec![sub.clone()]);
+    assert!(store.subscriptions(other.id).await.unwrap().is_empty());
+    let delivery = |subject: &str| NewDelivery {
+        subscription_id: sub.id,
+        kind: "anomaly".into(),
+        subject_key: subject.into(),
+        payload: serde_json::json!({"subject": subject}),
+        next_attempt_at: at(1, 0),
+    };
+    assert_eq!(
+        store
+            .enqueue_deliveries(t.id, &[delivery("a"), delivery("b")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .enqueue_deliveries(t.id, &[delivery("a")])
+            .await
+            .unwrap(),
+        0,
+        "one per subject"
+    );
+    let claimed = store
+        .claim_due_deliveries(at(1, 5), at(1, 10), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.attempts == 1 && d.tenant_id == t.id)
+    );
+    assert!(
+        store
+            .claim_due_deliveries(at(1, 6), at(1, 10), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed"
+    );
+    store
+        .finish_delivery(
+            t.id,
+            claimed[0].id,
+            DeliveryOutcome {
+                status: DeliveryStatus::Delivered,
+                next_attempt_at: at(1, 6),
+                response_code: Some(204),
+                last_error: None,
+                at: at(1, 6),
+            },
+        )
+        .await
+        .unwrap();
+    // The other claim was lost (a replica died): it is due again once the claim runs out.
+    let retried = store
+        .claim_due_deliveries(at(1, 11), at(1, 20), 10)
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, claimed[1].id);
+    assert_eq!(retried[0].attempts, 2);
+    let log = store.deliveries(t.id, 10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(
+        log.iter()
+            .any(|d| d.status == DeliveryStatus::Delivered && d.response_code == Some(204))
+    );
+    assert!(store.deliveries(other.id, 10).await.unwrap().is_empty());
+    assert!(!store.delete_subscription(other.id, sub.id).await.unwrap());
+    assert!(store.delete_subscription(t.id, sub.id).await.unwrap());
+    assert!(store.deliveries(t.id, 10).await.unwrap().is_empty());
+}
+
+async fn collector_health_and_aws_usage_sum_runs(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "health@example.com").await;
+    let run = |collector: &str, h: u32, status: RunStatus, requests: i64| {
+        let store = store.clone();
+        let collector = collector.to_string();
+        async move {
+            let id = store
+                .start_run(NewRun {
+                    tenant_id: t.id,
+                    collector,
+                    window_start: at(0, 0),
+                    window_end: at(h, 0),
+                    started_at: at(h, 0),
+                })
+                .await
+                .unwrap();
+            store
+                .finish_run(
+                    t.id,
+                    id,
+                    RunOutcome {
+                        status,
+                        finished_at: at(h, 1),
+                        rows_written: 1,
+                        aws_requests: requests,
+                        ce_requests: requests / 2,
+                        retries: 0,
+                        error: (status == RunStatus::Failed).then(|| "boom".to_string()),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    };
+    run("ec2", 1, RunStatus::Succeeded, 4).await;
+    run("ec2", 2, RunStatus::Failed, 2).await;
+    run("costexplorer", 3, RunStatus::Succeeded, 10).await;
+    let health = store.collector_health(t.id).await.unwrap();
+    assert_eq!(health.len(), 2);
+    assert_eq!(health[0].collector, "costexplorer");
+    assert_eq!(health[1].collector, "ec2");
+    assert_eq!(health[1].last_run.status, RunStatus::Failed);
+    assert_eq!(health[1].last_success_at, Some(at(1, 1)));
+    let usage = store.aws_usage_since(t.id, at(2, 0)).await.unwrap();
+    assert_eq!(
+        usage,
+        AwsUsage {
+            requests: 12,
+            ce_requests: 6
+        }
+    );
+    store
+        .upsert_instances(
+            t.id,
+            &[
+                instance("i-1", "us-east-1", "running"),
+                instance("i-2", "us-east-1", "running"),
+            ],
+        )
+        .await
+        .unwrap();
+    let counts = store.instance_counts(t.id).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![InstanceCount {
+            state: "running".into(),
+            instance_type: "t3.micro".into(),
+            count: 2
+        }]
+    );
+}
+
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
@@ -763,6 +1198,11 @@ macro_rules! conformance {
                 audit_entries_are_listed_per_tenant,
                 connections_are_one_per_tenant_and_scoped,
                 ping_answers,
+                rollups_follow_every_cost_write_with_cur_over_ce,
+                anomalies_keep_ids_and_user_verdicts_across_detections,
+                recommendations_are_replaced_per_tenant,
+                alert_deliveries_are_queued_once_and_claimed_once,
+                collector_health_and_aws_usage_sum_runs,
             );
         }
     };
