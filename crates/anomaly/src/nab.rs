@@ -249,6 +249,50 @@ pub fn score_corpus_at(
     }
 }
 
+/// What a detector did on one file at a threshold: for diagnosis, not scoring.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FileOutcome {
+    /// Per labelled window: the weight of its best detection, `None` when missed (or when the
+    /// window lies in the probationary period).
+    pub windows: Vec<Option<f64>>,
+    /// Row indices of detections outside every window (after the probationary period).
+    pub false_positives: Vec<usize>,
+    /// The file's raw score at the threshold.
+    pub raw: f64,
+}
+
+pub fn file_outcome(file: &ScoredFile<'_>, costs: &CostMatrix, threshold: f64) -> FileOutcome {
+    let mut out = FileOutcome {
+        windows: vec![None; file.windows.len()],
+        ..FileOutcome::default()
+    };
+    let mut scored = vec![false; file.windows.len()];
+    for (i, p) in sweep(file, costs, 0).iter().enumerate() {
+        match p.place {
+            Place::Probationary => {}
+            Place::Window(id) => {
+                scored[id] = true;
+                if p.score >= threshold {
+                    let best = out.windows[id].get_or_insert(p.weight);
+                    *best = best.max(p.weight);
+                }
+            }
+            Place::Outside => {
+                if p.score >= threshold {
+                    out.false_positives.push(i);
+                    out.raw += p.weight;
+                }
+            }
+        }
+    }
+    for (w, s) in out.windows.iter().zip(scored) {
+        if s {
+            out.raw += w.unwrap_or(-costs.fn_);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
