@@ -14,6 +14,15 @@
 //!
 //! Windows are entered on the row whose timestamp equals the window's start, as NAB does; NAB's
 //! window files are built from row timestamps, so this always matches on its data.
+//!
+//! Cross-check against NAB (`tests/nab_aws.rs`, `examples/nab_eval.rs`): on the 17 AWS files our
+//! windows cover exactly the rows NAB's stored results mark `label = 1`, and NAB's stored numenta
+//! scores re-score to 73.4 / 68.7 / 76.7 (standard / low FP / low FN) with the threshold optimised
+//! on these files, 73.4 / 65.8 / 76.7 at NAB's own 58-file thresholds. NAB publishes 70.1 / 63.1 /
+//! 74.3 for numenta; that gap is the file set, not the rules: the published figure is the
+//! normalised total over all 58 files (null and perfect included), and the AWS files are easier
+//! for numenta than the corpus average. The low-FP difference between the two thresholds is
+//! NAB's optimiser doing its job: the threshold that is best on 58 files is not the best on 17.
 
 /// NAB's `CostMatrix` (the `tnWeight` it carries is unused by the scorer).
 #[derive(Clone, Copy, Debug, PartialEq)]
