@@ -362,4 +362,22 @@ mod tests {
         let l = score_corpus_at(&[file(&ts, &late, &windows)], c, 0.5).raw;
         assert!(e > 0.9 && l < e && l > 0.0, "{e} {l}");
     }
+
+    #[test]
+    fn file_outcome_reports_caught_and_missed_windows_and_false_positives() {
+        let ts: Vec<i64> = (0..1000).collect();
+        let mut scores = vec![0.0; 1000];
+        scores[520] = 0.9;
+        scores[700] = 0.9;
+        let windows = [(500, 599), (800, 849)];
+        let f = file(&ts, &scores, &windows);
+        let c = &PROFILES[0].costs;
+        let o = file_outcome(&f, c, 0.5);
+        assert!(
+            o.windows[0].is_some_and(|w| w > 0.9) && o.windows[1].is_none(),
+            "{o:?}"
+        );
+        assert_eq!(o.false_positives, [700]);
+        assert!((o.raw - score_corpus_at(&[f], c, 0.5).raw).abs() < 1e-12);
+    }
 }
