@@ -17,6 +17,9 @@ use base64::Engine;
 use serde_json::Value;
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+mod fault_proxy;
+pub use fault_proxy::{Attempt, Fault, FaultProxy};
+
 /// The environment variable naming the moto server's URL.
 pub const MOTO_URL_VAR: &str = "CLOUDSPEND_TEST_MOTO_URL";
 
@@ -65,6 +68,12 @@ pub async fn base_config(moto_url: &str) -> SdkConfig {
 /// An [`AwsAccess`] whose server credentials are moto's test keys.
 pub async fn aws_access() -> AwsAccess {
     AwsAccess::from_base(base_config(&moto_url()).await)
+}
+
+/// An [`AwsAccess`] like [`aws_access`] whose every request goes to `endpoint` (a
+/// [`FaultProxy`] in front of moto).
+pub async fn aws_access_via(endpoint: &str) -> AwsAccess {
+    AwsAccess::from_base(base_config(endpoint).await)
 }
 
 /// A fresh 12-digit account id, so a test's data is its own.
