@@ -77,6 +77,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::admin::router())
         .merge(routes::collections::router())
         .merge(routes::costs::router())
+        .merge(routes::insights::router())
+        .merge(routes::alerts::router())
         .merge(routes::diagnostics::router())
         .merge(routes::onboarding::router())
         .split_for_parts()
@@ -127,7 +129,16 @@ pub fn app(state: AppState) -> Router {
                 }
             }),
         )
-        .fallback(|| async { ApiError::not_found("route") })
+        // GETs of paths the API does not own belong to the dashboard (crates/web); anything
+        // else unknown stays a JSON 404.
+        .fallback(|request: axum::extract::Request| async move {
+            let path = request.uri().path();
+            if cloudspend_web::serves(request.method(), path) {
+                cloudspend_web::respond(path, request.headers())
+            } else {
+                axum::response::IntoResponse::into_response(ApiError::not_found("route"))
+            }
+        })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .route_layer(axum::middleware::from_fn(telemetry::observe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -138,6 +138,20 @@ pub struct ServerArgs {
     /// Seconds between the scheduler's looks for due jobs.
     #[arg(long, env = "CLOUDSPEND_SCHEDULER_POLL_SECONDS", default_value_t = 5)]
     pub scheduler_poll_seconds: u64,
+
+    /// Seconds a collection may take before it is abandoned and recorded as failed.
+    #[arg(
+        long,
+        env = "CLOUDSPEND_COLLECTION_TIMEOUT_SECONDS",
+        default_value_t = 600
+    )]
+    pub collection_timeout_seconds: u64,
+
+    /// Seconds a replica holds a collection job it leased. A replica that dies keeps the job
+    /// this long, then another takes it. Must exceed the collection timeout, so a live run
+    /// never loses its lease. Default: the collection timeout plus two minutes.
+    #[arg(long, env = "CLOUDSPEND_SCHEDULER_LEASE_SECONDS")]
+    pub scheduler_lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use cloudspend_aws_access::AwsAccess;
 use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::validate;
+use cloudspend_insights::alerts::Deliverer;
 use cloudspend_secrets::MasterKey;
 use cloudspend_store::{NewUser, Store, StoreError, redact_url};
 use std::path::Path;
@@ -204,7 +205,25 @@ fn settings(server: &ServerArgs) -> Settings {
             .intervals
             .insert(collector, Duration::from_secs(minutes.max(1) * 60));
     }
+    settings.run_timeout = Duration::from_secs(server.collection_timeout_seconds.max(1));
     settings
+}
+
+/// The lease a replica takes on a job: longer than a run may last, so only a dead replica
+/// ever loses one.
+fn lease_for(server: &ServerArgs) -> anyhow::Result<Option<Duration>> {
+    let Some(lease) = server.scheduler_lease_seconds else {
+        return Ok(None);
+    };
+    if lease <= server.collection_timeout_seconds {
+        bail!(
+            "CLOUDSPEND_SCHEDULER_LEASE_SECONDS ({lease}) must be longer than \
+             CLOUDSPEND_COLLECTION_TIMEOUT_SECONDS ({}): a run still going when its lease \
+             expires would be started a second time by another replica",
+            server.collection_timeout_seconds
+        );
+    }
+    Ok(Some(Duration::from_secs(lease)))
 }
 
 async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -228,6 +247,7 @@ async fn serve(
     master_key: MasterKey,
     server: &ServerArgs,
 ) -> anyhow::Result<()> {
+    let lease = lease_for(server)?;
     let listener = TcpListener::bind(server.bind).await.with_context(|| {
         format!(
             "listening on {} (is another process using the port? set CLOUDSPEND_BIND)",
@@ -236,16 +256,32 @@ async fn serve(
     })?;
     let address = listener.local_addr()?;
     let aws = AwsAccess::from_env().await;
-    let collections = Collections::new(store.clone(), aws, Some(master_key), settings(server));
+    let collections = Collections::new(
+        store.clone(),
+        aws,
+        Some(master_key.clone()),
+        settings(server),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scheduler = server.scheduler.then(|| {
         let mut scheduler = Scheduler::new(collections.clone());
         scheduler.poll_every = Duration::from_secs(server.scheduler_poll_seconds.max(1));
+        if let Some(lease) = lease {
+            scheduler.lease_for = lease;
+        }
         let mut stop = stop_rx.clone();
         tokio::spawn(scheduler.run(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         }))
     });
+    // Alert deliveries: every replica may send; a delivery is claimed before it is sent.
+    let deliverer = {
+        let deliverer = Deliverer::new(store.clone(), master_key.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(deliverer.run(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }))
+    };
     tracing::info!(%address, "CloudSpend listening");
     let state = AppState::new(store, api_config(server), collections);
     let mut stop = stop_rx;
@@ -261,6 +297,7 @@ async fn serve(
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
     }
+    let _ = deliverer.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -284,7 +284,24 @@ impl Collections {
                 },
             )
             .await?;
+        if status == RunStatus::Succeeded {
+            self.refresh_insights(tenant).await;
+        }
         Ok(report)
+    }
+
+    /// Findings follow the data: anomalies, recommendations and alerts are recomputed after
+    /// every successful run. Their failure is logged, not the run's: the data is in.
+    async fn refresh_insights(&self, tenant: TenantId) {
+        match cloudspend_insights::refresh(self.store.as_ref(), tenant, Utc::now()).await {
+            Ok(done) => tracing::info!(
+                new_anomalies = done.new_anomalies.len(),
+                recommendations = done.recommendations,
+                alerts_queued = done.alerts_queued,
+                "insights refreshed"
+            ),
+            Err(err) => tracing::warn!(error = %err, "refreshing insights failed"),
+        }
     }
 
     /// A credentials failure marks the connection failed, so the dashboard says why data

@@ -111,6 +111,27 @@ impl CostRecord {
     }
 }
 
+/// Source precedence, the one rule every figure follows: where the Cost and Usage Report has
+/// rows for a day, that day comes from the CUR only; other days come from Cost Explorer. The
+/// two are never added together.
+pub fn one_source_per_day(rows: Vec<CostRecord>) -> Vec<CostRecord> {
+    let cur_days: std::collections::BTreeSet<NaiveDate> = rows
+        .iter()
+        .filter(|r| r.source == CostSource::Cur)
+        .map(|r| r.day)
+        .collect();
+    rows.into_iter()
+        .filter(|r| {
+            let wanted = if cur_days.contains(&r.day) {
+                CostSource::Cur
+            } else {
+                CostSource::Ce
+            };
+            r.source == wanted
+        })
+        .collect()
+}
+
 /// An EC2 instance as last seen by DescribeInstances.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Instance {

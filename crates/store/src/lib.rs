@@ -237,6 +237,14 @@ pub trait Store: Send + Sync + 'static {
         keys: Option<&[String]>,
     ) -> Result<Vec<RollupDay>>;
 
+    /// The CUR's cost per resource id over `from <= day < to` (resources the CUR names only).
+    async fn cur_costs_by_resource(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupTotal>>;
+
     /// Each key's sum over `from <= day < to`, largest first.
     async fn cost_rollup_totals(
         &self,

@@ -1139,6 +1139,28 @@ macro_rules! impl_store {
                     .collect())
             }
 
+            async fn cur_costs_by_resource(
+                &self,
+                tenant: TenantId,
+                from: NaiveDate,
+                to: NaiveDate,
+            ) -> $crate::Result<Vec<RollupTotal>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT resource_id, CAST(SUM(unblended_nanos) AS BIGINT) AS amount FROM daily_costs \
+                     WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND source = 'cur' AND resource_id <> '' \
+                     GROUP BY resource_id ORDER BY amount DESC, resource_id",
+                )
+                .bind(tenant.0)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(key, nanos)| RollupTotal { key, amount: Money::from_nanos(nanos) })
+                    .collect())
+            }
+
             async fn sync_anomalies(
                 &self,
                 tenant: TenantId,

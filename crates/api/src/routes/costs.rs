@@ -13,9 +13,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use cloudspend_core::Money;
-use cloudspend_core::records::{CostRecord, CostSource};
+use cloudspend_core::records::CostRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -78,24 +78,6 @@ pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Opt
     .transpose()
 }
 
-/// One source per day: the CUR where it has rows for the day, Cost Explorer otherwise.
-pub(crate) fn pick_sources(rows: Vec<CostRecord>) -> Vec<CostRecord> {
-    let cur_days: BTreeSet<NaiveDate> = rows
-        .iter()
-        .filter(|r| r.source == CostSource::Cur)
-        .map(|r| r.day)
-        .collect();
-    rows.into_iter()
-        .filter(|r| {
-            if cur_days.contains(&r.day) {
-                r.source == CostSource::Cur
-            } else {
-                r.source == CostSource::Ce
-            }
-        })
-        .collect()
-}
-
 /// Costs over a window, grouped and bucketed; `format=csv` downloads the same points.
 #[utoipa::path(get, path = "/api/costs", tag = "costs", security(("bearer" = [])), params(CostsQuery),
     responses((status = 200, body = CostsResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -149,7 +131,9 @@ async fn costs(
         "csv" => true,
         _ => return Err(ApiError::invalid("format", "must be json or csv")),
     };
-    let rows = pick_sources(state.store.daily_costs(caller.tenant.id, from, to).await?);
+    let rows = cloudspend_core::records::one_source_per_day(
+        state.store.daily_costs(caller.tenant.id, from, to).await?,
+    );
     let currency = rows
         .first()
         .map(|r| r.currency.clone())

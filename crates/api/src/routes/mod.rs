@@ -4,9 +4,11 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alerts;
 pub mod collections;
 pub mod costs;
 pub mod diagnostics;
 pub mod health;
+pub mod insights;
 pub mod members;
 pub mod onboarding;

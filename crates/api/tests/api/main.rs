@@ -6,6 +6,7 @@ mod aws;
 mod common;
 mod costs;
 mod http;
+mod insights;
 mod isolation;
 mod members;
 mod onboarding;

@@ -1,0 +1,805 @@
+//! Issue 6: the dashboard equals the stored rows to the cent (one source per day), anomalies
+//! are found, explained, ruled on and alerted through a real local webhook receiver, idle
+//! instances are priced, and another tenant sees none of it.
+
+use crate::common::TestApp;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use chrono::{Datelike, Days, Duration, NaiveDate, Utc};
+use cloudspend_core::records::{CostRecord, CostSource, Instance, MetricPoint};
+use cloudspend_core::{Money, TenantId};
+use cloudspend_insights::alerts::{Deliverer, RetryPolicy, SIGNATURE_HEADER, sign};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+fn m(s: &str) -> Money {
+    s.parse().unwrap()
+}
+
+fn ce(day: NaiveDate, account: &str, service: &str, amount: Money, estimated: bool) -> CostRecord {
+    CostRecord::from_cost_explorer(day, account, service, amount, amount, "USD", estimated)
+}
+
+/// 90 days of steady costs ending yesterday with a weekly rhythm, and (when `spike`) EC2 in
+/// account 111 jumping by $400/day over the last two days, caused by one instance in the CUR.
+fn history(today: NaiveDate, spike: bool) -> Vec<CostRecord> {
+    let mut rows = Vec::new();
+    for back in 1..=90u64 {
+        let day = today - Days::new(back);
+        let weekend = matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
+        let ec2 = if weekend { m("80.25") } else { m("100.50") };
+        let spiking = spike && back <= 2;
+        rows.push(ce(
+            day,
+            "111111111111",
+            "Amazon Elastic Compute Cloud - Compute",
+            ec2,
+            false,
+        ));
+        rows.push(ce(
+            day,
+            "222222222222",
+            "Amazon Simple Storage Service",
+            m("20.125"),
+            false,
+        ));
+        rows.push(ce(
+            day,
+            "111111111111",
+            "AWS Lambda",
+            m("0.000000123"),
+            false,
+        ));
+        if spiking {
+            // The CUR covers the spike days: it breaks EC2 down by usage type and instance.
+            for (resource, usage, amount) in [
+                ("i-0runaway000000001", "BoxUsage:p3.8xlarge", m("400.00")),
+                ("i-0steady0000000002", "BoxUsage:m5.large", ec2),
+            ] {
+                rows.push(CostRecord {
+                    source: CostSource::Cur,
+                    region: "us-east-1".into(),
+                    usage_type: usage.into(),
+                    resource_id: resource.into(),
+                    line_item_type: "Usage".into(),
+                    ..ce(
+                        day,
+                        "111111111111",
+                        "Amazon Elastic Compute Cloud - Compute",
+                        amount,
+                        false,
+                    )
+                });
+            }
+            rows.push(CostRecord {
+                source: CostSource::Cur,
+                region: "us-east-1".into(),
+                usage_type: "TimedStorage-ByteHrs".into(),
+                resource_id: "logs-bucket".into(),
+                line_item_type: "Usage".into(),
+                ..ce(
+                    day,
+                    "222222222222",
+                    "Amazon Simple Storage Service",
+                    m("20.125"),
+                    false,
+                )
+            });
+            rows.push(CostRecord {
+                source: CostSource::Cur,
+                region: "us-east-1".into(),
+                usage_type: "Request".into(),
+                resource_id: "fn".into(),
+                line_item_type: "Usage".into(),
+                ..ce(day, "111111111111", "AWS Lambda", m("0.000000123"), false)
+            });
+        }
+    }
+    rows
+}
+
+fn sum_of_chosen(rows: &[CostRecord], from: NaiveDate, to: NaiveDate) -> Money {
+    cloudspend_core::records::one_source_per_day(rows.to_vec())
+        .iter()
+        .filter(|r| r.day >= from && r.day < to)
+        .map(|r| r.unblended)
+        .sum()
+}
+
+#[tokio::test]
+async fn the_dashboard_equals_the_stored_rows_to_the_cent_and_is_per_tenant() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let today = Utc::now().date_naive();
+    let mut rows = history(today, true);
+    // CE's own view of the spike days, which the CUR supersedes; and an estimated credit today.
+    rows.push(ce(
+        today - Days::new(1),
+        "111111111111",
+        "Amazon Elastic Compute Cloud - Compute",
+        m("999.99"),
+        false,
+    ));
+    rows.push(ce(
+        today,
+        "111111111111",
+        "Credits",
+        m("-3.333333333"),
+        true,
+    ));
+    app.store.upsert_daily_costs(tenant, &rows).await.unwrap();
+    // What the CE collector would do: the CE row for yesterday is replaced by its final value.
+    let to = today + Days::new(1);
+    let from = to - Days::new(30);
+
+    let reply = app.get("/api/dashboard", Some(&ana.token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let d = &reply.body;
+    assert_eq!(d["from"], from.to_string());
+    assert_eq!(d["to"], to.to_string());
+    assert_eq!(
+        d["total"].as_str().unwrap().parse::<Money>().unwrap(),
+        sum_of_chosen(&rows, from, to)
+    );
+    let previous = sum_of_chosen(&rows, from - Days::new(30), from);
+    assert_eq!(
+        d["previous"]["total"]
+            .as_str()
+            .unwrap()
+            .parse::<Money>()
+            .unwrap(),
+        previous
+    );
+    assert_eq!(
+        d["change"].as_str().unwrap().parse::<Money>().unwrap(),
+        sum_of_chosen(&rows, from, to) - previous
+    );
+    let month_start = today.with_day0(0).unwrap();
+    assert_eq!(
+        d["month_to_date"]
+            .as_str()
+            .unwrap()
+            .parse::<Money>()
+            .unwrap(),
+        sum_of_chosen(&rows, month_start, to)
+    );
+    assert!(d["forecast"]["method"].as_str().unwrap().len() > 10);
+    // The daily series: one point per day, stacked services adding up to the day exactly,
+    // today's estimate marked.
+    let daily = d["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 30);
+    for point in daily {
+        let day: NaiveDate = point["day"].as_str().unwrap().parse().unwrap();
+        let amount: Money = point["amount"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            amount,
+            sum_of_chosen(&rows, day, day + Days::new(1)),
+            "{day}"
+        );
+        let stacked: Money = point["by_service"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["amount"].as_str().unwrap().parse::<Money>().unwrap())
+            .sum();
+        assert_eq!(stacked, amount, "{day}: the stack adds up to the day");
+    }
+    assert_eq!(daily.last().unwrap()["estimated"], true);
+    assert_eq!(daily[0]["estimated"], false);
+    // Breakdowns add up to the total.
+    for key in ["top_services", "top_accounts", "top_regions"] {
+        let parts: Money = d[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["amount"].as_str().unwrap().parse::<Money>().unwrap())
+            .sum();
+        assert_eq!(parts, sum_of_chosen(&rows, from, to), "{key}");
+    }
+    assert_eq!(
+        d["top_services"][0]["key"],
+        "Amazon Elastic Compute Cloud - Compute"
+    );
+    assert_eq!(d["connection"]["status"], "not_connected");
+    assert_eq!(d["source_rule"].as_str().unwrap().contains("CUR"), true);
+
+    // A window given explicitly, and a bad one.
+    let window = app
+        .get(
+            &format!("/api/dashboard?from={}&to={}", today - Days::new(7), today),
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(window.status, StatusCode::OK);
+    assert_eq!(
+        window.body["total"]
+            .as_str()
+            .unwrap()
+            .parse::<Money>()
+            .unwrap(),
+        sum_of_chosen(&rows, today - Days::new(7), today)
+    );
+    let bad = app
+        .get("/api/dashboard?from=2026-13-01", Some(&ana.token))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.field(), Some("from"));
+    let backwards = app
+        .get(
+            "/api/dashboard?from=2026-11-02&to=2026-11-01",
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(backwards.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Bob's dashboard is empty.
+    let bobs = app.get("/api/dashboard", Some(&bob.token)).await;
+    assert_eq!(bobs.status, StatusCode::OK);
+    assert_eq!(bobs.body["total"], "0.00");
+    assert!(bobs.body["top_services"].as_array().unwrap().is_empty());
+    assert!(!bobs.text.contains("111111111111"));
+    assert_eq!(
+        app.get("/api/dashboard", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// A webhook receiver on loopback that records what it is sent and answers with the queued
+/// status codes (then 204).
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    answers: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Receiver {
+    async fn start(answers: Vec<u16>) -> (Self, String) {
+        let receiver = Receiver {
+            answers: Arc::new(Mutex::new(answers)),
+            ..Default::default()
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move {
+                    state.got.lock().unwrap().push((headers, body));
+                    let mut answers = state.answers.lock().unwrap();
+                    let code = if answers.is_empty() {
+                        204
+                    } else {
+                        answers.remove(0)
+                    };
+                    axum::http::StatusCode::from_u16(code).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, url)
+    }
+
+    fn received(&self) -> Vec<(HeaderMap, Value, Bytes)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, b)| (h.clone(), serde_json::from_slice(b).unwrap(), b.clone()))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_cost_spike_is_found_explained_ruled_on_and_alerted_through_a_signed_webhook() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let now = Utc::now();
+    let today = now.date_naive();
+
+    // Subscriptions first: one webhook that fails once, one threshold nobody reaches.
+    let (receiver, url) = Receiver::start(vec![500]).await;
+    let sub = app
+        .post(
+            "/api/alerts/subscriptions",
+            Some(&ana.token),
+            json!({"name": "ops", "channel": "webhook", "target": url, "threshold_kind": "absolute",
+                   "threshold": "100", "frequency": "immediate"}),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.text);
+    let secret = sub.body["signing_secret"].as_str().unwrap().to_string();
+    let quiet = app
+        .post(
+            "/api/alerts/subscriptions",
+            Some(&ana.token),
+            json!({"name": "only disasters", "channel": "webhook", "target": url,
+                   "threshold_kind": "percent", "threshold": "100000"}),
+        )
+        .await;
+    assert_eq!(quiet.status, StatusCode::CREATED, "{}", quiet.text);
+    let listed = app.get("/api/alerts/subscriptions", Some(&ana.token)).await;
+    assert_eq!(listed.body["subscriptions"].as_array().unwrap().len(), 2);
+    assert!(
+        !listed.text.contains(&secret),
+        "the secret is shown once only"
+    );
+    for (body, field) in [
+        (
+            json!({"name": "x", "channel": "pager", "target": url, "threshold_kind": "absolute", "threshold": "1"}),
+            "channel",
+        ),
+        (
+            json!({"name": "x", "channel": "webhook", "target": "ftp://x", "threshold_kind": "absolute", "threshold": "1"}),
+            "target",
+        ),
+        (
+            json!({"name": "x", "channel": "email", "target": "not-an-address", "threshold_kind": "absolute", "threshold": "1"}),
+            "target",
+        ),
+        (
+            json!({"name": "x", "channel": "webhook", "target": url, "threshold_kind": "absolute", "threshold": "lots"}),
+            "threshold",
+        ),
+        (
+            json!({"name": "x", "channel": "webhook", "target": url, "threshold_kind": "absolute", "threshold": "1", "frequency": "hourly"}),
+            "frequency",
+        ),
+        (
+            json!({"name": "", "channel": "webhook", "target": url, "threshold_kind": "absolute", "threshold": "1"}),
+            "name",
+        ),
+    ] {
+        let reply = app
+            .post("/api/alerts/subscriptions", Some(&ana.token), body)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            reply.text
+        );
+        assert_eq!(reply.field(), Some(field), "{}", reply.text);
+    }
+    assert_eq!(
+        app.get("/api/alerts/subscriptions", Some(&ana.token))
+            .await
+            .body["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Instance CPU for the runaway instance, so the root cause carries evidence.
+    let mut cpu = Vec::new();
+    for h in 0..48 {
+        cpu.push(MetricPoint {
+            instance_id: "i-0runaway000000001".into(),
+            metric: "CPUUtilization".into(),
+            period_seconds: 3600,
+            timestamp: (today - Days::new(2))
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                + Duration::hours(h),
+            average: 97.0,
+            maximum: 100.0,
+            unit: "Percent".into(),
+        });
+    }
+    app.store.upsert_metric_points(tenant, &cpu).await.unwrap();
+    app.store
+        .upsert_daily_costs(tenant, &history(today, true))
+        .await
+        .unwrap();
+    let found = cloudspend_insights::refresh(app.store.as_ref(), tenant, now)
+        .await
+        .unwrap();
+    assert!(!found.new_anomalies.is_empty());
+    assert!(found.alerts_queued >= 1);
+
+    let list = app.get("/api/anomalies", Some(&ana.token)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let anomalies = list.body["anomalies"].as_array().unwrap();
+    let total = anomalies
+        .iter()
+        .find(|a| a["series"] == "total")
+        .expect("the total spiked");
+    assert_eq!(total["dimension"], "total");
+    assert_eq!(total["status"], "open");
+    assert_eq!(total["last_day"], (today - Days::new(1)).to_string());
+    let impact: Money = total["impact"].as_str().unwrap().parse().unwrap();
+    assert!(impact > m("700") && impact < m("900"), "impact {impact}");
+    // Nothing about the calm series: S3 and Lambda did not move.
+    assert!(
+        anomalies
+            .iter()
+            .all(|a| !a["series"].as_str().unwrap().contains("Storage"))
+    );
+    let causes = total["root_causes"].as_array().unwrap();
+    let mut by_dimension: BTreeMap<&str, &Value> = BTreeMap::new();
+    for cause in causes {
+        // The largest contributor of each dimension comes first.
+        by_dimension
+            .entry(cause["dimension"].as_str().unwrap())
+            .or_insert(cause);
+    }
+    assert_eq!(
+        by_dimension["service"]["key"],
+        "Amazon Elastic Compute Cloud - Compute"
+    );
+    assert_eq!(by_dimension["account"]["key"], "111111111111");
+    assert_eq!(by_dimension["usage_type"]["key"], "BoxUsage:p3.8xlarge");
+    assert_eq!(by_dimension["resource"]["key"], "i-0runaway000000001");
+    assert_eq!(by_dimension["resource"]["cpu"]["p95"], 97.0);
+    let id = total["id"].as_str().unwrap().to_string();
+
+    let detail = app
+        .get(&format!("/api/anomalies/{id}"), Some(&ana.token))
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
+    let series = detail.body["series"].as_array().unwrap();
+    assert!(series.len() >= 30);
+    let spike_day = series
+        .iter()
+        .find(|s| s["day"] == (today - Days::new(1)).to_string())
+        .unwrap();
+    assert_eq!(spike_day["anomalous"], true);
+    assert!(
+        spike_day["upper"]
+            .as_str()
+            .unwrap()
+            .parse::<Money>()
+            .unwrap()
+            < spike_day["actual"]
+                .as_str()
+                .unwrap()
+                .parse::<Money>()
+                .unwrap()
+    );
+
+    // Bob: no anomalies, and Ana's id is not found for him.
+    assert!(
+        app.get("/api/anomalies", Some(&bob.token)).await.body["anomalies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        app.get(&format!("/api/anomalies/{id}"), Some(&bob.token))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let foreign = app
+        .post(
+            &format!("/api/anomalies/{id}/status"),
+            Some(&bob.token),
+            json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/anomalies/not-a-uuid", Some(&ana.token))
+            .await
+            .field(),
+        Some("id")
+    );
+
+    // A viewer may look but not rule; an owner acknowledges; a bad status names the field.
+    app.signup("vic@example.com", "Vic's own").await;
+    let add = app
+        .post(
+            "/api/tenants/members",
+            Some(&ana.token),
+            json!({"email": "vic@example.com", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(add.status, StatusCode::OK, "{}", add.text);
+    let vic = app.login("vic@example.com").await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_viewer = app
+        .call_with(
+            reqwest::Method::POST,
+            &format!("/api/anomalies/{id}/status"),
+            Some(&vic),
+            &[("X-Tenant-Id", &ana.tenant_id)],
+            Some(json!({"status": "acknowledged"})),
+        )
+        .await;
+    assert_eq!(
+        as_viewer.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        as_viewer.text
+    );
+    let wrong = app
+        .post(
+            &format!("/api/anomalies/{id}/status"),
+            Some(&ana.token),
+            json!({"status": "gone"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong.field(), Some("status"));
+    let acked = app
+        .post(
+            &format!("/api/anomalies/{id}/status"),
+            Some(&ana.token),
+            json!({"status": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(acked.status, StatusCode::OK, "{}", acked.text);
+    assert_eq!(acked.body["status"], "acknowledged");
+    // Detecting again keeps the verdict and queues no second alert.
+    cloudspend_insights::refresh(app.store.as_ref(), tenant, now)
+        .await
+        .unwrap();
+    let again = app
+        .get(&format!("/api/anomalies/{id}"), Some(&ana.token))
+        .await;
+    assert_eq!(again.body["anomaly"]["status"], "acknowledged");
+    let open = app
+        .get("/api/anomalies?status=open", Some(&ana.token))
+        .await;
+    assert!(
+        open.body["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["id"] != id.as_str())
+    );
+
+    // Deliver: the first answer is a 500, so one retry; the second succeeds.
+    let deliverer = Deliverer::new(app.store.clone(), crate::common::test_master_key()).with_retry(
+        RetryPolicy {
+            base: std::time::Duration::ZERO,
+            max_attempts: 5,
+        },
+    );
+    let mut rounds = 0;
+    while app
+        .store
+        .deliveries(tenant, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|d| d.status != cloudspend_store::DeliveryStatus::Delivered)
+    {
+        deliverer
+            .deliver_due(Utc::now() + Duration::seconds(120))
+            .await
+            .unwrap();
+        rounds += 1;
+        assert!(rounds < 10, "deliveries never completed");
+    }
+    let got = receiver.received();
+    let anomaly_alerts: Vec<_> = got
+        .iter()
+        .filter(|(_, body, _)| body["event"] == "anomaly.detected")
+        .collect();
+    assert!(!anomaly_alerts.is_empty());
+    assert!(
+        anomaly_alerts
+            .iter()
+            .all(|(_, body, _)| body["subscription"]["name"] == "ops"),
+        "the 100000% subscription heard nothing"
+    );
+    let (headers, body, raw) = anomaly_alerts.last().unwrap();
+    assert_eq!(
+        headers[SIGNATURE_HEADER].to_str().unwrap(),
+        sign(secret.as_bytes(), raw)
+    );
+    assert!(
+        body["anomaly"]["impact"]
+            .as_str()
+            .unwrap()
+            .parse::<Money>()
+            .unwrap()
+            >= m("100")
+    );
+    let distinct: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|(_, body, _)| body["delivery_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        got.len(),
+        distinct.len() + 1,
+        "one failed attempt, then each alert once"
+    );
+    let log = app.get("/api/alerts/deliveries", Some(&ana.token)).await;
+    assert_eq!(log.status, StatusCode::OK);
+    let deliveries = log.body["deliveries"].as_array().unwrap();
+    assert!(deliveries.iter().all(|d| d["status"] == "delivered"));
+    assert!(deliveries.iter().any(|d| d["attempts"] == 2));
+    assert!(
+        app.get("/api/alerts/deliveries", Some(&bob.token))
+            .await
+            .body["deliveries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        app.get("/api/alerts/subscriptions", Some(&bob.token))
+            .await
+            .body["subscriptions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A test alert goes out on request; deleting a subscription is per tenant.
+    let sub_id = sub.body["id"].as_str().unwrap();
+    assert_eq!(
+        app.post(
+            &format!("/api/alerts/subscriptions/{sub_id}/test"),
+            Some(&ana.token),
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::ACCEPTED
+    );
+    deliverer.deliver_due(Utc::now()).await.unwrap();
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .any(|(_, body, _)| body["event"] == "test")
+    );
+    let bob_delete = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/subscriptions/{sub_id}"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(bob_delete.status, StatusCode::NOT_FOUND);
+    let delete = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/alerts/subscriptions/{sub_id}"),
+            Some(&ana.token),
+            None,
+        )
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let now = Utc::now();
+    let instance = |id: &str, kind: &str, state: &str| Instance {
+        account_id: "111111111111".into(),
+        region: "us-east-1".into(),
+        instance_id: id.into(),
+        instance_type: kind.into(),
+        state: state.into(),
+        launch_time: Some(now - Duration::days(60)),
+        availability_zone: "us-east-1a".into(),
+        platform: "Linux/UNIX".into(),
+        tags: BTreeMap::from([("Name".to_string(), format!("{id}-name"))]),
+        last_seen_at: now,
+    };
+    app.store
+        .upsert_instances(
+            tenant,
+            &[
+                instance("i-idle", "m5.xlarge", "running"),
+                instance("i-big", "m5.xlarge", "running"),
+                instance("i-busy", "m5.large", "running"),
+                instance("i-new", "t3.micro", "running"),
+                instance("i-off", "t3.micro", "stopped"),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut points = Vec::new();
+    for h in 0..(14 * 24) {
+        let at = now - Duration::hours(h + 1);
+        for (id, cpu) in [
+            ("i-idle", 1.5 + (h % 3) as f64),
+            ("i-big", 11.0 + (h % 5) as f64),
+            ("i-busy", 60.0),
+        ] {
+            points.push(MetricPoint {
+                instance_id: id.into(),
+                metric: "CPUUtilization".into(),
+                period_seconds: 3600,
+                timestamp: at,
+                average: cpu,
+                maximum: cpu + 1.0,
+                unit: "Percent".into(),
+            });
+        }
+        if h < 10 {
+            points.push(MetricPoint {
+                instance_id: "i-new".into(),
+                metric: "CPUUtilization".into(),
+                period_seconds: 3600,
+                timestamp: at,
+                average: 0.5,
+                maximum: 0.5,
+                unit: "Percent".into(),
+            });
+        }
+    }
+    app.store
+        .upsert_metric_points(tenant, &points)
+        .await
+        .unwrap();
+    // The CUR prices i-big: $3.30/day over the last 30 days.
+    let today = now.date_naive();
+    let cur: Vec<CostRecord> = (1..=30u64)
+        .map(|back| CostRecord {
+            source: CostSource::Cur,
+            region: "us-east-1".into(),
+            usage_type: "BoxUsage:m5.xlarge".into(),
+            resource_id: "i-big".into(),
+            line_item_type: "Usage".into(),
+            ..ce(
+                today - Days::new(back),
+                "111111111111",
+                "Amazon Elastic Compute Cloud - Compute",
+                m("3.30"),
+                false,
+            )
+        })
+        .collect();
+    app.store.upsert_daily_costs(tenant, &cur).await.unwrap();
+    cloudspend_insights::refresh(app.store.as_ref(), tenant, now)
+        .await
+        .unwrap();
+
+    let reply = app.get("/api/recommendations", Some(&ana.token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let recs = reply.body["recommendations"].as_array().unwrap();
+    assert_eq!(recs.len(), 2, "{}", reply.text);
+    let idle = recs.iter().find(|r| r["instance_id"] == "i-idle").unwrap();
+    assert_eq!(idle["kind"], "idle");
+    assert_eq!(idle["action"], "stop");
+    assert_eq!(idle["cost_basis"], "list_price");
+    assert_eq!(idle["monthly_cost"], "140.16");
+    assert_eq!(idle["monthly_savings"], "140.16");
+    assert_eq!(idle["hours_of_data"], 336);
+    assert_eq!(idle["cpu_p95"], 3.5);
+    assert_eq!(idle["name"], "i-idle-name");
+    let big = recs.iter().find(|r| r["instance_id"] == "i-big").unwrap();
+    assert_eq!(big["kind"], "oversized");
+    assert_eq!(big["suggested_type"], "m5.large");
+    assert_eq!(big["cost_basis"], "cur");
+    assert_eq!(big["monthly_cost"], "99.00");
+    assert_eq!(big["monthly_savings"], "49.50");
+    assert_eq!(reply.body["total_monthly_savings"], "189.66");
+    // Not recommended: busy, too little data (10 h < 30 h), stopped.
+    assert!(recs.iter().all(|r| r["instance_id"] != "i-busy"
+        && r["instance_id"] != "i-new"
+        && r["instance_id"] != "i-off"));
+
+    let dash = app.get("/api/dashboard", Some(&ana.token)).await;
+    assert_eq!(dash.body["idle"]["count"], 1);
+    assert_eq!(dash.body["idle"]["monthly_savings"], "140.16");
+    assert_eq!(dash.body["savings"]["monthly_savings"], "189.66");
+    assert_eq!(dash.body["instances"]["total"], 5);
+    assert_eq!(dash.body["instances"]["by_state"]["running"], 4);
+
+    let bobs = app.get("/api/recommendations", Some(&bob.token)).await;
+    assert!(bobs.body["recommendations"].as_array().unwrap().is_empty());
+    assert_eq!(bobs.body["total_monthly_savings"], "0.00");
+}

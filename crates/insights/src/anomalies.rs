@@ -1,0 +1,242 @@
+//! Cost anomaly detection over the tenant's rollups, root causes from the rows behind them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use cloudspend_anomaly::root_cause::{Components, Dimension, rank_contributors};
+use cloudspend_anomaly::{Config, CostPoint, SeriesReport, detect};
+use cloudspend_core::records::{CostRecord, one_source_per_day};
+use cloudspend_core::{Money, TenantId};
+use cloudspend_store::{NewAnomaly, RollupDimension, Store, StoreError, StoredAnomaly};
+
+use crate::view::{CpuEvidence, RootCause, split_series};
+
+/// Days of history each pass reads: a year and a month, so yearly patterns are in view and a
+/// first-of-month fee has been seen a dozen times.
+pub const HISTORY_DAYS: u64 = 400;
+/// Days before an anomaly that root-cause analysis reads to form each component's expectation.
+const ROOT_CAUSE_HISTORY_DAYS: u64 = 35;
+/// Contributors kept per dimension.
+const CAUSES_PER_DIMENSION: usize = 3;
+/// Root causes are ranked for the most recent anomalies only; older ones keep what they had.
+const ROOT_CAUSE_ANOMALIES: usize = 40;
+
+fn series_name(dimension: RollupDimension, key: &str) -> String {
+    match dimension {
+        RollupDimension::Total => "total".to_string(),
+        other => format!("{}:{key}", other.as_str()),
+    }
+}
+
+/// Every daily series of the tenant over `[from, to)`, by series name.
+async fn load_series(
+    store: &dyn Store,
+    tenant: TenantId,
+    from: NaiveDate,
+    to: NaiveDate,
+    only: Option<&str>,
+) -> Result<BTreeMap<String, Vec<CostPoint>>, StoreError> {
+    let mut out: BTreeMap<String, Vec<CostPoint>> = BTreeMap::new();
+    for dimension in RollupDimension::ALL {
+        let keys: Option<Vec<String>> = match only.map(split_series) {
+            None => None,
+            Some((d, _)) if d != dimension.as_str() => continue,
+            Some((_, key)) => Some(vec![key.unwrap_or("").to_string()]),
+        };
+        for row in store
+            .cost_rollup_days(tenant, dimension, from, to, keys.as_deref())
+            .await?
+        {
+            out.entry(series_name(dimension, &row.key))
+                .or_default()
+                .push(CostPoint {
+                    day: row.day,
+                    amount: row.amount,
+                    estimated: row.estimated,
+                });
+        }
+    }
+    // A service that stops appearing cost nothing on the days it is missing, up to the last day
+    // the tenant has data for: make that explicit so the detector sees the drop.
+    if let Some(last) = out.get("total").and_then(|p| p.last()).map(|p| p.day) {
+        for points in out.values_mut() {
+            if let Some(end) = points.last().map(|p| p.day)
+                && end < last
+            {
+                points.push(CostPoint::new(last, Money::ZERO));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The detector's day-by-day view of one series (expected value and band per day), for charts.
+pub async fn series_report(
+    store: &dyn Store,
+    tenant: TenantId,
+    series: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<SeriesReport>, StoreError> {
+    let (to, from) = window(now);
+    let mut all = load_series(store, tenant, from, to, Some(series)).await?;
+    Ok(all
+        .remove(series)
+        .map(|points| detect(&points, &Config::default())))
+}
+
+fn window(now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    let to = now.date_naive() + Days::new(1);
+    (to, to - Days::new(HISTORY_DAYS))
+}
+
+/// Detects anomalies in every series of the tenant and stores them; returns the new ones.
+pub async fn detect_and_store(
+    store: &dyn Store,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<Vec<StoredAnomaly>, StoreError> {
+    let config = Config::default();
+    let (to, from) = window(now);
+    let series = load_series(store, tenant, from, to, None).await?;
+    let mut found: Vec<NewAnomaly> = Vec::new();
+    for (name, points) in &series {
+        let report = detect(points, &config);
+        for a in report.anomalies {
+            found.push(NewAnomaly {
+                series: name.clone(),
+                first_day: a.first_day,
+                last_day: a.last_day,
+                expected: a.expected,
+                lower: a.lower,
+                upper: a.upper,
+                actual: a.actual,
+                impact: a.impact,
+                impact_percent: a.impact_percent.unwrap_or(0.0),
+                score: a.score,
+                severity: a.severity.as_str().to_string(),
+                root_causes: serde_json::Value::Array(Vec::new()),
+            });
+        }
+    }
+    found.sort_by(|a, b| b.last_day.cmp(&a.last_day).then(b.impact.cmp(&a.impact)));
+    for anomaly in found.iter_mut().take(ROOT_CAUSE_ANOMALIES) {
+        let causes = root_causes(store, tenant, anomaly, &config).await?;
+        anomaly.root_causes = serde_json::to_value(causes).expect("root causes serialise");
+    }
+    store.sync_anomalies(tenant, &found, now).await
+}
+
+/// Ranks what moved inside the anomaly's series, dimension by dimension, from the cost rows
+/// behind it (the CUR adds usage types and resource ids; Cost Explorer has services and
+/// accounts only).
+async fn root_causes(
+    store: &dyn Store,
+    tenant: TenantId,
+    anomaly: &NewAnomaly,
+    config: &Config,
+) -> Result<Vec<RootCause>, StoreError> {
+    let from = anomaly.first_day - Days::new(ROOT_CAUSE_HISTORY_DAYS);
+    let to = anomaly.last_day + Days::new(1);
+    let rows = one_source_per_day(store.daily_costs(tenant, from, to).await?);
+    let (own_dimension, key) = split_series(&anomaly.series);
+    let in_series = |r: &CostRecord| match (own_dimension, key) {
+        ("service", Some(k)) => r.service == k,
+        ("account", Some(k)) => r.account_id == k,
+        ("region", Some(k)) => r.region == k,
+        _ => true,
+    };
+    let mut components: Components = BTreeMap::new();
+    for r in rows.iter().filter(|r| in_series(r)) {
+        for (dimension, name, component) in [
+            (Dimension::Service, "service", &r.service),
+            (Dimension::Account, "account", &r.account_id),
+            (Dimension::Region, "region", &r.region),
+            (Dimension::UsageType, "usage_type", &r.usage_type),
+            (Dimension::ResourceId, "resource", &r.resource_id),
+        ] {
+            // The series' own dimension has one component (itself); empty keys are what a
+            // source does not break down by.
+            if name == own_dimension || component.is_empty() {
+                continue;
+            }
+            let points = components
+                .entry(dimension)
+                .or_default()
+                .entry(component.clone())
+                .or_default();
+            match points.last_mut() {
+                Some(last) if last.day == r.day => {
+                    last.amount += r.unblended;
+                    last.estimated |= r.estimated;
+                }
+                _ => points.push(CostPoint {
+                    day: r.day,
+                    amount: r.unblended,
+                    estimated: r.estimated,
+                }),
+            }
+        }
+    }
+    let mut causes = Vec::new();
+    let mut per_dimension: BTreeMap<Dimension, usize> = BTreeMap::new();
+    for c in rank_contributors(&components, anomaly.first_day, anomaly.last_day, config) {
+        let kept = per_dimension.entry(c.dimension).or_default();
+        // Rounding-level movements (under a cent) explain nothing.
+        if *kept >= CAUSES_PER_DIMENSION || c.delta < Money::from_nanos(10_000_000) {
+            continue;
+        }
+        *kept += 1;
+        let dimension = match c.dimension {
+            Dimension::Service => "service",
+            Dimension::Account => "account",
+            Dimension::Region => "region",
+            Dimension::UsageType => "usage_type",
+            Dimension::ResourceId => "resource",
+        };
+        let cpu = if c.dimension == Dimension::ResourceId && c.key.starts_with("i-") {
+            cpu_evidence(store, tenant, &c.key, anomaly.first_day, to).await?
+        } else {
+            None
+        };
+        causes.push(RootCause {
+            dimension: dimension.to_string(),
+            key: c.key,
+            expected: c.expected,
+            actual: c.actual,
+            impact: c.delta,
+            share_percent: (c.share * 1000.0).round() / 10.0,
+            cpu,
+        });
+    }
+    Ok(causes)
+}
+
+async fn cpu_evidence(
+    store: &dyn Store,
+    tenant: TenantId,
+    instance_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Option<CpuEvidence>, StoreError> {
+    let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let end = to.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let points = store
+        .metric_points(tenant, instance_id, "CPUUtilization", start, end)
+        .await?;
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let mut averages: Vec<f64> = points.iter().map(|p| p.average).collect();
+    let max = points.iter().map(|p| p.maximum).fold(f64::MIN, f64::max);
+    let average = averages.iter().sum::<f64>() / averages.len() as f64;
+    Ok(Some(CpuEvidence {
+        p95: round1(crate::recommendations::percentile(&mut averages, 0.95)),
+        average: round1(average),
+        max: round1(max),
+        points: points.len(),
+    }))
+}
+
+pub(crate) fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
