@@ -1,0 +1,330 @@
+// The dashboard end to end in headless Chromium: sign up → connect AWS (moto) → Refresh now →
+// the dashboard shows the preset Cost Explorer numbers and draws the chart → an anomaly is
+// acknowledged → the costs CSV is downloaded. Run by scripts/browser-test.sh, which starts the
+// server and sets CLOUDSPEND_BASE_URL, CLOUDSPEND_TEST_MOTO_URL, CLOUDSPEND_SCREENSHOTS.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = required('CLOUDSPEND_BASE_URL');
+const MOTO = required('CLOUDSPEND_TEST_MOTO_URL').replace(/\/$/, '');
+const SHOTS = required('CLOUDSPEND_SCREENSHOTS');
+const WORK = process.env.CLOUDSPEND_BROWSER_WORK || tmpdir();
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this through scripts/browser-test.sh`);
+  return value;
+}
+
+// ---- The Cost Explorer data moto will answer with ----------------------------------------
+
+const EC2 = 'Amazon Elastic Compute Cloud - Compute';
+const S3 = 'Amazon Simple Storage Service';
+const RDS = 'Amazon Relational Database Service';
+const LAMBDA = 'AWS Lambda';
+const LINKED = '210987654321';
+const DAYS = 120;
+const SPIKE_AGO = 3; // days before today
+
+const iso = (d) => d.toISOString().slice(0, 10);
+const today = iso(new Date());
+const addDays = (day, n) => { const d = new Date(`${day}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + n); return iso(d); };
+
+/** Cents per service for the day `ago` days before today: a weekly rhythm and one EC2 spike. */
+function dayCosts(ago) {
+  const day = addDays(today, -ago);
+  const weekday = new Date(`${day}T00:00:00Z`).getUTCDay();
+  const weekend = weekday === 0 || weekday === 6;
+  const ec2 = (weekend ? 9_800 : 12_400) + (ago % 5) * 37 + (ago === SPIKE_AGO ? 52_000 : 0);
+  return {
+    day,
+    estimated: ago <= 1,
+    parts: [
+      [EC2, null, ec2],
+      [RDS, null, 4_560],
+      [S3, LINKED, 1_275 + (ago % 3) * 11],
+      [LAMBDA, LINKED, weekend ? 85 : 230],
+    ],
+  };
+}
+
+const history = Array.from({ length: DAYS }, (_, i) => dayCosts(DAYS - 1 - i));
+const money = (cents) => `$${Math.floor(cents / 100).toLocaleString('en-US')}.${String(cents % 100).padStart(2, '0')}`;
+const amount = (cents) => `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`;
+
+function groupedDay(d, account) {
+  return {
+    TimePeriod: { Start: d.day, End: addDays(d.day, 1) },
+    Total: {},
+    Groups: d.parts.map(([service, linked, cents]) => ({
+      Keys: [service, linked ?? account],
+      Metrics: { UnblendedCost: { Amount: amount(cents), Unit: 'USD' }, AmortizedCost: { Amount: amount(cents), Unit: 'USD' } },
+    })),
+    Estimated: d.estimated,
+  };
+}
+
+/** moto hands each preset to the next distinct GetCostAndUsage request: first the connect
+ *  diagnostic (a one-day total), then the first collection's backfill, then the 7-day re-read
+ *  that "Refresh now" makes. */
+async function presetCosts(account) {
+  const yesterday = addDays(today, -1);
+  const diagnostic = { ResultsByTime: [{ TimePeriod: { Start: yesterday, End: today }, Total: { UnblendedCost: { Amount: '1.00', Unit: 'USD' } }, Groups: [], Estimated: true }] };
+  const backfill = { ResultsByTime: history.map((d) => groupedDay(d, account)) };
+  const recent = { ResultsByTime: history.filter((d) => d.day >= addDays(today, -7)).map((d) => groupedDay(d, account)) };
+  const response = await fetch(`${MOTO}/moto-api/static/ce/cost-and-usage-results`, {
+    method: 'POST', body: JSON.stringify({ account_id: account, results: [diagnostic, backfill, recent] }),
+  });
+  assert.ok(response.ok, `moto preset answered ${response.status}`);
+}
+
+// ---- A few EC2 instances with CPU in the tenant's (moto) account ----------------------------
+
+function authHeader(keyId, service) {
+  return `AWS4-HMAC-SHA256 Credential=${keyId}/20260101/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=0`;
+}
+
+async function query(service, params, creds) {
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', authorization: authHeader(creds?.keyId ?? 'testing', service) };
+  if (creds?.token) headers['x-amz-security-token'] = creds.token;
+  const response = await fetch(`${MOTO}/`, { method: 'POST', headers, body: new URLSearchParams(params).toString() });
+  const text = await response.text();
+  assert.ok(response.ok, `moto ${params.Action} answered ${response.status}: ${text.slice(0, 400)}`);
+  return text;
+}
+
+const xml = (text, tag) => [...text.matchAll(new RegExp(`<${tag}>([^<]*)</${tag}>`, 'g'))].map((m) => m[1]);
+
+async function launchFleet(account) {
+  const assumed = await query('sts', { Action: 'AssumeRole', Version: '2011-06-15', RoleArn: `arn:aws:iam::${account}:role/CloudSpendReadOnly`, RoleSessionName: 'browser-test', ExternalId: 'x' });
+  const creds = { keyId: xml(assumed, 'AccessKeyId')[0], token: xml(assumed, 'SessionToken')[0] };
+  const images = await query('ec2', { Action: 'DescribeImages', Version: '2016-11-15', 'Owner.1': 'amazon' }, creds);
+  const image = xml(images, 'imageId')[0];
+  const ids = [];
+  for (const [name, type] of [['web-1', 't3.large'], ['batch-worker', 'm5.xlarge'], ['reporting', 't3.medium']]) {
+    const out = await query('ec2', {
+      Action: 'RunInstances', Version: '2016-11-15', ImageId: image, InstanceType: type, MinCount: '1', MaxCount: '1',
+      'TagSpecification.1.ResourceType': 'instance', 'TagSpecification.1.Tag.1.Key': 'Name', 'TagSpecification.1.Tag.1.Value': name,
+    }, creds);
+    ids.push(xml(out, 'instanceId')[0]);
+  }
+  await query('ec2', { Action: 'StopInstances', Version: '2016-11-15', 'InstanceId.1': ids[2] }, creds);
+  // Hourly CPU for the last 20 hours: web-1 busy, batch-worker idle.
+  const now = Date.now();
+  for (const [id, base] of [[ids[0], 45], [ids[1], 2]]) {
+    const params = { Action: 'PutMetricData', Version: '2010-08-01', Namespace: 'AWS/EC2' };
+    for (let i = 0; i < 20; i++) {
+      const p = `MetricData.member.${i + 1}`;
+      Object.assign(params, {
+        [`${p}.MetricName`]: 'CPUUtilization', [`${p}.Unit`]: 'Percent',
+        [`${p}.Value`]: String(base + ((i * 7) % 11) * (base > 10 ? 2 : 0.2)),
+        [`${p}.Timestamp`]: new Date(now - (20 - i) * 3600_000).toISOString(),
+        [`${p}.Dimensions.member.1.Name`]: 'InstanceId', [`${p}.Dimensions.member.1.Value`]: id,
+      });
+    }
+    await query('monitoring', params, creds);
+  }
+  return ids;
+}
+
+// ---- The flow ---------------------------------------------------------------------------------
+
+async function api(page, pathname) {
+  return page.evaluate(async (p) => {
+    const headers = { authorization: `Bearer ${localStorage.getItem('cloudspend.token')}` };
+    const r = await fetch(p, { headers });
+    return { status: r.status, body: await r.json().catch(() => null) };
+  }, pathname);
+}
+
+test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly, download the CSV', { timeout: 300_000 }, async (t) => {
+  const account = String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999)).padStart(12, '0');
+  await presetCosts(account);
+  await launchFleet(account);
+
+  const profile = mkdtempSync(path.join(WORK, 'chromium-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
+    viewport: { width: 1360, height: 900 },
+    acceptDownloads: true,
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => { if (msg.type() === 'error' && !/404|409/.test(msg.text())) problems.push(`console: ${msg.text()}`); });
+  page.on('response', (r) => { if (r.url().startsWith(BASE) && r.status() >= 500) problems.push(`${r.status()} from ${r.url()}`); });
+  // Each step builds on the one before: after a failure the rest would only add noise.
+  let broken = null;
+  const step = (name, fn) => t.test(name, async (st) => {
+    if (broken) { st.skip(`not run: "${broken}" failed`); return; }
+    try { await fn(); } catch (err) { broken = name; await shot(`failed-${name.replace(/\W+/g, '-')}`).catch(() => {}); throw err; }
+  });
+  const shot = async (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+  try {
+    await step('sign up', async () => {
+      await page.goto(`${BASE}/signup`);
+      await page.getByLabel('Company or team').fill('Acme Analytics');
+      await page.getByLabel('Work email').fill(`finops-${account}@example.com`);
+      await page.getByLabel('Password').fill('a long enough password');
+      await shot('01-signup');
+      await page.getByRole('button', { name: 'Create account' }).click();
+      await page.getByTestId('connect-cta').waitFor();
+      const headers = (await page.request.get(`${BASE}/`)).headers();
+      assert.match(headers['content-security-policy'], /default-src 'self'/);
+      assert.equal(headers['x-frame-options'], 'DENY');
+      await shot('02-dashboard-not-connected');
+    });
+
+    await step('connect AWS with the diagnostics passing', async () => {
+      await page.getByTestId('connect-cta').click();
+      await page.waitForURL(`${BASE}/connect-aws`);
+      const externalId = (await page.getByTestId('external-id').textContent()).trim();
+      assert.equal(await page.locator('#f-external_id').inputValue(), externalId, 'the external ID is filled in');
+      // Inline validation before anything is sent.
+      await page.locator('#f-aws_role_arn').fill('not-an-arn');
+      await page.getByTestId('connect-submit').click();
+      await page.locator('#f-aws_role_arn-error', { hasText: 'RoleArn' }).waitFor();
+      await shot('03-connect-aws-validation');
+      await page.locator('#f-aws_role_arn').fill(`arn:aws:iam::${account}:role/CloudSpendReadOnly`);
+      await page.locator('#f-regions').fill('eu-west-1');
+      await page.locator('#f-athena_db').fill('cur_db');
+      await page.locator('#f-athena_table').fill('cur_table');
+      await page.getByTestId('connect-submit').click();
+      await page.getByTestId('connect-saved').waitFor({ timeout: 60_000 });
+      assert.match(await page.getByTestId('connect-saved').textContent(), /AWS connection saved/);
+      for (const step of ['assume_role', 'caller_identity', 'cost_explorer', 'ec2']) {
+        assert.equal(await page.locator(`[data-step="${step}"]`).getAttribute('data-status'), 'ok', `${step} passed`);
+      }
+      await shot('04-connect-aws-saved');
+    });
+
+    const from = addDays(today, -29);
+    const expectedCents = history.filter((d) => d.day >= from).reduce((acc, d) => acc + d.parts.reduce((a, [, , c]) => a + c, 0), 0);
+
+    await step('refresh now, then the dashboard shows the preset costs and draws the chart', async () => {
+      await page.getByTestId('to-dashboard').click();
+      await page.getByTestId('refresh-now').click();
+      await page.getByTestId('refresh-progress').getByText('Collecting now').waitFor();
+      await shot('05-dashboard-refreshing');
+      // The page re-renders when every queued collector has run.
+      await page.getByText(/Refresh finished/).waitFor({ timeout: 180_000 });
+      await page.waitForFunction((text) => document.querySelector('[data-testid="kpi-total"]')?.textContent === text, money(expectedCents), { timeout: 60_000 })
+        .catch(async () => {
+          throw new Error(`the dashboard total is ${await page.getByTestId('kpi-total').textContent()}, expected ${money(expectedCents)}`);
+        });
+      assert.equal(await page.getByTestId('kpi-total').textContent(), money(expectedCents));
+      const chart = page.getByTestId('daily-chart');
+      assert.equal(await chart.locator('svg g.day').count(), 30, 'one bar group per day of the 30-day window');
+      assert.ok(await chart.locator('svg rect.bar').count() >= 30 * 3, 'stacked segments per day');
+      assert.equal(await chart.locator('svg g.day.estimated').count(), 2, 'today and yesterday are estimated');
+      const spikeDay = addDays(today, -SPIKE_AGO);
+      const spike = history.find((d) => d.day === spikeDay);
+      assert.equal(await chart.locator(`svg g.day[data-day="${spikeDay}"]`).getAttribute('data-amount'),
+        amount(spike.parts.reduce((a, [, , c]) => a + c, 0)));
+      assert.match(await page.locator('table').first().textContent(), /Amazon Elastic Compute Cloud - Compute/);
+      await shot('06-dashboard');
+    });
+
+    let anomalyId;
+    await step('an anomaly is detected, shown and acknowledged', async () => {
+      // The detector runs after the cost collection; give it a little time, then fail loudly.
+      const deadline = Date.now() + 60_000;
+      let last;
+      for (;;) {
+        last = await api(page, '/api/anomalies?status=open');
+        if (last.status === 200 && last.body.anomalies.length) break;
+        if (Date.now() > deadline) {
+          assert.fail(last.status === 404
+            ? 'GET /api/anomalies is missing (404): the anomaly backend (docs/INSIGHTS-API.md) is not in this build'
+            : `no open anomaly was detected for the planted EC2 spike on ${addDays(today, -SPIKE_AGO)}: ${JSON.stringify(last.body)}`);
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      await page.reload();
+      await page.getByTestId('attention').waitFor();
+      assert.ok(await page.getByTestId('daily-chart').locator('circle.marker').count() >= 1, 'the anomaly is marked on the chart');
+      await shot('07-dashboard-with-anomaly');
+      await page.getByRole('link', { name: 'Anomalies' }).first().click();
+      await page.getByTestId('anomaly').first().waitFor();
+      await shot('08-anomalies');
+      const spikeDay = addDays(today, -SPIKE_AGO);
+      const planted = last.body.anomalies.find((a) => a.first_day <= spikeDay && spikeDay <= (a.last_day ?? a.first_day));
+      assert.ok(planted, `an anomaly covers the spike on ${spikeDay}: ${JSON.stringify(last.body.anomalies.map((a) => [a.series, a.first_day]))}`);
+      anomalyId = planted.id;
+      await page.locator(`[data-testid="anomaly"][data-id="${anomalyId}"] a`).first().click();
+      await page.waitForURL(`${BASE}/anomalies/${anomalyId}`);
+      await page.getByTestId('band-chart').locator('svg polyline.actual').waitFor();
+      await shot('09-anomaly-detail');
+      await page.getByTestId('set-acknowledged').click();
+      await page.locator('.badge.acknowledged').first().waitFor();
+      const after = await api(page, '/api/anomalies?status=acknowledged');
+      assert.ok(after.body.anomalies.some((a) => a.id === anomalyId), 'the anomaly is acknowledged in the API');
+      await shot('10-anomaly-acknowledged');
+    });
+
+    await step('the costs CSV downloads with the preset numbers', async () => {
+      await page.getByRole('link', { name: 'Dashboard' }).click();
+      await page.getByTestId('kpi-total').waitFor();
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('costs-csv').click()]);
+      const file = path.join(WORK, 'costs.csv');
+      await download.saveAs(file);
+      const csv = readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(csv[0], 'period,key,amount,estimated');
+      const cents = csv.slice(1).reduce((acc, line) => {
+        const value = line.split(',').at(-2);
+        const [whole, frac = ''] = value.split('.');
+        return acc + Number(whole) * 100 + Number((frac + '00').slice(0, 2));
+      }, 0);
+      assert.equal(cents, expectedCents, 'the CSV adds up to the dashboard total');
+      const spikeDay = addDays(today, -SPIKE_AGO);
+      const ec2 = history.find((d) => d.day === spikeDay).parts[0][2];
+      assert.ok(csv.includes(`${spikeDay},${EC2},${amount(ec2)},false`), `the spike row is in the CSV: ${csv.slice(0, 5).join(' | ')}`);
+    });
+
+    await step('every other page renders', async () => {
+      for (const [route, name, ready] of [
+        ['/instances', '11-instances', '[data-testid="instances"]'],
+        ['/recommendations', '12-savings', 'h1'],
+        ['/collections', '13-collections', '[data-testid="runs"]'],
+        ['/settings', '14-settings', '#members'],
+        ['/connect-aws', '15-connect-aws-connected', '#step-form'],
+      ]) {
+        await page.goto(`${BASE}${route}`);
+        await page.locator(ready).first().waitFor();
+        await page.waitForTimeout(700); // sparklines load after the table
+        await shot(name);
+      }
+      const instances = await api(page, '/api/instances');
+      if (instances.body.instances.length) {
+        await page.goto(`${BASE}/instances/${instances.body.instances[0].instance_id}`);
+        await page.getByTestId('cpu-chart').waitFor();
+        await shot('16-instance');
+      }
+      await page.setViewportSize({ width: 375, height: 812 });
+      await page.goto(`${BASE}/`);
+      await page.getByTestId('daily-chart').locator('svg').waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 1, `no horizontal scrolling at 375px (overflow ${overflow}px)`);
+      await shot('17-dashboard-375px');
+      await page.setViewportSize({ width: 1360, height: 900 });
+      await page.goto(`${BASE}/logout`);
+      await page.getByText('You are logged out').waitFor();
+      await page.goto(`${BASE}/`);
+      await page.waitForURL(/\/login/);
+      await shot('18-login');
+    });
+
+    assert.deepEqual(problems, [], 'no script errors or server errors');
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
