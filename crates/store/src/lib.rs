@@ -245,6 +245,20 @@ pub trait Store: Send + Sync + 'static {
         to: NaiveDate,
     ) -> Result<Vec<RollupTotal>>;
 
+    /// Sets the tags of each resource (an export's latest tags replace the stored ones).
+    async fn upsert_resource_tags(
+        &self,
+        tenant: TenantId,
+        tags: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Tags by resource id, from CUR / FOCUS exports.
+    async fn resource_tags(
+        &self,
+        tenant: TenantId,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>;
+
     /// Each key's sum over `from <= day < to`, largest first.
     async fn cost_rollup_totals(
         &self,
@@ -396,6 +410,47 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes the tenant's scheduled jobs (when it disconnects AWS); returns how many.
     async fn delete_jobs(&self, tenant: TenantId) -> Result<u64>;
+
+    // --- actions, budgets, alarms (issue 9) ---
+
+    async fn create_action_token(&self, tenant: TenantId, token: NewActionToken) -> Result<()>;
+
+    /// The token with this hash, in whatever tenant, used or not: the caller tells "expired",
+    /// "used" and "not yours" apart.
+    async fn action_token(&self, token_hash: &str) -> Result<Option<ActionToken>>;
+
+    /// Marks the tenant's token used if it is unused and unexpired at `now`, in one statement:
+    /// of several concurrent calls at most one gets `true`.
+    async fn use_action_token(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// [`Store::record_audit`] with an outcome (succeeded | refused | failed).
+    async fn record_audit_status(&self, entry: NewAuditEntry, status: &str) -> Result<()>;
+
+    /// The tenant's audit entries matching `filter`, newest first.
+    async fn audit_entries(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditRecord>>;
+
+    /// Deletes audit entries (all tenants) older than `before`, and confirmation tokens that
+    /// expired before it. Returns how many audit entries went.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Creates or replaces the tenant's budget; the alerted state of an existing budget is kept.
+    async fn put_budget(&self, tenant: TenantId, budget: &Budget) -> Result<()>;
+
+    async fn budget(&self, tenant: TenantId) -> Result<Option<Budget>>;
+
+    /// False when the tenant had no budget.
+    async fn delete_budget(&self, tenant: TenantId) -> Result<bool>;
+
+    async fn set_budget_alerted(&self, tenant: TenantId, alerted: &BudgetAlerted) -> Result<()>;
 }
 
 /// Opens the backend `DATABASE_URL` names. SQLite files (and their folder) are created when

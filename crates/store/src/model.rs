@@ -392,3 +392,81 @@ pub struct InstanceCount {
     pub instance_type: String,
     pub count: i64,
 }
+
+// --- actions, budgets, alarms (issue 9) ---
+
+/// A confirmation token as issued: only the SHA-256 of the token is stored.
+#[derive(Debug, Clone)]
+pub struct NewActionToken {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub instance_id: String,
+    pub region: String,
+    /// stop | start
+    pub action: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// What the requester was shown (monthly cost, the finding behind it).
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionToken {
+    pub tenant_id: TenantId,
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub instance_id: String,
+    pub region: String,
+    pub action: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub detail: serde_json::Value,
+}
+
+/// An audit entry with its outcome (`ok` for entries that record none).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub user_email: Option<String>,
+    pub action: String,
+    /// succeeded | refused | failed | ok
+    pub status: String,
+    pub detail: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    /// The user's email, compared case-insensitively.
+    pub user_email: Option<String>,
+    /// An action (`action.confirm`) or a prefix of dotted actions (`action`).
+    pub action: Option<String>,
+    pub status: Option<String>,
+    /// Entries at or after this instant only (the retention window).
+    pub since: DateTime<Utc>,
+    pub limit: i64,
+}
+
+/// A tenant's monthly budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub amount: Money,
+    pub currency: String,
+    /// Whole percents of `amount` for the month-to-date spend, ascending.
+    pub actual_thresholds: Vec<u32>,
+    /// Whole percents of `amount` for the month-end forecast, ascending.
+    pub forecast_thresholds: Vec<u32>,
+    pub alerted: BudgetAlerted,
+    pub updated_by: Option<UserId>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which thresholds have been crossed (and alerted) in `month`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BudgetAlerted {
+    /// YYYY-MM; empty before the first check.
+    pub month: String,
+    pub actual: Vec<u32>,
+    pub forecast: Vec<u32>,
+}

@@ -542,6 +542,92 @@ pub(crate) const REFRESH_ROLLUPS: &str = "INSERT INTO cost_rollups (tenant_id, d
                                         AND c.day = d.day AND c.source = 'cur') THEN 'cur' ELSE 'ce' END \
      GROUP BY d.tenant_id, d.day, dim.dimension, 4";
 
+// --- actions, budgets, alarms (issue 9) ---
+
+pub(crate) const ACTION_TOKEN_COLUMNS: &str = "tenant_id, token_hash, user_id, instance_id, region, action, \
+     created_at, expires_at, used_at, detail";
+pub(crate) const BUDGET_COLUMNS: &str = "amount_nanos, currency, actual_thresholds, forecast_thresholds, alerted, \
+     updated_by, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ActionTokenRow {
+    pub tenant_id: Uuid,
+    pub token_hash: String,
+    pub user_id: Uuid,
+    pub instance_id: String,
+    pub region: String,
+    pub action: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub detail: Json<serde_json::Value>,
+}
+
+impl From<ActionTokenRow> for ActionToken {
+    fn from(r: ActionTokenRow) -> Self {
+        ActionToken {
+            tenant_id: TenantId(r.tenant_id),
+            token_hash: r.token_hash,
+            user_id: UserId(r.user_id),
+            instance_id: r.instance_id,
+            region: r.region,
+            action: r.action,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            detail: r.detail.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRecordRow {
+    pub id: Uuid,
+    pub user_email: Option<String>,
+    pub action: String,
+    pub status: String,
+    pub detail: Json<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<AuditRecordRow> for AuditRecord {
+    fn from(r: AuditRecordRow) -> Self {
+        AuditRecord {
+            id: r.id,
+            user_email: r.user_email,
+            action: r.action,
+            status: r.status,
+            detail: r.detail.0,
+            at: r.at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct BudgetRow {
+    pub amount_nanos: i64,
+    pub currency: String,
+    pub actual_thresholds: Json<Vec<u32>>,
+    pub forecast_thresholds: Json<Vec<u32>>,
+    pub alerted: Json<BudgetAlerted>,
+    pub updated_by: Option<Uuid>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<BudgetRow> for Budget {
+    fn from(r: BudgetRow) -> Self {
+        Budget {
+            amount: Money::from_nanos(r.amount_nanos),
+            currency: r.currency,
+            actual_thresholds: r.actual_thresholds.0,
+            forecast_thresholds: r.forecast_thresholds.0,
+            alerted: r.alerted.0,
+            updated_by: r.updated_by.map(UserId),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 /// Expands `impl Store for $store` over `sqlx::Pool<$db>` in `self.pool`. The backend supplies
 /// its migrator and its job-leasing statement (the one place the dialects differ).
 macro_rules! impl_store {
@@ -1161,6 +1247,44 @@ macro_rules! impl_store {
                     .collect())
             }
 
+            async fn upsert_resource_tags(
+                &self,
+                tenant: TenantId,
+                tags: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+                at: DateTime<Utc>,
+            ) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let entries: Vec<_> = tags.iter().collect();
+                let mut written = 0;
+                for chunk in entries.chunks(BATCH_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO resource_tags (tenant_id, resource_id, tags, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut b, (resource, tags)| {
+                        b.push_bind(tenant.0)
+                            .push_bind((*resource).clone())
+                            .push_bind(Json((*tags).clone()))
+                            .push_bind($crate::micros(at));
+                    });
+                    q.push(" ON CONFLICT (tenant_id, resource_id) DO UPDATE SET tags = excluded.tags, updated_at = excluded.updated_at");
+                    written += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn resource_tags(
+                &self,
+                tenant: TenantId,
+            ) -> $crate::Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>> {
+                let rows: Vec<(String, Json<std::collections::BTreeMap<String, String>>)> =
+                    sqlx::query_as("SELECT resource_id, tags FROM resource_tags WHERE tenant_id = $1")
+                        .bind(tenant.0)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(id, tags)| (id, tags.0)).collect())
+            }
+
             async fn sync_anomalies(
                 &self,
                 tenant: TenantId,
@@ -1648,6 +1772,137 @@ macro_rules! impl_store {
                 let sql = format!("SELECT {JOB_COLUMNS} FROM collection_jobs WHERE tenant_id = $1 ORDER BY collector");
                 let rows: Vec<JobRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_all(&self.pool).await?;
                 Ok(rows.into_iter().map(Job::from).collect())
+            }
+
+            // --- actions, budgets, alarms (issue 9) ---
+
+            async fn create_action_token(&self, tenant: TenantId, t: NewActionToken) -> $crate::Result<()> {
+                let sql = format!("INSERT INTO action_tokens ({ACTION_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)");
+                sqlx::query(&sql)
+                    .bind(tenant.0)
+                    .bind(&t.token_hash)
+                    .bind(t.user_id.0)
+                    .bind(&t.instance_id)
+                    .bind(&t.region)
+                    .bind(&t.action)
+                    .bind($crate::micros(t.created_at))
+                    .bind($crate::micros(t.expires_at))
+                    .bind(Json(&t.detail))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        if unique_violation_is(&e) { $crate::StoreError::Conflict { field: "token" } } else { e.into() }
+                    })?;
+                Ok(())
+            }
+
+            async fn action_token(&self, token_hash: &str) -> $crate::Result<Option<ActionToken>> {
+                let sql = format!("SELECT {ACTION_TOKEN_COLUMNS} FROM action_tokens WHERE token_hash = $1");
+                let row: Option<ActionTokenRow> = sqlx::query_as(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+                Ok(row.map(ActionToken::from))
+            }
+
+            async fn use_action_token(&self, tenant: TenantId, token_hash: &str, now: DateTime<Utc>) -> $crate::Result<bool> {
+                let now = $crate::micros(now);
+                let done = sqlx::query(
+                    "UPDATE action_tokens SET used_at = $1 \
+                     WHERE tenant_id = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $1",
+                )
+                .bind(now)
+                .bind(tenant.0)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_audit_status(&self, entry: NewAuditEntry, status: &str) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(Uuid::new_v4())
+                .bind(entry.tenant_id.map(|t| t.0))
+                .bind(entry.user_id.map(|u| u.0))
+                .bind(entry.user_email)
+                .bind(entry.action)
+                .bind(Json(entry.detail))
+                .bind($crate::micros(entry.at))
+                .bind(status)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit_entries(&self, tenant: TenantId, f: &AuditFilter) -> $crate::Result<Vec<AuditRecord>> {
+                let rows: Vec<AuditRecordRow> = sqlx::query_as(
+                    "SELECT id, user_email, action, status, detail, at FROM audit_log \
+                     WHERE tenant_id = $1 AND at >= $2 \
+                       AND ($3 IS NULL OR lower(user_email) = lower($3)) \
+                       AND ($4 IS NULL OR action = $4 OR action LIKE $4 || '.%') \
+                       AND ($5 IS NULL OR status = $5) \
+                     ORDER BY at DESC, id LIMIT $6",
+                )
+                .bind(tenant.0)
+                .bind($crate::micros(f.since))
+                .bind(f.user_email.as_deref())
+                .bind(f.action.as_deref())
+                .bind(f.status.as_deref())
+                .bind(f.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(AuditRecord::from).collect())
+            }
+
+            async fn purge_audit(&self, before: DateTime<Utc>) -> $crate::Result<u64> {
+                let before = $crate::micros(before);
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("DELETE FROM audit_log WHERE at < $1").bind(before).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM action_tokens WHERE expires_at < $1").bind(before).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn put_budget(&self, tenant: TenantId, b: &Budget) -> $crate::Result<()> {
+                let sql = format!(
+                    "INSERT INTO budgets (tenant_id, {BUDGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET amount_nanos = excluded.amount_nanos, \
+                     currency = excluded.currency, actual_thresholds = excluded.actual_thresholds, \
+                     forecast_thresholds = excluded.forecast_thresholds, updated_by = excluded.updated_by, \
+                     updated_at = excluded.updated_at"
+                );
+                sqlx::query(&sql)
+                    .bind(tenant.0)
+                    .bind(b.amount.nanos())
+                    .bind(&b.currency)
+                    .bind(Json(&b.actual_thresholds))
+                    .bind(Json(&b.forecast_thresholds))
+                    .bind(Json(&b.alerted))
+                    .bind(b.updated_by.map(|u| u.0))
+                    .bind($crate::micros(b.updated_at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn budget(&self, tenant: TenantId) -> $crate::Result<Option<Budget>> {
+                let sql = format!("SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1");
+                let row: Option<BudgetRow> = sqlx::query_as(&sql).bind(tenant.0).fetch_optional(&self.pool).await?;
+                Ok(row.map(Budget::from))
+            }
+
+            async fn delete_budget(&self, tenant: TenantId) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM budgets WHERE tenant_id = $1").bind(tenant.0).execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_budget_alerted(&self, tenant: TenantId, alerted: &BudgetAlerted) -> $crate::Result<()> {
+                sqlx::query("UPDATE budgets SET alerted = $1 WHERE tenant_id = $2")
+                    .bind(Json(alerted))
+                    .bind(tenant.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
         }
 

@@ -1171,10 +1171,300 @@ async fn collector_health_and_aws_usage_sum_runs(store: Arc<dyn Store>) {
     );
 }
 
+async fn resource_tags_are_replaced_per_resource_and_scoped(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "tags@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-tags@example.com").await;
+    let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let first = BTreeMap::from([
+        ("i-1".to_string(), tags(&[("team", "web"), ("env", "prod")])),
+        ("vol-2".to_string(), tags(&[("team", "data")])),
+    ]);
+    assert_eq!(
+        store
+            .upsert_resource_tags(t.id, &first, at(1, 0))
+            .await
+            .unwrap(),
+        2
+    );
+    let second = BTreeMap::from([("i-1".to_string(), tags(&[("team", "search")]))]);
+    store
+        .upsert_resource_tags(t.id, &second, at(2, 0))
+        .await
+        .unwrap();
+    let got = store.resource_tags(t.id).await.unwrap();
+    assert_eq!(got["i-1"], tags(&[("team", "search")]));
+    assert_eq!(got["vol-2"], tags(&[("team", "data")]));
+    assert!(store.resource_tags(other.id).await.unwrap().is_empty());
+}
+
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
     store.migrate().await.unwrap();
+}
+
+// --- actions, budgets, alarms (issue 9) ---
+
+fn action_token(user: UserId, hash: &str, expires_at: DateTime<Utc>) -> NewActionToken {
+    NewActionToken {
+        token_hash: hash.into(),
+        user_id: user,
+        instance_id: "i-0abc".into(),
+        region: "eu-west-1".into(),
+        action: "stop".into(),
+        created_at: at(9, 0),
+        expires_at,
+        detail: serde_json::json!({"monthly_cost": "7.49"}),
+    }
+}
+
+async fn action_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
+    let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
+    let (_, bobco) = tenant_with_owner(&store, "bob@example.com").await;
+    store
+        .create_action_token(acme.id, action_token(ana.id, "h1", at(9, 5)))
+        .await
+        .unwrap();
+    store
+        .create_action_token(acme.id, action_token(ana.id, "h2", at(9, 5)))
+        .await
+        .unwrap();
+    let found = store.action_token("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.tenant_id,
+            found.user_id,
+            found.instance_id.as_str(),
+            found.region.as_str()
+        ),
+        (acme.id, ana.id, "i-0abc", "eu-west-1")
+    );
+    assert_eq!((found.action.as_str(), found.used_at), ("stop", None));
+    assert_eq!(found.detail["monthly_cost"], "7.49");
+    assert!(store.action_token("nope").await.unwrap().is_none());
+
+    // Another tenant cannot use it, an expired one cannot be used, and it is used once.
+    assert!(
+        !store
+            .use_action_token(bobco.id, "h1", at(9, 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_action_token(acme.id, "h2", at(9, 5))
+            .await
+            .unwrap()
+    );
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        racers.spawn(async move {
+            store
+                .use_action_token(acme.id, "h1", at(9, 1))
+                .await
+                .unwrap()
+        });
+    }
+    let won = racers
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|won| *won)
+        .count();
+    assert_eq!(won, 1, "exactly one concurrent use wins");
+    assert_eq!(
+        store.action_token("h1").await.unwrap().unwrap().used_at,
+        Some(at(9, 1))
+    );
+    assert_eq!(
+        store.action_token("h2").await.unwrap().unwrap().used_at,
+        None
+    );
+
+    // The purge removes tokens that expired before the cut-off.
+    store.purge_audit(at(10, 0)).await.unwrap();
+    assert!(store.action_token("h1").await.unwrap().is_none());
+}
+
+async fn audit_entries_filter_by_user_action_status_and_age(store: Arc<dyn Store>) {
+    let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
+    let (_, bobco) = tenant_with_owner(&store, "bob@example.com").await;
+    let entry = |tenant: TenantId, email: &str, action: &str, minute: u32| NewAuditEntry {
+        tenant_id: Some(tenant),
+        user_id: Some(ana.id),
+        user_email: Some(email.into()),
+        action: action.into(),
+        detail: serde_json::json!({"instance_id": "i-0abc"}),
+        at: at(8, minute),
+    };
+    store
+        .record_audit_status(
+            entry(acme.id, "ana@example.com", "action.request", 1),
+            "succeeded",
+        )
+        .await
+        .unwrap();
+    store
+        .record_audit_status(
+            entry(acme.id, "ana@example.com", "action.confirm", 2),
+            "refused",
+        )
+        .await
+        .unwrap();
+    store
+        .record_audit_status(
+            entry(acme.id, "cy@example.com", "alarm.create", 3),
+            "failed",
+        )
+        .await
+        .unwrap();
+    store
+        .record_audit(entry(acme.id, "ana@example.com", "connection.verify", 4))
+        .await
+        .unwrap();
+    store
+        .record_audit_status(
+            entry(bobco.id, "ana@example.com", "action.request", 5),
+            "succeeded",
+        )
+        .await
+        .unwrap();
+    let all = AuditFilter {
+        user_email: None,
+        action: None,
+        status: None,
+        since: at(0, 0),
+        limit: 100,
+    };
+    let list = |f: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_entries(acme.id, &f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.action, e.status))
+                .collect::<Vec<_>>()
+        }
+    };
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        list(all.clone()).await,
+        vec![
+            s("connection.verify", "ok"),
+            s("alarm.create", "failed"),
+            s("action.confirm", "refused"),
+            s("action.request", "succeeded"),
+        ]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            user_email: Some("ANA@example.com".into()),
+            ..all.clone()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        list(AuditFilter {
+            action: Some("action".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![
+            s("action.confirm", "refused"),
+            s("action.request", "succeeded")
+        ]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            action: Some("action.request".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![s("action.request", "succeeded")]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            status: Some("failed".into()),
+            ..all.clone()
+        })
+        .await,
+        vec![s("alarm.create", "failed")]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            since: at(8, 3),
+            limit: 1,
+            ..all.clone()
+        })
+        .await,
+        vec![s("connection.verify", "ok")]
+    );
+    let full = store.audit_entries(acme.id, &all).await.unwrap();
+    assert_eq!(full[0].user_email.as_deref(), Some("ana@example.com"));
+    assert_eq!(full[0].detail["instance_id"], "i-0abc");
+    assert_eq!(full[0].at, at(8, 4));
+
+    assert_eq!(store.purge_audit(at(8, 3)).await.unwrap(), 2);
+    assert_eq!(list(all.clone()).await.len(), 2);
+    assert_eq!(store.audit_entries(bobco.id, &all).await.unwrap().len(), 1);
+}
+
+async fn budgets_are_one_per_tenant_and_keep_their_alerted_state(store: Arc<dyn Store>) {
+    let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
+    let (_, bobco) = tenant_with_owner(&store, "bob@example.com").await;
+    assert!(store.budget(acme.id).await.unwrap().is_none());
+    let budget = Budget {
+        amount: money("1000.50"),
+        currency: "USD".into(),
+        actual_thresholds: vec![50, 80, 100],
+        forecast_thresholds: vec![100],
+        alerted: BudgetAlerted::default(),
+        updated_by: Some(ana.id),
+        updated_at: at(7, 0) + Duration::nanoseconds(123_456_789),
+    };
+    store.put_budget(acme.id, &budget).await.unwrap();
+    let stored = store.budget(acme.id).await.unwrap().unwrap();
+    assert_eq!(stored.amount, money("1000.50"));
+    assert_eq!(stored.actual_thresholds, vec![50, 80, 100]);
+    assert_eq!(
+        stored.updated_at,
+        at(7, 0) + Duration::microseconds(123_456)
+    );
+    assert!(store.budget(bobco.id).await.unwrap().is_none());
+
+    let alerted = BudgetAlerted {
+        month: "2026-11".into(),
+        actual: vec![50],
+        forecast: vec![100],
+    };
+    store.set_budget_alerted(acme.id, &alerted).await.unwrap();
+    // Changing the amount keeps what was already alerted this month.
+    store
+        .put_budget(
+            acme.id,
+            &Budget {
+                amount: money("2000"),
+                ..budget.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let stored = store.budget(acme.id).await.unwrap().unwrap();
+    assert_eq!((stored.amount, &stored.alerted), (money("2000"), &alerted));
+
+    assert!(!store.delete_budget(bobco.id).await.unwrap());
+    assert!(store.delete_budget(acme.id).await.unwrap());
+    assert!(store.budget(acme.id).await.unwrap().is_none());
 }
 
 macro_rules! conformance {
@@ -1203,6 +1493,10 @@ macro_rules! conformance {
                 recommendations_are_replaced_per_tenant,
                 alert_deliveries_are_queued_once_and_claimed_once,
                 collector_health_and_aws_usage_sum_runs,
+                action_tokens_are_used_once_before_they_expire,
+                audit_entries_filter_by_user_action_status_and_age,
+                budgets_are_one_per_tenant_and_keep_their_alerted_state,
+                resource_tags_are_replaced_per_resource_and_scoped,
             );
         }
     };
