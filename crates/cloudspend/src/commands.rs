@@ -136,6 +136,10 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
         .upsert_daily_costs(tenant, &result.records)
         .await
         .context("writing the imported rows")?;
+    store
+        .upsert_resource_tags(tenant, &result.resource_tags, started_at)
+        .await
+        .context("writing the resources' tags")?;
     let (window_start, window_end) = match result.days {
         Some((first, last)) => (
             first.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),

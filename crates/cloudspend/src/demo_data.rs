@@ -280,6 +280,9 @@ pub async fn load(store: &dyn Store, tenant: TenantId) -> anyhow::Result<usize> 
         .map_err(|e| anyhow::anyhow!("FOCUS sample: {e}"))?;
     debug_assert!(focus.records.iter().all(|r| r.source == CostSource::Cur));
     written += store.upsert_daily_costs(tenant, &focus.records).await?;
+    store
+        .upsert_resource_tags(tenant, &focus.resource_tags, now)
+        .await?;
     // What a collection would do next: detect anomalies, find idle instances.
     let found = cloudspend_insights::refresh(store, tenant, now).await?;
     tracing::info!(

@@ -32,7 +32,8 @@ pub struct CostsQuery {
     from: Option<String>,
     /// Day after the last day, YYYY-MM-DD (exclusive; default: tomorrow, UTC).
     to: Option<String>,
-    /// service (default), account, region or usage_type.
+    /// service (default), account, region, usage_type or tag:KEY (a cost allocation tag;
+    /// rows of untagged resources group as "(untagged)").
     group_by: Option<String>,
     /// day (default) or month.
     granularity: Option<String>,
@@ -78,6 +79,42 @@ pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Opt
     .transpose()
 }
 
+/// The group of cost rows whose resource carries no value for the tag (and of rows with no
+/// resource at all: Cost Explorer's, taxes, support).
+const UNTAGGED: &str = "(untagged)";
+
+/// Each resource's value for tag `key`: the CUR / FOCUS exports' tags, then EC2's own tags for
+/// instances the exports do not tag.
+async fn tag_values(
+    state: &AppState,
+    tenant: cloudspend_core::TenantId,
+    key: &str,
+) -> ApiResult<BTreeMap<String, String>> {
+    let valid = !key.is_empty()
+        && key.chars().count() <= 128
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c));
+    if !valid {
+        return Err(ApiError::invalid(
+            "group_by",
+            "tag:KEY needs a tag key of 1 to 128 letters, digits, spaces and _.:/=+-@",
+        ));
+    }
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    for instance in state.store.instances(tenant).await? {
+        if let Some(value) = instance.tags.get(key) {
+            values.insert(instance.instance_id, value.clone());
+        }
+    }
+    for (resource, tags) in state.store.resource_tags(tenant).await? {
+        if let Some(value) = tags.get(key) {
+            values.insert(resource, value.clone());
+        }
+    }
+    Ok(values)
+}
+
 /// Costs over a window, grouped and bucketed; `format=csv` downloads the same points.
 #[utoipa::path(get, path = "/api/costs", tag = "costs", security(("bearer" = [])), params(CostsQuery),
     responses((status = 200, body = CostsResponse), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -107,18 +144,18 @@ async fn costs(
         "account" => |r| &r.account_id,
         "region" => |r| &r.region,
         "usage_type" => |r| &r.usage_type,
-        other if other.starts_with("tag:") => {
-            return Err(ApiError::invalid(
-                "group_by",
-                "grouping by tag is not available yet: use service, account, region or usage_type",
-            ));
-        }
+        // The resource id; mapped to the tag's value below.
+        other if other.starts_with("tag:") => |r| &r.resource_id,
         _ => {
             return Err(ApiError::invalid(
                 "group_by",
-                "must be service, account, region or usage_type",
+                "must be service, account, region, usage_type or tag:KEY",
             ));
         }
+    };
+    let tag_values = match group_by.strip_prefix("tag:") {
+        Some(key) => Some(tag_values(&state, caller.tenant.id, key).await?),
+        None => None,
     };
     let granularity = query.granularity.as_deref().unwrap_or("day");
     let monthly = match granularity {
@@ -146,9 +183,13 @@ async fn costs(
         } else {
             row.day.to_string()
         };
-        let key = match key_of(row) {
-            "" => "(unattributed)".to_string(),
-            k => k.to_string(),
+        let key = match (&tag_values, key_of(row)) {
+            (Some(values), resource) => values
+                .get(resource)
+                .cloned()
+                .unwrap_or_else(|| UNTAGGED.to_string()),
+            (None, "") => "(unattributed)".to_string(),
+            (None, k) => k.to_string(),
         };
         let entry = points
             .entry((period, key.clone()))

@@ -180,3 +180,114 @@ async fn instances_and_their_cpu_are_per_tenant() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn costs_group_by_a_tag_from_the_exports_and_ec2_with_untagged_rows_kept() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant = ana.tenant_id.parse().unwrap();
+    let cur = |d: u32, resource: &str, amount: &str| {
+        let mut r = ce(d, "111111111111", "EC2", amount, false);
+        r.source = CostSource::Cur;
+        r.resource_id = resource.into();
+        r
+    };
+    app.store
+        .upsert_daily_costs(
+            tenant,
+            &[
+                cur(1, "i-web", "10.00"),
+                cur(1, "i-batch", "2.50"),
+                cur(1, "vol-data", "1.25"),
+                cur(1, "", "0.40"), // tax: no resource
+                cur(2, "i-web", "11.00"),
+                ce(3, "111111111111", "EC2", "5.00", false), // Cost Explorer: no resources
+            ],
+        )
+        .await
+        .unwrap();
+    // The export tags i-web and the volume; EC2 tags i-batch (and i-web differently: the
+    // export wins).
+    let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    app.store
+        .upsert_resource_tags(
+            tenant,
+            &BTreeMap::from([
+                ("i-web".to_string(), tags(&[("team", "web")])),
+                ("vol-data".to_string(), tags(&[("team", "data")])),
+            ]),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let instance = |id: &str, team: &str| Instance {
+        account_id: "111111111111".into(),
+        region: "us-east-1".into(),
+        instance_id: id.into(),
+        instance_type: "t3.micro".into(),
+        state: "running".into(),
+        launch_time: None,
+        availability_zone: "us-east-1a".into(),
+        platform: "Linux/UNIX".into(),
+        tags: tags(&[("team", team)]),
+        last_seen_at: Utc::now(),
+    };
+    app.store
+        .upsert_instances(
+            tenant,
+            &[instance("i-batch", "batch"), instance("i-web", "ignored")],
+        )
+        .await
+        .unwrap();
+    let reply = app
+        .get(
+            "/api/costs?from=2026-10-01&to=2026-10-04&group_by=tag:team&granularity=month",
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let groups: Vec<(String, String)> = reply.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap().into(),
+                g["total"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("web".to_string(), "21.00".to_string()),
+            ("(untagged)".to_string(), "5.40".to_string()),
+            ("batch".to_string(), "2.50".to_string()),
+            ("data".to_string(), "1.25".to_string()),
+        ]
+    );
+    assert_eq!(reply.body["total"], "30.15");
+    let csv = app
+        .get(
+            "/api/costs?from=2026-10-01&to=2026-10-04&group_by=tag:team&granularity=month&format=csv",
+            Some(&ana.token),
+        )
+        .await;
+    assert!(csv.text.contains("2026-10,web,21.00,false"), "{}", csv.text);
+    let bad = app.get("/api/costs?group_by=tag:", Some(&ana.token)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.field(), Some("group_by"));
+    let bobs = app
+        .get(
+            "/api/costs?from=2026-10-01&to=2026-10-04&group_by=tag:team",
+            Some(&bob.token),
+        )
+        .await;
+    assert!(bobs.body["groups"].as_array().unwrap().is_empty());
+}

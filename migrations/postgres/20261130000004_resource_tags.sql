@@ -1,0 +1,9 @@
+-- Tags per resource, from CUR / FOCUS exports (EC2 instance tags live on ec2_instances).
+-- Cost rows carry the resource id; grouping costs by a tag joins through this table.
+CREATE TABLE resource_tags (
+    tenant_id   UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    resource_id TEXT NOT NULL,
+    tags        JSONB NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, resource_id)
+);
