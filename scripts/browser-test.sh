@@ -36,8 +36,9 @@ cleanup() {
     if [ -n "$database" ]; then
         "$(psql_bin)" -q "$CLOUDSPEND_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
     fi
+    [ -f "$work/serve.log" ] && cp "$work/serve.log" "$repo/target/browser-test-serve.log"
     if [ $rc -ne 0 ] && [ -f "$work/serve.log" ]; then
-        log "the last lines of the server's log:"
+        log "the last lines of the server's log (all of it: target/browser-test-serve.log):"
         tail -n 40 "$work/serve.log" >&2 || true
     fi
     rm -rf "$work"

@@ -128,3 +128,4 @@ check_compose
 if [ $# -eq 0 ]; then set -- --workspace; fi
 log "cargo test $*"
 cargo test "$@"
+if [ "$*" = "--workspace" ]; then "$repo/scripts/browser-test.sh"; fi  # the dashboard in headless Chromium (full runs only)

@@ -87,7 +87,7 @@ export function stackedDaily(container, { daily, anomalies = [], currency = 'USD
   keys.sort((a, b) => (a === 'Other') - (b === 'Other'));
   const colors = new Map(keys.map((k, i) => [k, colorFor(k, i)]));
   const total = daily.reduce((acc, d) => acc + toNumber(d.amount), 0);
-  const peak = daily.reduce((best, d) => (toNumber(d.amount) > toNumber(best?.amount ?? '-1e18') ? d : best), null);
+  const peak = daily.reduce((best, d) => (!best || toNumber(d.amount) > toNumber(best.amount) ? d : best), null);
   container.setAttribute('role', 'img');
   container.setAttribute('aria-label', `Daily cost from ${longDay(daily[0]?.day)} to ${longDay(daily.at(-1)?.day)}, ${daily.length} days, `
     + `highest ${peak ? `${money(peak.amount, currency)} on ${longDay(peak.day)}` : 'none'}; `

@@ -172,9 +172,9 @@ function shareCell(row) {
   return h('span.share', h('span', percent(share)), h('span.bar', { 'aria-hidden': 'true' }, h('span', { style: { width: `${Math.max(0, Math.min(100, share))}%` } })));
 }
 
-function topTable(title, rows, currency, filename, keyLabel) {
+function topTable(title, rows, currency, filename, keyLabel, blank = '(none)') {
   const columns = [
-    { label: keyLabel, value: (r) => r.key, cls: 'key' },
+    { label: keyLabel, value: (r) => r.key, render: (r) => r.key || h('span', { style: { color: 'var(--muted)' } }, blank), cls: 'key' },
     { label: 'Cost', value: (r) => money(r.amount, currency), csv: (r) => r.amount, num: true },
     { label: 'Share', value: (r) => percent(r.share_percent), csv: (r) => r.share_percent, render: shareCell, num: true },
   ];
@@ -208,7 +208,9 @@ export function collectorName(name) {
 /** POST /api/collect, then follow GET /api/collections until every queued collector has run. */
 export async function refreshNow(progress, button) {
   const before = await get('/api/collections?limit=100');
-  const seen = new Set(before.runs.map((r) => r.id));
+  // A run still going when the button is pressed counts: the scheduler lets it finish rather
+  // than start the same collector twice.
+  const seen = new Set(before.runs.filter((r) => r.status !== 'running').map((r) => r.id));
   const { queued } = await post('/api/collect', {});
   const list = h('ol');
   clear(progress).append(h('strong', 'Collecting now…'), list);
@@ -312,10 +314,10 @@ export async function page(root, { ctx, isCurrent }) {
   });
   chartCard.append(legend(keys, colors));
 
-  root.append(h('div.grid.grid-3',
-    topTable('Top services', data.top_services, cur, 'cloudspend-top-services.csv', 'Service'),
+  root.append(topTable('Top services', data.top_services, cur, 'cloudspend-top-services.csv', 'Service'));
+  root.append(h('div.grid.grid-2',
     topTable('Top accounts', data.top_accounts, cur, 'cloudspend-top-accounts.csv', 'Account'),
-    topTable('Top regions', data.top_regions, cur, 'cloudspend-top-regions.csv', 'Region')));
+    topTable('Top regions', data.top_regions, cur, 'cloudspend-top-regions.csv', 'Region', '(global services)')));
   root.append(h('div', { style: { height: '18px' } }));
 
   const inst = data.instances || { total: 0, by_state: {}, by_type: {} };
