@@ -180,6 +180,9 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       const headers = (await page.request.get(`${BASE}/`)).headers();
       assert.match(headers['content-security-policy'], /default-src 'self'/);
       assert.equal(headers['x-frame-options'], 'DENY');
+      const missing = await page.request.get(`${BASE}/api/no-such-endpoint`);
+      assert.equal(missing.status(), 404, 'API paths keep their JSON 404');
+      assert.equal((await missing.json()).error.code, 'not_found');
       await shot('02-dashboard-not-connected');
     });
 
