@@ -129,3 +129,4 @@ if [ $# -eq 0 ]; then set -- --workspace; fi
 log "cargo test $*"
 cargo test "$@"
 if [ "$*" = "--workspace" ]; then "$repo/scripts/browser-test.sh"; fi  # the dashboard in headless Chromium (full runs only)
+if [ "$*" = "--workspace" ]; then "$repo/scripts/schemathesis.sh"; fi  # the API fuzzed from its OpenAPI document (full runs only)

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Fuzzes the API from its own OpenAPI document with schemathesis (PyPI, pinned, in a virtualenv
+# under the cargo target dir): a real `cloudspend serve` on a fresh database, a signed-up
+# tenant's token on every request, and these checks on every response:
+#   not_a_server_error            no 5xx
+#   status_code_conformance       the status is one the document lists for the operation
+#   content_type_conformance      the content type is the documented one
+#   response_schema_conformance   the body matches the documented schema
+#
+# Database: a fresh PostgreSQL database on CLOUDSPEND_TEST_POSTGRES_URL when it is set (as
+# scripts/test.sh sets it), else a SQLite file. AWS: CLOUDSPEND_TEST_MOTO_URL when set.
+# Bounded: SCHEMATHESIS_MAX_EXAMPLES cases per operation (default 30) and
+# SCHEMATHESIS_MAX_TIME seconds in all (default 240).
+#
+# usage: scripts/schemathesis.sh            (scripts/test.sh runs it after cargo test)
+set -euo pipefail
+
+SCHEMATHESIS_VERSION="4.32.5"
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+work=$(mktemp -d "${TMPDIR:-/tmp}/cloudspend-schemathesis.XXXXXX")
+server_pid=""
+
+log() { printf '\033[1m[schemathesis.sh]\033[0m %s\n' "$*" >&2; }
+
+cleanup() {
+    local rc=$?
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+venv="$target_dir/schemathesis-venv-$SCHEMATHESIS_VERSION"
+if [ ! -x "$venv/bin/st" ]; then
+    log "installing schemathesis==$SCHEMATHESIS_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+cargo build -q -p cloudspend
+bin="$target_dir/debug/cloudspend"
+
+if [ -n "${CLOUDSPEND_TEST_POSTGRES_URL:-}" ]; then
+    db="cs_schemathesis_$(date +%s)_$$"
+    psql_bin="psql"
+    [ -n "${CLOUDSPEND_TEST_PG_BINDIR:-}" ] && psql_bin="$CLOUDSPEND_TEST_PG_BINDIR/psql"
+    "$psql_bin" "$CLOUDSPEND_TEST_POSTGRES_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
+    database_url="${CLOUDSPEND_TEST_POSTGRES_URL%/*}/$db"
+else
+    database_url="sqlite://$work/cloudspend.db"
+fi
+
+port=$(free_port)
+base="http://127.0.0.1:$port"
+(
+    cd "$work"
+    export DATABASE_URL="$database_url"
+    export CLOUDSPEND_BIND="127.0.0.1:$port"
+    export CLOUDSPEND_MASTER_KEY=6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f
+    export CLOUDSPEND_LOG="warn"
+    export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+    if [ -n "${CLOUDSPEND_TEST_MOTO_URL:-}" ]; then export AWS_ENDPOINT_URL="$CLOUDSPEND_TEST_MOTO_URL"; fi
+    exec "$bin" serve
+) >"$work/serve.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+    curl -sf "$base/healthz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; log "serve exited"; exit 1; }
+    sleep 0.2
+done
+
+token=$(curl -sf "$base/api/auth/signup" -H 'content-type: application/json' \
+    -d '{"email": "fuzz@example.com", "password": "a long enough password", "tenant_name": "Fuzz Inc"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+
+log "fuzzing $base/api/openapi.json"
+# Logging out would revoke the token every later case uses.
+set +e
+"$venv/bin/st" run "$base/api/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --exclude-path /api/auth/logout \
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-30}" \
+    --max-time "${SCHEMATHESIS_MAX_TIME:-240}" \
+    --workers 2 \
+    --request-timeout 30 \
+    --seed 8 \
+    --report junit --report-dir "$target_dir/schemathesis-report" \
+    --warnings off
+rc=$?
+set -e
+if [ $rc -ne 0 ]; then
+    log "schemathesis found problems (report: $target_dir/schemathesis-report); server errors logged:"
+    grep -i '"status":5\|ERROR' "$work/serve.log" | tail -20 >&2 || true
+fi
+exit $rc
