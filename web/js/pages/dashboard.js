@@ -252,7 +252,7 @@ function attention(anomalies, currency) {
   const cause = worst.root_causes?.[0];
   return h('div.callout.danger', { role: 'region', 'aria-label': 'Needs attention', 'data-testid': 'attention' },
     h('p',
-      h('strong', `${open.length} open cost ${open.length === 1 ? 'anomaly' : 'anomalies'}. `),
+      h('strong', `${open.length} open cost ${open.length === 1 ? 'anomaly' : 'anomalies'} in this period. `),
       `${seriesLabel(worst)} spent ${money(worst.actual, currency)} on ${dayRange(worst.first_day, worst.last_day)}, `,
       `expected about ${money(worst.expected, currency)}: `, h('strong', `${signedMoney(worst.impact, currency)}`),
       cause ? ` — mostly ${cause.key} (${percent(cause.share_percent, 0)}).` : '.'),
