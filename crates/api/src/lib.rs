@@ -81,6 +81,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::alerts::router())
         .merge(routes::diagnostics::router())
         .merge(routes::onboarding::router())
+        .merge(routes::actions::router())
+        .merge(routes::alarms::router())
+        .merge(routes::budgets::router())
         .split_for_parts()
 }
 

@@ -23,6 +23,13 @@ pub struct ApiConfig {
     pub platform_account_id: Option<String>,
     /// Where the tenant CloudFormation template is hosted (S3 URL) for the console quick-create link.
     pub template_url: String,
+    /// Whether alert e-mail can be sent (`CLOUDSPEND_SMTP_URL`); e-mail subscriptions are
+    /// refused without it rather than failing silently later.
+    pub smtp_configured: bool,
+    /// How long an EC2 stop/start confirmation token stays valid (5 minutes; shorter in tests).
+    pub action_token_ttl: Duration,
+    /// How long audit entries are kept and listed (`CLOUDSPEND_AUDIT_RETENTION_DAYS`, 90 days).
+    pub audit_retention: Duration,
 }
 
 /// Where `cfn/connect-aws-billing.yml` is published by default; operators host their own copy
@@ -50,6 +57,9 @@ impl Default for ApiConfig {
             },
             platform_account_id: None,
             template_url: DEFAULT_TEMPLATE_URL.to_string(),
+            smtp_configured: false,
+            action_token_ttl: Duration::from_secs(5 * 60),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

@@ -10,7 +10,15 @@
 //! Steps: (1) AssumeRole with the external ID, (2) GetCallerIdentity and the account matches
 //! the ARN, (3) Cost Explorer answers a small GetCostAndUsage, (4) EC2 DescribeInstances in the
 //! first region, (5) the Athena workgroup exists and the CUR table is visible, (6) the Athena
-//! results bucket is writable.
+//! results bucket is writable, (7) whether the opt-in write actions are enabled (EC2
+//! StopInstances with DryRun: nothing is stopped). Step 7 never fails or degrades a
+//! connection (actions are off unless the tenant deployed the stack with `EnableActions=true`),
+//! so it is reported apart, in `Report::actions`, not among the steps that make warnings.
+//!
+//! [`actions`] holds those write actions themselves (EC2 stop/start, CloudWatch CPU alarms):
+//! the permission this crate checks and the calls it guards live together.
+
+pub mod actions;
 
 use aws_types::SdkConfig;
 use chrono::{Duration, Utc};
@@ -43,7 +51,7 @@ pub enum StepStatus {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Step {
-    /// Stable name: assume_role, caller_identity, cost_explorer, ec2, athena, results_bucket.
+    /// Stable name: assume_role, caller_identity, cost_explorer, ec2, athena, results_bucket (and actions, in `Report::actions`).
     pub name: &'static str,
     /// What the step checks, in words.
     pub title: &'static str,
@@ -60,6 +68,12 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// The account the credentials belong to (from GetCallerIdentity).
     pub account_id: Option<String>,
+    /// Step 7, kept out of `steps` because it is optional by design: whether the role may
+    /// stop/start instances and manage alarms. Absent when an earlier step failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Step>,
+    /// The outcome of step 7; null when it could not be told.
+    pub actions_enabled: Option<bool>,
 }
 
 impl Report {
@@ -153,6 +167,7 @@ const T_CE: &str = "Read Cost Explorer";
 const T_EC2: &str = "List EC2 instances";
 const T_ATHENA: &str = "Find the CUR table in Athena";
 const T_RESULTS: &str = "Write to the Athena results bucket";
+const T_ACTIONS: &str = "Stop/start instances and manage CPU alarms (optional)";
 
 /// Runs every step in order. Never fails as a whole: each outcome is in the report.
 pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
@@ -238,10 +253,15 @@ pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
     ));
 
     steps.push(check_cost_explorer(&config).await);
-    steps.push(check_ec2(&config, &account, region).await);
+    let (ec2_step, sample_instance) = check_ec2(&config, &account, region).await;
+    steps.push(ec2_step);
     steps.push(check_athena(&config, &plan.cur).await);
     steps.push(check_results_bucket(&config, &plan.cur).await);
-    finish(steps, Some(account))
+    let (actions_step, actions_enabled) = check_actions(&config, sample_instance.as_deref()).await;
+    let mut report = finish(steps, Some(account));
+    report.actions = Some(actions_step);
+    report.actions_enabled = actions_enabled;
+    report
 }
 
 fn finish(mut steps: Vec<Step>, account_id: Option<String>) -> Report {
@@ -258,7 +278,12 @@ fn finish(mut steps: Vec<Step>, account_id: Option<String>) -> Report {
             steps.push(skipped(name, title, "not run: an earlier step failed"));
         }
     }
-    Report { steps, account_id }
+    Report {
+        steps,
+        account_id,
+        actions: None,
+        actions_enabled: None,
+    }
 }
 
 async fn check_cost_explorer(config: &SdkConfig) -> Step {
@@ -281,7 +306,8 @@ async fn check_cost_explorer(config: &SdkConfig) -> Step {
     }
 }
 
-async fn check_ec2(config: &SdkConfig, account: &str, region: &str) -> Step {
+/// Also returns an instance of the region, for the DryRun of step 7.
+async fn check_ec2(config: &SdkConfig, account: &str, region: &str) -> (Step, Option<String>) {
     let regions = [region.to_string()];
     match cloudspend_collect_ec2::collect_instances(
         config,
@@ -291,12 +317,79 @@ async fn check_ec2(config: &SdkConfig, account: &str, region: &str) -> Step {
     )
     .await
     {
-        Ok(instances) => ok(
-            "ec2",
-            T_EC2,
-            format!("{} instances in {region}", instances.len()),
+        Ok(instances) => (
+            ok(
+                "ec2",
+                T_EC2,
+                format!("{} instances in {region}", instances.len()),
+            ),
+            instances
+                .iter()
+                .find(|i| i.state != "terminated")
+                .map(|i| i.instance_id.clone()),
         ),
-        Err(err) => failed("ec2", T_EC2, &err),
+        Err(err) => (failed("ec2", T_EC2, &err), None),
+    }
+}
+
+/// Step 7: StopInstances with DryRun on an instance of the first region (or a placeholder id
+/// when there is none). Reported ok when enabled and skipped when not: never a warning.
+async fn check_actions(config: &SdkConfig, instance: Option<&str>) -> (Step, Option<bool>) {
+    use actions::{InstanceAction, Permission};
+    // A well-formed id no account has: with no instance to test on, a permitted call gets
+    // InvalidInstanceID.NotFound and a forbidden one UnauthorizedOperation.
+    let target = instance.unwrap_or("i-00000000000000000");
+    match actions::dry_run(config, InstanceAction::Stop, target).await {
+        Permission::Allowed => (
+            ok(
+                "actions",
+                T_ACTIONS,
+                "enabled: the role may stop and start instances (checked with a DryRun; nothing was stopped)",
+            ),
+            Some(true),
+        ),
+        Permission::Denied(err) => {
+            let mut step = skipped(
+                "actions",
+                T_ACTIONS,
+                format!(
+                    "not enabled: the role may not call ec2:StopInstances ({})",
+                    err.code().unwrap_or("denied")
+                ),
+            );
+            step.aws_code = err.code().map(str::to_string);
+            step.hint = Some(actions::how_to_enable());
+            (step, Some(false))
+        }
+        Permission::Unknown(err)
+            if instance.is_none()
+                && err
+                    .code()
+                    .is_some_and(|c| c.starts_with("InvalidInstanceID")) =>
+        {
+            (
+                ok(
+                    "actions",
+                    T_ACTIONS,
+                    "enabled: ec2:StopInstances is allowed (checked with a DryRun on a placeholder id)",
+                ),
+                Some(true),
+            )
+        }
+        Permission::Unknown(err) => {
+            let mut step = skipped(
+                "actions",
+                T_ACTIONS,
+                format!(
+                    "could not be checked: {}",
+                    err.message()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| err.to_string())
+                ),
+            );
+            step.aws_code = err.code().map(str::to_string);
+            (step, None)
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod alerts;
 pub mod anomalies;
+pub mod budgets;
 pub mod pricing;
 pub mod recommendations;
 pub mod view;
@@ -45,6 +46,7 @@ pub async fn refresh(
         .await?;
     let mut alerts_queued = alerts::enqueue_immediate(store, tenant, &new_anomalies, now).await?;
     alerts_queued += alerts::enqueue_digests(store, tenant, now).await?;
+    alerts_queued += budgets::check(store, tenant, now).await?;
     Ok(Refreshed {
         new_anomalies,
         recommendations: recommendations.len(),

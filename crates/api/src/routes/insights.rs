@@ -482,7 +482,7 @@ async fn dashboard(
             cost_explorer_requests: usage.ce_requests,
             cost: Money::from_nanos(CE_REQUEST_PRICE.nanos() * usage.ce_requests),
         },
-        budget: None,
+        budget: cloudspend_insights::budgets::dashboard_value(store, tenant, today).await?,
     }))
 }
 

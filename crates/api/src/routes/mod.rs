@@ -3,8 +3,11 @@
 //! document covers every route by construction.
 
 pub mod accounts;
+pub mod actions;
 pub mod admin;
+pub mod alarms;
 pub mod alerts;
+pub mod budgets;
 pub mod collections;
 pub mod costs;
 pub mod diagnostics;

@@ -2,6 +2,7 @@
 //! PostgreSQL database and talks to it over HTTP.
 
 mod accounts;
+mod actions;
 mod aws;
 mod common;
 mod costs;
