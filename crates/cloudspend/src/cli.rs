@@ -102,6 +102,10 @@ pub struct ServerArgs {
     #[arg(long, env = "CLOUDSPEND_TOKEN_TTL_HOURS", default_value_t = 720)]
     pub token_ttl_hours: u64,
 
+    /// Days audit entries are kept (listed by GET /api/audit, purged hourly after that).
+    #[arg(long, env = "CLOUDSPEND_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
+
     /// CloudSpend's own AWS account id, which tenants' IAM roles trust (shown on onboarding and
     /// filled into the CloudFormation quick-create link).
     #[arg(long, env = "CLOUDSPEND_PLATFORM_ACCOUNT_ID")]
@@ -152,6 +156,19 @@ pub struct ServerArgs {
     /// never loses its lease. Default: the collection timeout plus two minutes.
     #[arg(long, env = "CLOUDSPEND_SCHEDULER_LEASE_SECONDS")]
     pub scheduler_lease_seconds: Option<u64>,
+
+    /// SMTP relay for alert e-mail: `smtps://user:pass@host:465`, `smtp://host:587?tls=required`
+    /// (STARTTLS) or `smtp://host:25` (a local relay, no TLS). Unset: e-mail alerts are off.
+    #[arg(long, env = "CLOUDSPEND_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of alert e-mail, e.g. `CloudSpend <alerts@example.com>`.
+    #[arg(
+        long,
+        env = "CLOUDSPEND_SMTP_FROM",
+        default_value = "CloudSpend <cloudspend@localhost>"
+    )]
+    pub smtp_from: String,
 }
 
 #[derive(Debug, Args)]

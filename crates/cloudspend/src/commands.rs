@@ -10,7 +10,7 @@ use cloudspend_aws_access::AwsAccess;
 use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::validate;
-use cloudspend_insights::alerts::Deliverer;
+use cloudspend_insights::alerts::{Deliverer, SmtpSettings};
 use cloudspend_secrets::MasterKey;
 use cloudspend_store::{NewUser, Store, StoreError, redact_url};
 use std::path::Path;
@@ -236,12 +236,18 @@ async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
         .with_context(|| format!("opening the database at {}", redact_url(database_url)))
 }
 
+fn audit_retention(server: &ServerArgs) -> Duration {
+    Duration::from_secs(server.audit_retention_days.max(1) * 86_400)
+}
+
 fn api_config(server: &ServerArgs) -> ApiConfig {
     ApiConfig {
         token_ttl: Duration::from_secs(server.token_ttl_hours.max(1) * 3600),
         test_endpoints: server.test_endpoints,
         platform_account_id: server.platform_account_id.clone(),
         template_url: server.template_url.clone(),
+        smtp_configured: server.smtp_url.is_some(),
+        audit_retention: audit_retention(server),
         ..ApiConfig::default()
     }
 }
@@ -280,11 +286,43 @@ async fn serve(
     });
     // Alert deliveries: every replica may send; a delivery is claimed before it is sent.
     let deliverer = {
-        let deliverer = Deliverer::new(store.clone(), master_key.clone());
+        let mut deliverer = Deliverer::new(store.clone(), master_key.clone());
+        if let Some(url) = &server.smtp_url {
+            let smtp = SmtpSettings {
+                url: url.clone(),
+                from: server.smtp_from.clone(),
+            };
+            deliverer = deliverer.with_smtp(&smtp).map_err(anyhow::Error::msg)?;
+        }
         let mut stop = stop_rx.clone();
         tokio::spawn(deliverer.run(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         }))
+    };
+    // Audit retention: every replica purges hourly (a DELETE by age; running it twice is harmless).
+    let purger = {
+        let store = store.clone();
+        let retention = chrono::Duration::from_std(audit_retention(server))?;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        match store.purge_audit(chrono::Utc::now() - retention).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(purged = n, "audit entries past retention removed"),
+                            Err(err) => tracing::warn!(error = %err, "audit purge failed"),
+                        }
+                    }
+                    changed = stop.changed() => {
+                        if changed.is_err() || *stop.borrow() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
     };
     tracing::info!(%address, "CloudSpend listening");
     let state = AppState::new(store, api_config(server), collections);
@@ -302,6 +340,7 @@ async fn serve(
         let _ = scheduler.await;
     }
     let _ = deliverer.await;
+    let _ = purger.await;
     tracing::info!("stopped");
     Ok(())
 }

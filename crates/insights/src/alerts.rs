@@ -191,6 +191,46 @@ pub struct Deliverer {
     http: reqwest::Client,
     retry: RetryPolicy,
     poll: Duration,
+    smtp: Option<Mailer>,
+}
+
+/// Where alert e-mail goes out: an SMTP relay URL as lettre reads it
+/// (`smtps://user:pass@host:465`, `smtp://host:587?tls=required`, `smtp://host:25` for a local
+/// relay) and the sender address.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub url: String,
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("SmtpSettings")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl Mailer {
+    fn new(settings: &SmtpSettings) -> Result<Self, String> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&settings.url)
+            .map_err(|e| format!("CLOUDSPEND_SMTP_URL is not an SMTP URL ({e}): use smtps://user:pass@host:465 or smtp://host:25"))?
+            .timeout(Some(HTTP_TIMEOUT))
+            .build();
+        let from = settings.from.parse().map_err(|e| {
+            format!(
+                "CLOUDSPEND_SMTP_FROM `{}` is not an address: {e}",
+                settings.from
+            )
+        })?;
+        Ok(Self { transport, from })
+    }
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -216,7 +256,15 @@ impl Deliverer {
                 .expect("HTTP client"),
             retry: RetryPolicy::default(),
             poll: Duration::from_secs(5),
+            smtp: None,
         }
+    }
+
+    /// Sends e-mail alerts through this relay; without it they fail with a message saying
+    /// SMTP is not configured.
+    pub fn with_smtp(mut self, settings: &SmtpSettings) -> Result<Self, String> {
+        self.smtp = Some(Mailer::new(settings)?);
+        Ok(self)
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -304,12 +352,8 @@ impl Deliverer {
             .ok_or((None, "the subscription was deleted".to_string()))?;
         match subscription.channel.as_str() {
             "webhook" => self.send_webhook(delivery, &subscription).await,
-            other => Err((
-                None,
-                format!(
-                    "channel `{other}` cannot be delivered: SMTP is not configured on this server"
-                ),
-            )),
+            "email" => self.send_email(delivery, &subscription).await,
+            other => Err((None, format!("unknown channel `{other}`"))),
         }
     }
 
@@ -352,6 +396,114 @@ impl Deliverer {
         } else {
             Err((Some(code), format!("the endpoint answered HTTP {code}")))
         }
+    }
+}
+
+impl Deliverer {
+    async fn send_email(
+        &self,
+        delivery: &Delivery,
+        subscription: &Subscription,
+    ) -> Result<i64, (Option<i64>, String)> {
+        use lettre::AsyncTransport;
+        let Some(mailer) = &self.smtp else {
+            return Err((
+                None,
+                "e-mail cannot be sent: SMTP is not configured on this server (set CLOUDSPEND_SMTP_URL and CLOUDSPEND_SMTP_FROM)"
+                    .to_string(),
+            ));
+        };
+        let to: lettre::message::Mailbox = subscription.target.parse().map_err(|e| {
+            (
+                None,
+                format!("`{}` is not an address: {e}", subscription.target),
+            )
+        })?;
+        let (subject, text) = email_text(&delivery.payload);
+        let message = lettre::Message::builder()
+            .from(mailer.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(text)
+            .map_err(|e| (None, format!("building the e-mail: {e}")))?;
+        match mailer.transport.send(message).await {
+            Ok(response) => Ok(i64::from(u16::from(response.code()))),
+            Err(e) => Err((
+                e.status().map(|c| i64::from(u16::from(c))),
+                format!("SMTP: {e}"),
+            )),
+        }
+    }
+}
+
+/// A plain-text rendering of an alert payload: subject line and body. Amounts are shown in
+/// cents; the JSON payload keeps the exact figures.
+pub fn email_text(payload: &serde_json::Value) -> (String, String) {
+    fn text(v: &serde_json::Value) -> &str {
+        v.as_str().unwrap_or("?")
+    }
+    fn cents(v: &serde_json::Value) -> String {
+        v.as_str()
+            .and_then(|s| s.parse::<Money>().ok())
+            .map_or_else(|| "?".to_string(), |m| m.round_to_cents().to_string())
+    }
+    fn describe(a: &serde_json::Value) -> String {
+        let cause = a["root_causes"]
+            .as_array()
+            .and_then(|c| c.first())
+            .map(|c| {
+                format!(
+                    "; top cause {} {} (+{})",
+                    text(&c["dimension"]),
+                    text(&c["key"]),
+                    cents(&c["impact"])
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "{} {} to {}: expected {}, actual {} (impact {}, {}%), severity {}{cause}",
+            text(&a["series"]),
+            text(&a["first_day"]),
+            text(&a["last_day"]),
+            cents(&a["expected"]),
+            cents(&a["actual"]),
+            cents(&a["impact"]),
+            a["impact_percent"]
+                .as_f64()
+                .map_or("?".into(), |p| format!("{p:.1}")),
+            text(&a["severity"]),
+        )
+    }
+    match payload["event"].as_str() {
+        Some("anomaly.detected") => {
+            let a = &payload["anomaly"];
+            (
+                format!(
+                    "[CloudSpend] Cost anomaly: {} +{} ({})",
+                    text(&a["series"]),
+                    cents(&a["impact"]),
+                    text(&a["severity"])
+                ),
+                format!(
+                    "CloudSpend found a cost anomaly.\n\n{}\n\nOpen the dashboard's Anomalies page to acknowledge it or mark it planned.\n",
+                    describe(a)
+                ),
+            )
+        }
+        Some("anomaly.digest") => {
+            let list = payload["anomalies"].as_array().cloned().unwrap_or_default();
+            (
+                format!("[CloudSpend] {} new cost anomalies", list.len()),
+                list.iter()
+                    .map(|a| format!("- {}\n", describe(a)))
+                    .collect(),
+            )
+        }
+        _ => (
+            format!("[CloudSpend] {}", text(&payload["event"])),
+            serde_json::to_string_pretty(payload).unwrap_or_default(),
+        ),
     }
 }
 

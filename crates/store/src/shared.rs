@@ -880,6 +880,7 @@ macro_rules! impl_store {
                     .bind($crate::micros(c.updated_at))
                     .execute(&self.pool)
                     .await?;
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(())
             }
 
@@ -891,6 +892,7 @@ macro_rules! impl_store {
 
             async fn delete_connection(&self, tenant: TenantId) -> $crate::Result<bool> {
                 let done = sqlx::query("DELETE FROM aws_connections WHERE tenant_id = $1").bind(tenant.0).execute(&self.pool).await?;
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -911,6 +913,7 @@ macro_rules! impl_store {
                 .bind(tenant.0)
                 .execute(&self.pool)
                 .await?;
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -996,6 +999,7 @@ macro_rules! impl_store {
             async fn upsert_instances(&self, tenant: TenantId, instances: &[Instance]) -> $crate::Result<u64> {
                 let mut tx = self.pool.begin().await?;
                 let written = upsert_instance_rows(&mut tx, tenant, instances).await?;
+                bump_data_version(&mut *tx, tenant).await?;
                 tx.commit().await?;
                 Ok(written)
             }
@@ -1034,6 +1038,7 @@ macro_rules! impl_store {
                         .await?;
                     }
                 }
+                bump_data_version(&mut *tx, tenant).await?;
                 tx.commit().await?;
                 Ok(written)
             }
@@ -1285,6 +1290,14 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(|(id, tags)| (id, tags.0)).collect())
             }
 
+            async fn data_version(&self, tenant: TenantId) -> $crate::Result<i64> {
+                let version: Option<(i64,)> = sqlx::query_as("SELECT data_version FROM tenants WHERE id = $1")
+                    .bind(tenant.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(version.map_or(0, |(v,)| v))
+            }
+
             async fn sync_anomalies(
                 &self,
                 tenant: TenantId,
@@ -1359,6 +1372,7 @@ macro_rules! impl_store {
                         });
                     }
                 }
+                bump_data_version(&mut *tx, tenant).await?;
                 tx.commit().await?;
                 Ok(created)
             }
@@ -1412,6 +1426,7 @@ macro_rules! impl_store {
                 if done.rows_affected() == 0 {
                     return Ok(None);
                 }
+                bump_data_version(&self.pool, tenant).await?;
                 self.anomaly(tenant, id).await
             }
 
@@ -1433,6 +1448,7 @@ macro_rules! impl_store {
                     });
                     q.build().execute(&mut *tx).await?;
                 }
+                bump_data_version(&mut *tx, tenant).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1661,6 +1677,7 @@ macro_rules! impl_store {
                 .bind($crate::micros(run.started_at))
                 .execute(&self.pool)
                 .await?;
+                bump_data_version(&self.pool, run.tenant_id).await?;
                 Ok(id)
             }
 
@@ -1683,6 +1700,7 @@ macro_rules! impl_store {
                 if done.rows_affected() == 0 {
                     return Err($crate::StoreError::NotFound { what: "collection run" });
                 }
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(())
             }
 
@@ -2036,6 +2054,19 @@ macro_rules! impl_store {
                 .execute(&mut **tx)
                 .await?;
             sqlx::query(REFRESH_ROLLUPS).bind(tenant.0).bind(from).bind(to).execute(&mut **tx).await?;
+            bump_data_version(&mut **tx, tenant).await
+        }
+
+        /// See `tenants.data_version`: called inside the writing transaction, or after a
+        /// single-statement write has committed, never before.
+        async fn bump_data_version<'e, E>(executor: E, tenant: TenantId) -> $crate::Result<()>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query("UPDATE tenants SET data_version = data_version + 1 WHERE id = $1")
+                .bind(tenant.0)
+                .execute(executor)
+                .await?;
             Ok(())
         }
 

@@ -1202,6 +1202,76 @@ async fn resource_tags_are_replaced_per_resource_and_scoped(store: Arc<dyn Store
     assert!(store.resource_tags(other.id).await.unwrap().is_empty());
 }
 
+async fn every_write_the_dashboard_reads_moves_the_data_version(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "version@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-version@example.com").await;
+    let mut last = store.data_version(t.id).await.unwrap();
+    let mut moved = |label: &str, now: i64| {
+        assert!(now > last, "{label} did not move the version");
+        last = now;
+    };
+    store
+        .upsert_daily_costs(t.id, &[ce(1, "AmazonEC2", "1", false)])
+        .await
+        .unwrap();
+    moved("costs", store.data_version(t.id).await.unwrap());
+    store
+        .replace_daily_costs(t.id, CostSource::Ce, day(1), day(2), &[])
+        .await
+        .unwrap();
+    moved("replace", store.data_version(t.id).await.unwrap());
+    let created = store
+        .sync_anomalies(t.id, &[detected("total", 5, "5")], at(1, 0))
+        .await
+        .unwrap();
+    moved("anomalies", store.data_version(t.id).await.unwrap());
+    store
+        .set_anomaly_status(t.id, created[0].id, AnomalyStatus::Planned, at(2, 0))
+        .await
+        .unwrap();
+    moved("status", store.data_version(t.id).await.unwrap());
+    store.replace_recommendations(t.id, &[]).await.unwrap();
+    moved("recommendations", store.data_version(t.id).await.unwrap());
+    store
+        .upsert_instances(t.id, &[instance("i-1", "us-east-1", "running")])
+        .await
+        .unwrap();
+    moved("instances", store.data_version(t.id).await.unwrap());
+    let run = store
+        .start_run(NewRun {
+            tenant_id: t.id,
+            collector: "ec2".into(),
+            window_start: at(0, 0),
+            window_end: at(1, 0),
+            started_at: at(1, 0),
+        })
+        .await
+        .unwrap();
+    moved("run start", store.data_version(t.id).await.unwrap());
+    store
+        .finish_run(
+            t.id,
+            run,
+            RunOutcome {
+                status: RunStatus::Succeeded,
+                finished_at: at(1, 1),
+                rows_written: 0,
+                aws_requests: 0,
+                ce_requests: 0,
+                retries: 0,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    moved("run end", store.data_version(t.id).await.unwrap());
+    assert_eq!(
+        store.data_version(other.id).await.unwrap(),
+        0,
+        "another tenant's writes"
+    );
+}
+
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
@@ -1497,6 +1567,7 @@ macro_rules! conformance {
                 audit_entries_filter_by_user_action_status_and_age,
                 budgets_are_one_per_tenant_and_keep_their_alerted_state,
                 resource_tags_are_replaced_per_resource_and_scoped,
+                every_write_the_dashboard_reads_moves_the_data_version,
             );
         }
     };

@@ -141,6 +141,12 @@ async fn create_subscription(
     }
     let target = match req.channel.as_str() {
         "webhook" => validate_webhook_url(&req.target)?,
+        "email" if !state.config.smtp_configured => {
+            return Err(ApiError::invalid(
+                "channel",
+                "e-mail alerts need SMTP on the server (CLOUDSPEND_SMTP_URL); use a webhook, or ask the operator to configure SMTP",
+            ));
+        }
         "email" => validate::email("target", &req.target)?,
         _ => return Err(ApiError::invalid("channel", "must be webhook or email")),
     };

@@ -342,7 +342,7 @@ async fn a_cost_spike_is_found_explained_ruled_on_and_alerted_through_a_signed_w
         ),
         (
             json!({"name": "x", "channel": "email", "target": "not-an-address", "threshold_kind": "absolute", "threshold": "1"}),
-            "target",
+            "channel", // no SMTP on this server
         ),
         (
             json!({"name": "x", "channel": "webhook", "target": url, "threshold_kind": "absolute", "threshold": "lots"}),
@@ -802,4 +802,134 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
     let bobs = app.get("/api/recommendations", Some(&bob.token)).await;
     assert!(bobs.body["recommendations"].as_array().unwrap().is_empty());
     assert_eq!(bobs.body["total_monthly_savings"], "0.00");
+}
+
+/// Just enough of an SMTP server (RFC 5321, no TLS) to receive one message at a time.
+async fn smtp_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", listener.local_addr().unwrap());
+    let mails = Arc::new(Mutex::new(Vec::new()));
+    let store = mails.clone();
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            store.lock().unwrap().push(data.take().unwrap());
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (url, mails)
+}
+
+#[tokio::test]
+async fn alerts_go_out_by_email_through_smtp_when_the_server_has_a_relay() {
+    let store = cloudspend_store::testing::fresh_postgres().await;
+    let app = TestApp::spawn_with(
+        store,
+        cloudspend_api::ApiConfig {
+            smtp_configured: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let bad = app
+        .post(
+            "/api/alerts/subscriptions",
+            Some(&ana.token),
+            json!({"name": "x", "channel": "email", "target": "not-an-address", "threshold_kind": "absolute", "threshold": "1"}),
+        )
+        .await;
+    assert_eq!(bad.field(), Some("target"), "{}", bad.text);
+    let sub = app
+        .post(
+            "/api/alerts/subscriptions",
+            Some(&ana.token),
+            json!({"name": "finops", "channel": "email", "target": "finops@example.com",
+                   "threshold_kind": "percent", "threshold": "20"}),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.text);
+    let today = Utc::now().date_naive();
+    app.store
+        .upsert_daily_costs(tenant, &history(today, true))
+        .await
+        .unwrap();
+    cloudspend_insights::refresh(app.store.as_ref(), tenant, Utc::now())
+        .await
+        .unwrap();
+
+    let (url, mails) = smtp_receiver().await;
+    let deliverer = Deliverer::new(app.store.clone(), crate::common::test_master_key())
+        .with_smtp(&cloudspend_insights::alerts::SmtpSettings {
+            url,
+            from: "CloudSpend <alerts@cloudspend.test>".into(),
+        })
+        .unwrap();
+    deliverer.deliver_due(Utc::now()).await.unwrap();
+    let log = app.store.deliveries(tenant, 10).await.unwrap();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter()
+            .all(|d| d.status == cloudspend_store::DeliveryStatus::Delivered
+                && d.response_code == Some(250)),
+        "{log:?}"
+    );
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), log.len());
+    let mail = mails
+        .iter()
+        .find(|m| m.contains("series total") || m.contains("Cost anomaly: total"))
+        .expect("the total's alert");
+    assert!(mail.contains("To: finops@example.com"), "{mail}");
+    assert!(
+        mail.contains("From: CloudSpend <alerts@cloudspend.test>"),
+        "{mail}"
+    );
+    // Quoted-printable: undo soft line breaks before reading the text.
+    let text = mail.replace("=\n", "");
+    assert!(
+        text.contains("Subject: [CloudSpend] Cost anomaly: total +800.00 (critical)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("top cause service Amazon Elastic Compute Cloud - Compute"),
+        "{text}"
+    );
 }
