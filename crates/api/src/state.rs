@@ -71,6 +71,8 @@ pub struct AppState {
     pub limits: Arc<Limiters>,
     /// Runs and queues collections; also the way to a tenant's AWS credentials.
     pub collections: Collections,
+    /// Computed dashboards, valid while the tenant's data version stands.
+    pub dashboards: Arc<crate::routes::insights::DashboardCache>,
 }
 
 pub struct Limiters {
@@ -91,6 +93,7 @@ impl AppState {
             config: Arc::new(config),
             limits: Arc::new(limits),
             collections,
+            dashboards: Arc::default(),
         }
     }
 }

@@ -1900,6 +1900,7 @@ macro_rules! impl_store {
                     .bind($crate::micros(b.updated_at))
                     .execute(&self.pool)
                     .await?;
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(())
             }
 
@@ -1911,6 +1912,7 @@ macro_rules! impl_store {
 
             async fn delete_budget(&self, tenant: TenantId) -> $crate::Result<bool> {
                 let done = sqlx::query("DELETE FROM budgets WHERE tenant_id = $1").bind(tenant.0).execute(&self.pool).await?;
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -9,7 +9,10 @@ use crate::json::ApiJson;
 use crate::routes::accounts::audit;
 use crate::routes::costs::parse_day;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, Utc};
 use cloudspend_core::{AnomalyId, Money, TenantId};
 use cloudspend_insights::view::{AnomalyView, RecommendationView};
@@ -26,6 +29,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_anomaly))
         .routes(routes!(set_anomaly_status))
         .routes(routes!(list_recommendations))
+}
+
+/// Dashboards as served, by tenant, window and day, each with the tenant's data version it
+/// was computed at. A hit costs one indexed read (the version) instead of a dozen queries; any
+/// write to what the dashboard shows moves the version (on every replica), so a stale copy is
+/// never served.
+#[derive(Default)]
+pub struct DashboardCache {
+    entries: std::sync::Mutex<HashMap<DashboardKey, (i64, Bytes)>>,
+}
+
+type DashboardKey = (TenantId, NaiveDate, NaiveDate, NaiveDate);
+
+/// Enough for every tenant's usual windows; when full the cache starts over rather than
+/// tracking recency.
+const DASHBOARD_CACHE_ENTRIES: usize = 4096;
+
+impl DashboardCache {
+    fn get(&self, key: &DashboardKey, version: i64) -> Option<Bytes> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, body)| body.clone())
+    }
+
+    fn put(&self, key: DashboardKey, version: i64, body: Bytes) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= DASHBOARD_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (version, body));
+    }
 }
 
 /// Top N of a breakdown; the rest is one "Other" row.
@@ -309,10 +345,34 @@ async fn dashboard(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<WindowQuery>,
-) -> ApiResult<ApiJson<DashboardResponse>> {
+) -> ApiResult<Response> {
     let now = Utc::now();
     let today = now.date_naive();
     let (from, to) = window(&query, today)?;
+    let key = (caller.tenant.id, from, to, today);
+    // The version is read before the figures, so a write landing in between makes the
+    // cached copy look older than it is (recomputed next time), never newer.
+    let version = state.store.data_version(caller.tenant.id).await?;
+    let body = match state.dashboards.get(&key, version) {
+        Some(body) => body,
+        None => {
+            let computed = compute_dashboard(&state, &caller, from, to, now).await?;
+            let body = Bytes::from(serde_json::to_vec(&computed).map_err(anyhow::Error::from)?);
+            state.dashboards.put(key, version, body.clone());
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn compute_dashboard(
+    state: &AppState,
+    caller: &Caller,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+) -> ApiResult<DashboardResponse> {
+    let today = now.date_naive();
     let tenant = caller.tenant.id;
     let store = state.store.as_ref();
     let len = Days::new((to - from).num_days() as u64);
@@ -410,7 +470,7 @@ async fn dashboard(
         instance_total += c.count;
     }
 
-    Ok(ApiJson(DashboardResponse {
+    Ok(DashboardResponse {
         from,
         to,
         currency: "USD".into(),
@@ -483,7 +543,7 @@ async fn dashboard(
             cost: Money::from_nanos(CE_REQUEST_PRICE.nanos() * usage.ce_requests),
         },
         budget: cloudspend_insights::budgets::dashboard_value(store, tenant, today).await?,
-    }))
+    })
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -246,6 +246,42 @@ async fn the_dashboard_equals_the_stored_rows_to_the_cent_and_is_per_tenant() {
         app.get("/api/dashboard", None).await.status,
         StatusCode::UNAUTHORIZED
     );
+
+    // Served again from the cache until a write moves the tenant's data version: a new cost
+    // row shows at once, and so does an anomaly verdict or a connection change.
+    let again = app.get("/api/dashboard", Some(&ana.token)).await;
+    assert_eq!(again.text, reply.text);
+    let late = ce(
+        today,
+        "222222222222",
+        "Amazon Simple Storage Service",
+        m("1.01"),
+        true,
+    );
+    app.store
+        .upsert_daily_costs(tenant, &[late.clone()])
+        .await
+        .unwrap();
+    rows.push(late);
+    let after = app.get("/api/dashboard", Some(&ana.token)).await;
+    assert_eq!(
+        after.body["total"]
+            .as_str()
+            .unwrap()
+            .parse::<Money>()
+            .unwrap(),
+        sum_of_chosen(&rows, from, to)
+    );
+    assert_ne!(after.body["total"], reply.body["total"]);
+    app.store
+        .put_connection(
+            tenant,
+            &cloudspend_aws_access::testing::role_connection("123456789012", &["us-east-1"]),
+        )
+        .await
+        .unwrap();
+    let connected = app.get("/api/dashboard", Some(&ana.token)).await;
+    assert_eq!(connected.body["connection"]["account_id"], "123456789012");
 }
 
 /// A webhook receiver on loopback that records what it is sent and answers with the queued
