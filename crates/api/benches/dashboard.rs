@@ -9,7 +9,9 @@
 //! CLOUDSPEND_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!   cargo bench -p cloudspend-api --bench dashboard
 //! ```
-//! Prints p50/p90/p99/max latency and requests/s for both. Client and server share the machine
+//! Prints p50/p90/p99/max latency and requests/s for: the same window again and again (served
+//! from the version-checked cache after the first), a new window every request (computed from
+//! the rollups every time), and that computation's store queries run directly. Client and server share the machine
 //! (and its two cores), so the HTTP figures include the load generator's own cost.
 
 use std::sync::Arc;
@@ -129,11 +131,21 @@ where
     figures
 }
 
-/// The store calls the dashboard handler makes, in the same two concurrent groups.
-async fn dashboard_queries(store: &dyn Store, tenant: cloudspend_core::TenantId) -> bool {
+/// The n-th window of a sequence that does not repeat within a run: 30 to 32 days ending on
+/// one of the last 1,095 days (3,285 windows), so every request has to be computed.
+fn nth_window(n: usize) -> (chrono::NaiveDate, chrono::NaiveDate) {
     let today = Utc::now().date_naive();
-    let to = today + Days::new(1);
-    let from = to - Days::new(30);
+    let to = today + Days::new(1) - Days::new((n % 1095) as u64);
+    let from = to - Days::new(30 + ((n / 1095) % 3) as u64);
+    (from, to)
+}
+
+/// The store calls the dashboard handler makes, in the same two concurrent groups.
+async fn dashboard_queries(
+    store: &dyn Store,
+    tenant: cloudspend_core::TenantId,
+    (from, to): (chrono::NaiveDate, chrono::NaiveDate),
+) -> bool {
     let previous = from - Days::new(30);
     let first = tokio::try_join!(
         store.cost_rollup_days(tenant, RollupDimension::Total, previous, to, None),
@@ -265,9 +277,12 @@ async fn run() {
         RUN.as_secs(),
         WARM_UP.as_secs()
     );
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = move || counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut http = {
         let client = client.clone();
         let token = token.clone();
+        let url = url.clone();
         hammer(move || {
             let request = client.get(&url).bearer_auth(&token);
             async move {
@@ -279,23 +294,49 @@ async fn run() {
         })
         .await
     };
-    http.print("GET /api/dashboard (HTTP)");
-    let mut direct = {
-        let store = store.clone();
-        let tenant = tenant.id;
+    http.print("GET /api/dashboard, same window");
+    let mut uncached = {
+        let client = client.clone();
+        let token = token.clone();
+        let url = url.clone();
+        let next = next.clone();
         hammer(move || {
-            let store = store.clone();
-            async move { dashboard_queries(store.as_ref(), tenant).await }
+            let (from, to) = nth_window(next());
+            let request = client
+                .get(format!("{url}?from={from}&to={to}"))
+                .bearer_auth(&token);
+            async move {
+                match request.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
         })
         .await
     };
-    direct.print("same store queries, direct (SQL)");
+    uncached.print("GET /api/dashboard, new window each");
+    let mut direct = {
+        let store = store.clone();
+        let tenant = tenant.id;
+        let next = next.clone();
+        hammer(move || {
+            let store = store.clone();
+            let window = nth_window(next());
+            async move { dashboard_queries(store.as_ref(), tenant, window).await }
+        })
+        .await
+    };
+    direct.print("its store queries, direct (SQL)");
     let p = |f: &Figures, q: f64| {
         f.latencies[((q * f.latencies.len() as f64) as usize).min(f.latencies.len() - 1)]
     };
     println!(
-        "server overhead: p50 {:.2}x, p99 {:.2}x the bare SQL time (target: under 2x; p99 target under 25 ms)",
-        p(&http, 0.5).as_secs_f64() / p(&direct, 0.5).as_secs_f64(),
-        p(&http, 0.99).as_secs_f64() / p(&direct, 0.99).as_secs_f64()
+        "uncached server overhead: p50 {:.2}x, p99 {:.2}x the bare SQL time (target: under 2x)",
+        p(&uncached, 0.5).as_secs_f64() / p(&direct, 0.5).as_secs_f64(),
+        p(&uncached, 0.99).as_secs_f64() / p(&direct, 0.99).as_secs_f64()
+    );
+    println!(
+        "repeated dashboard p99 {:.2} ms (target: under 25 ms)",
+        p(&http, 0.99).as_secs_f64() * 1e3
     );
 }
