@@ -96,10 +96,10 @@ impl Replica {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
-            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await
+                && r.status().is_success()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
