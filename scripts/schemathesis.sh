@@ -80,9 +80,10 @@ token=$(curl -sf "$base/api/auth/signup" -H 'content-type: application/json' \
     python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 
 log "fuzzing $base/api/openapi.json"
-# Logging out would revoke the token every later case uses.
+# Logging out would revoke the token every later case uses. From the temp dir: schemathesis
+# keeps a .schemathesis cache folder in the current directory.
 set +e
-"$venv/bin/st" run "$base/api/openapi.json" \
+(cd "$work" && exec "$venv/bin/st" run "$base/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path /api/auth/logout \
@@ -92,7 +93,7 @@ set +e
     --request-timeout 30 \
     --seed 8 \
     --report junit --report-dir "$target_dir/schemathesis-report" \
-    --warnings off
+    --warnings off)
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then
