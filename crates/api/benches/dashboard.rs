@@ -234,6 +234,7 @@ async fn run() {
             tenant_id: Some(tenant.id),
             created_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::days(1),
+            name: None,
         })
         .await
         .unwrap();

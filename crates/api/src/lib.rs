@@ -79,6 +79,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::costs::router())
         .merge(routes::insights::router())
         .merge(routes::alerts::router())
+        .merge(routes::tokens::router())
         .merge(routes::diagnostics::router())
         .merge(routes::onboarding::router())
         .merge(routes::actions::router())

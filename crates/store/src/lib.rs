@@ -163,6 +163,15 @@ pub trait Store: Send + Sync + 'static {
     /// can tell "expired" from "unknown".
     async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
 
+    /// The user's live (unrevoked, unexpired at `now`) tokens for `tenant` (or with no tenant),
+    /// newest first.
+    async fn tokens_of(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TokenSummary>>;
+
     /// Marks the token revoked; false when it did not exist or was already revoked.
     async fn revoke_token(&self, token_hash: &str, at: DateTime<Utc>) -> Result<bool>;
 

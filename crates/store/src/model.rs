@@ -57,6 +57,17 @@ pub struct NewToken {
     pub tenant_id: Option<TenantId>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Set for API tokens a user created; login sessions have none.
+    pub name: Option<String>,
+}
+
+/// A live token as its owner lists it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    pub token_hash: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

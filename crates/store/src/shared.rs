@@ -926,14 +926,15 @@ macro_rules! impl_store {
 
             async fn create_token(&self, token: NewToken) -> $crate::Result<()> {
                 sqlx::query(
-                    "INSERT INTO api_tokens (token_hash, user_id, tenant_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO api_tokens (token_hash, user_id, tenant_id, created_at, expires_at, name) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&token.token_hash)
                 .bind(token.user_id.0)
                 .bind(token.tenant_id.map(|t| t.0))
                 .bind($crate::micros(token.created_at))
                 .bind($crate::micros(token.expires_at))
+                .bind(&token.name)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -951,6 +952,23 @@ macro_rules! impl_store {
                     expires_at: r.expires_at,
                     revoked_at: r.revoked_at,
                 }))
+            }
+
+            async fn tokens_of(&self, user: UserId, tenant: TenantId, now: DateTime<Utc>) -> $crate::Result<Vec<TokenSummary>> {
+                let rows: Vec<(String, Option<String>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT token_hash, name, created_at, expires_at FROM api_tokens \
+                     WHERE user_id = $1 AND (tenant_id = $2 OR tenant_id IS NULL) \
+                     AND revoked_at IS NULL AND expires_at > $3 ORDER BY created_at DESC, token_hash",
+                )
+                .bind(user.0)
+                .bind(tenant.0)
+                .bind($crate::micros(now))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(token_hash, name, created_at, expires_at)| TokenSummary { token_hash, name, created_at, expires_at })
+                    .collect())
             }
 
             async fn revoke_token(&self, token_hash: &str, at: DateTime<Utc>) -> $crate::Result<bool> {

@@ -215,6 +215,7 @@ async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
             tenant_id: Some(tenant.id),
             created_at: at(1, 0),
             expires_at: at(5, 0),
+            name: None,
         })
         .await
         .unwrap();

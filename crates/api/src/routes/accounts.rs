@@ -271,6 +271,7 @@ async fn issue_session(
             tenant_id: tenant.map(|(t, _)| t.id),
             created_at: now,
             expires_at,
+            name: None,
         })
         .await?;
     Ok(SessionResponse {

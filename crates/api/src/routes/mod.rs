@@ -15,3 +15,4 @@ pub mod health;
 pub mod insights;
 pub mod members;
 pub mod onboarding;
+pub mod tokens;

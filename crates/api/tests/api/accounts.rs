@@ -237,6 +237,7 @@ async fn missing_malformed_unknown_and_expired_tokens_are_401() {
             tenant_id: None,
             created_at: now - Duration::days(31),
             expires_at: now - Duration::seconds(1),
+            name: None,
         })
         .await
         .unwrap();
@@ -303,4 +304,97 @@ async fn the_global_owner_lists_every_tenant_and_others_cannot() {
         app.get("/api/me", Some(&ana.token)).await.body["user"]["is_global_owner"],
         true
     );
+}
+
+#[tokio::test]
+async fn named_api_tokens_are_shown_once_listed_without_secrets_and_revoked_by_their_owner() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let created = app
+        .post(
+            "/api/tokens",
+            Some(&ana.token),
+            json!({"name": "CI cost export", "expires_in_days": 30}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let token = created.body["token"].as_str().unwrap().to_string();
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    let listed = app.get("/api/tokens", Some(&ana.token)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert!(
+        !listed.text.contains(&token),
+        "the token is never shown again"
+    );
+    let tokens = listed.body["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    let api = tokens.iter().find(|t| t["id"] == id.as_str()).unwrap();
+    assert_eq!(api["kind"], "api");
+    assert_eq!(api["name"], "CI cost export");
+    assert_eq!(api["current"], false);
+    let session = tokens.iter().find(|t| t["kind"] == "session").unwrap();
+    assert_eq!(session["current"], true);
+    for (body, field) in [
+        (json!({"name": " "}), "name"),
+        (
+            json!({"name": "x", "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "x", "expires_in_days": 366}),
+            "expires_in_days",
+        ),
+    ] {
+        let reply = app.post("/api/tokens", Some(&ana.token), body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.field(), Some(field));
+    }
+    // Bob cannot see or revoke Ana's token.
+    assert_eq!(
+        app.get("/api/tokens", Some(&bob.token)).await.body["tokens"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let foreign = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/tokens/{id}"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    let revoked = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/tokens/{id}"),
+            Some(&ana.token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let bad = app
+        .call(
+            reqwest::Method::DELETE,
+            "/api/tokens/zz",
+            Some(&ana.token),
+            None,
+        )
+        .await;
+    assert_eq!(bad.field(), Some("id"));
 }

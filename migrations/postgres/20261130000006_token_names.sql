@@ -1,0 +1,2 @@
+-- API tokens a user creates by name for scripts and CI (login sessions have no name).
+ALTER TABLE api_tokens ADD COLUMN name TEXT;
