@@ -246,6 +246,11 @@ impl From<StoreError> for ApiError {
                     .into(),
                 field: None,
             },
+            // PostgreSQL refuses NUL in text (22021): a request value carried one.
+            other if other.is_invalid_text() => ApiError::bad_request(
+                "invalid_text",
+                "a value in the request contains a NUL character, which text cannot hold",
+            ),
             other if other.is_unavailable() => ApiError::Unavailable {
                 code: "database_unavailable",
                 message: "the database is not reachable; try again in a few seconds".into(),

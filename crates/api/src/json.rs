@@ -54,6 +54,21 @@ where
 
 /// Parses a JSON body, naming the field when the error has one.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // JSON may carry NUL as `\u0000`; no text CloudSpend keeps can hold it (PostgreSQL text
+    // refuses it), so it is refused here, by field, before anything is changed.
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(path) = nul_path(&value, String::new())
+    {
+        return Err(ApiError::invalid(
+            if path.is_empty() {
+                ".".to_string()
+            } else {
+                path
+            },
+            "text must not contain NUL characters (\\u0000)",
+        ));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -87,6 +102,32 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_field(field, message)
         }
     })
+}
+
+/// The JSON path of the first string or key holding a NUL character.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join(k))
+            } else {
+                nul_path(v, join(k))
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn quoted_field<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
@@ -126,6 +167,21 @@ mod tests {
             ApiError::BadRequest { field, .. } => field.map(|f| f.into_owned()),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn refuses_nul_characters_by_field() {
+        let err = parse::<Signup>(br#"{"email": "a\u0000b", "age": 3}"#).unwrap_err();
+        assert!(
+            matches!(err, ApiError::Invalid { ref field, .. } if field == "email"),
+            "{err:?}"
+        );
+        let nested = parse::<Signup>(br#"{"email": "a", "age": 3, "nested": {"role": "\u0000"}}"#);
+        assert!(
+            matches!(nested, Err(ApiError::Invalid { ref field, .. }) if field == "nested.role")
+        );
+        // An escaped backslash followed by "u0000" is text, not NUL.
+        assert!(parse::<Signup>(br#"{"email": "a\\u0000", "age": 3}"#).is_ok());
     }
 
     #[test]

@@ -91,10 +91,78 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The OpenAPI document of every route [`app`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = routes();
+    document_common_errors(&mut doc);
     doc.paths
         .paths
         .insert("/api/openapi.json".to_string(), openapi_path_item());
     doc
+}
+
+/// Adds the error answers any operation can give to operations that do not document them
+/// already, all with the `ErrorBody` shape: malformed input (400), validation (422), an
+/// unknown id (404), an oversized body (413), the database down (503); and for operations
+/// behind a token, a missing or expired token (401), a role that may not (403) and login
+/// throttling (429).
+fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let common = [
+        (
+            "400",
+            "malformed request (bad JSON, query or path value)",
+            false,
+        ),
+        ("404", "not found (for this tenant)", false),
+        ("413", "body over the size limit", false),
+        (
+            "422",
+            "a field failed validation; `error.field` names it",
+            false,
+        ),
+        ("429", "too many attempts; see Retry-After", false),
+        (
+            "503",
+            "the database is unreachable; try again shortly",
+            false,
+        ),
+        ("401", "missing, unknown, expired or revoked token", true),
+        ("403", "the caller's role may not do this", true),
+        ("409", "conflicts with the current state", true),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            for (status, description, needs_token) in common {
+                if needs_token && !secured {
+                    continue;
+                }
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
 }
 
 fn openapi_path_item() -> utoipa::openapi::PathItem {

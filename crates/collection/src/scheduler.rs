@@ -107,6 +107,21 @@ impl Scheduler {
                 let next = Utc::now() + chrono::Duration::seconds(job.interval_seconds.max(60));
                 match job.collector.parse::<Collector>() {
                     Ok(collector) => {
+                        // This replica holds the lease now: a run still marked running died
+                        // with the replica whose lease ran out.
+                        match collections
+                            .store()
+                            .abandon_running_runs(job.tenant_id, &job.collector, Utc::now())
+                            .await
+                        {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                tracing::warn!(tenant = %job.tenant_id, %collector, runs = n, "marked runs of a stopped replica failed")
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "could not mark abandoned runs")
+                            }
+                        }
                         if let Err(err) = collections.run(job.tenant_id, collector).await {
                             tracing::error!(tenant = %job.tenant_id, %collector, error = %err, "could not record a collection run");
                         }

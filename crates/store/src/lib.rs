@@ -58,6 +58,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether a value could not be stored as text (PostgreSQL refuses NUL characters,
+    /// SQLSTATE 22021): the caller sent it, so it is the caller's error.
+    pub fn is_invalid_text(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22021"))
+    }
+
     /// Whether the database could not be reached at all (as opposed to a bad query), which
     /// the API reports as 503 rather than 500.
     pub fn is_unavailable(&self) -> bool {
@@ -375,6 +381,16 @@ pub trait Store: Send + Sync + 'static {
     async fn start_run(&self, run: NewRun) -> Result<RunId>;
 
     async fn finish_run(&self, tenant: TenantId, id: RunId, outcome: RunOutcome) -> Result<()>;
+
+    /// Marks the tenant's runs of `collector` still recorded as running as failed: called by a
+    /// replica that has just leased the job, so any such run belonged to a replica that died
+    /// (its lease ran out). Returns how many.
+    async fn abandon_running_runs(
+        &self,
+        tenant: TenantId,
+        collector: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
 
     /// The latest runs, newest first.
     async fn runs(&self, tenant: TenantId, limit: i64) -> Result<Vec<CollectionRun>>;

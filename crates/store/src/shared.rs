@@ -1722,6 +1722,23 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn abandon_running_runs(&self, tenant: TenantId, collector: &str, at: DateTime<Utc>) -> $crate::Result<u64> {
+                let done = sqlx::query(
+                    "UPDATE collection_runs SET status = 'failed', finished_at = $1, \
+                     error = 'abandoned: the replica running it stopped before it finished; the job was run again' \
+                     WHERE tenant_id = $2 AND collector = $3 AND status = 'running'",
+                )
+                .bind($crate::micros(at))
+                .bind(tenant.0)
+                .bind(collector)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() > 0 {
+                    bump_data_version(&self.pool, tenant).await?;
+                }
+                Ok(done.rows_affected())
+            }
+
             async fn runs(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<CollectionRun>> {
                 let sql = format!(
                     "SELECT {RUN_COLUMNS} FROM collection_runs WHERE tenant_id = $1 \
@@ -1747,8 +1764,14 @@ macro_rules! impl_store {
 
             async fn run_job_now(&self, tenant: TenantId, collector: &str, now: DateTime<Utc>) -> $crate::Result<bool> {
                 let done = sqlx::query(
-                    "UPDATE collection_jobs SET next_run_at = $1 WHERE tenant_id = $2 AND collector = $3 \
-                     AND next_run_at > $1",
+                    // Not running: make it due now. Running (an unexpired lease): mark it to run
+                    // again once this run ends, and due now in case the runner dies.
+                    "UPDATE collection_jobs SET \
+                     rerun_requested = CASE WHEN leased_until IS NOT NULL AND leased_until >= $1 \
+                                            THEN TRUE ELSE rerun_requested END, \
+                     next_run_at = CASE WHEN next_run_at > $1 OR (leased_until IS NOT NULL AND leased_until >= $1) \
+                                        THEN $1 ELSE next_run_at END \
+                     WHERE tenant_id = $2 AND collector = $3",
                 )
                 .bind($crate::micros(now))
                 .bind(tenant.0)
@@ -1787,7 +1810,11 @@ macro_rules! impl_store {
                 next_run_at: DateTime<Utc>,
             ) -> $crate::Result<bool> {
                 let done = sqlx::query(
-                    "UPDATE collection_jobs SET next_run_at = $1, leased_until = NULL, lease_owner = NULL \
+                    // A refresh requested during the run keeps the job due (its next_run_at is
+                    // the request time); otherwise the job waits its interval.
+                    "UPDATE collection_jobs SET \
+                     next_run_at = CASE WHEN rerun_requested THEN next_run_at ELSE $1 END, \
+                     rerun_requested = FALSE, leased_until = NULL, lease_owner = NULL \
                      WHERE tenant_id = $2 AND collector = $3 AND lease_owner = $4",
                 )
                 .bind($crate::micros(next_run_at))

@@ -50,7 +50,7 @@ impl SqliteStore {
     }
 }
 
-const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, leased_until = $2 \
+const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, leased_until = $2, rerun_requested = FALSE \
      WHERE (tenant_id, collector) IN ( \
        SELECT tenant_id, collector FROM collection_jobs \
        WHERE next_run_at <= $3 AND (leased_until IS NULL OR leased_until < $3) \

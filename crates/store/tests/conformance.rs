@@ -1273,6 +1273,102 @@ async fn every_write_the_dashboard_reads_moves_the_data_version(store: Arc<dyn S
     );
 }
 
+async fn a_refresh_during_a_run_runs_the_job_again_and_dead_runs_are_marked_failed(
+    store: Arc<dyn Store>,
+) {
+    let (_, t) = tenant_with_owner(&store, "rerun@example.com").await;
+    let lease = std::time::Duration::from_secs(600);
+    for collector in ["ec2", "cloudwatch"] {
+        store
+            .ensure_job(NewJob {
+                tenant_id: t.id,
+                collector: collector.into(),
+                interval_seconds: 3600,
+                next_run_at: at(1, 0),
+            })
+            .await
+            .unwrap();
+    }
+    let taken = store
+        .lease_due_jobs("r1", at(1, 0), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 2);
+    // "Refresh now" for ec2 while both run.
+    assert!(store.run_job_now(t.id, "ec2", at(1, 5)).await.unwrap());
+    assert!(
+        store
+            .lease_due_jobs("r2", at(1, 6), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "still leased"
+    );
+    for collector in ["ec2", "cloudwatch"] {
+        assert!(
+            store
+                .complete_job(t.id, collector, "r1", at(2, 0))
+                .await
+                .unwrap()
+        );
+    }
+    let again = store
+        .lease_due_jobs("r2", at(1, 10), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|j| j.collector.as_str())
+            .collect::<Vec<_>>(),
+        ["ec2"],
+        "the refresh was kept"
+    );
+    assert!(
+        store
+            .complete_job(t.id, "ec2", "r2", at(2, 10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .lease_due_jobs("r3", at(1, 20), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "and run once"
+    );
+
+    let run = store
+        .start_run(NewRun {
+            tenant_id: t.id,
+            collector: "ec2".into(),
+            window_start: at(0, 0),
+            window_end: at(1, 0),
+            started_at: at(1, 0),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .abandon_running_runs(t.id, "cloudwatch", at(1, 30))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .abandon_running_runs(t.id, "ec2", at(1, 30))
+            .await
+            .unwrap(),
+        1
+    );
+    let runs = store.runs(t.id, 10).await.unwrap();
+    let dead = runs.iter().find(|r| r.id == run).unwrap();
+    assert_eq!(dead.status, RunStatus::Failed);
+    assert!(dead.error.as_deref().unwrap().starts_with("abandoned"));
+}
+
 async fn ping_answers(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
@@ -1569,6 +1665,7 @@ macro_rules! conformance {
                 budgets_are_one_per_tenant_and_keep_their_alerted_state,
                 resource_tags_are_replaced_per_resource_and_scoped,
                 every_write_the_dashboard_reads_moves_the_data_version,
+                a_refresh_during_a_run_runs_the_job_again_and_dead_runs_are_marked_failed,
             );
         }
     };

@@ -398,7 +398,10 @@ pub struct ConnectResponse {
 #[derive(Serialize, ToSchema)]
 pub struct ConnectFailure {
     error: crate::error::ErrorDetail,
-    report: Report,
+    /// The diagnostics, step by step, when the form was valid and a check failed (absent when
+    /// a field was refused before any check ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<Report>,
 }
 
 /// Validates the form, proves access step by step, and saves the connection only when the
@@ -462,7 +465,7 @@ async fn connect(
                 hint: step.and_then(|s| s.hint.clone()),
                 request_id: None,
             },
-            report,
+            report: Some(report),
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response());
     }

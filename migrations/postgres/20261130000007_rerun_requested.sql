@@ -1,0 +1,3 @@
+-- "Refresh now" pressed while the job is running: run it again as soon as this run ends,
+-- instead of the request being lost when the run reschedules the job.
+ALTER TABLE collection_jobs ADD COLUMN rerun_requested BOOLEAN NOT NULL DEFAULT FALSE;
