@@ -119,12 +119,20 @@ pub(crate) struct TokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// An audit entry's detail records what a caller sent, which may hold numbers PostgreSQL keeps
+/// exactly but `f64` cannot (1e400): read as text, parsed when it can be, else kept as text,
+/// so one odd entry never hides the log.
+pub(crate) fn audit_detail(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct AuditRow {
     pub id: Uuid,
     pub user_email: Option<String>,
     pub action: String,
-    pub detail: Json<serde_json::Value>,
+    /// As text: see [`audit_detail`].
+    pub detail: String,
     pub at: DateTime<Utc>,
 }
 
@@ -586,7 +594,8 @@ pub(crate) struct AuditRecordRow {
     pub user_email: Option<String>,
     pub action: String,
     pub status: String,
-    pub detail: Json<serde_json::Value>,
+    /// As text: see [`audit_detail`].
+    pub detail: String,
     pub at: DateTime<Utc>,
 }
 
@@ -597,7 +606,7 @@ impl From<AuditRecordRow> for AuditRecord {
             user_email: r.user_email,
             action: r.action,
             status: r.status,
-            detail: r.detail.0,
+            detail: audit_detail(r.detail),
             at: r.at,
         }
     }
@@ -1001,7 +1010,7 @@ macro_rules! impl_store {
 
             async fn audit_log(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<AuditEntry>> {
                 let rows: Vec<AuditRow> = sqlx::query_as(
-                    "SELECT id, user_email, action, detail, at FROM audit_log WHERE tenant_id = $1 \
+                    "SELECT id, user_email, action, CAST(detail AS TEXT) AS detail, at FROM audit_log WHERE tenant_id = $1 \
                      ORDER BY at DESC, id LIMIT $2",
                 )
                 .bind(tenant.0)
@@ -1010,7 +1019,7 @@ macro_rules! impl_store {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|r| AuditEntry { id: r.id, user_email: r.user_email, action: r.action, detail: r.detail.0, at: r.at })
+                    .map(|r| AuditEntry { id: r.id, user_email: r.user_email, action: r.action, detail: audit_detail(r.detail), at: r.at })
                     .collect())
             }
 
@@ -1899,7 +1908,7 @@ macro_rules! impl_store {
 
             async fn audit_entries(&self, tenant: TenantId, f: &AuditFilter) -> $crate::Result<Vec<AuditRecord>> {
                 let rows: Vec<AuditRecordRow> = sqlx::query_as(
-                    "SELECT id, user_email, action, status, detail, at FROM audit_log \
+                    "SELECT id, user_email, action, status, CAST(detail AS TEXT) AS detail, at FROM audit_log \
                      WHERE tenant_id = $1 AND at >= $2 \
                        AND ($3 IS NULL OR lower(user_email) = lower($3)) \
                        AND ($4 IS NULL OR action = $4 OR action LIKE $4 || '.%') \

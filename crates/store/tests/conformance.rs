@@ -634,6 +634,20 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
     assert_eq!(log[0].action, "member.add");
     assert_eq!(log[0].detail["role"], "viewer");
     assert!(store.audit_log(b.id, 10).await.unwrap().is_empty());
+    // The largest f64 is stored exactly by PostgreSQL and read back as a 309-digit integer
+    // that f64 cannot hold: the entry is still listed (its detail as text).
+    store
+        .record_audit(NewAuditEntry {
+            tenant_id: Some(a.id),
+            user_id: Some(user.id),
+            user_email: Some(user.email.clone()),
+            action: "alarm.create".into(),
+            detail: serde_json::json!({"threshold": f64::MAX}),
+            at: at(2, 0),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.audit_log(a.id, 10).await.unwrap().len(), 2);
 }
 
 fn connection(
