@@ -26,6 +26,9 @@ pub struct ApiConfig {
     /// Whether alert e-mail can be sent (`CLOUDSPEND_SMTP_URL`); e-mail subscriptions are
     /// refused without it rather than failing silently later.
     pub smtp_configured: bool,
+    /// Proxies in front of the server that append to X-Forwarded-For (0: trust none). Login
+    /// and sign-up limits are per client address, so behind a load balancer set this to 1.
+    pub trusted_proxy_hops: usize,
     /// How long an EC2 stop/start confirmation token stays valid (5 minutes; shorter in tests).
     pub action_token_ttl: Duration,
     /// How long audit entries are kept and listed (`CLOUDSPEND_AUDIT_RETENTION_DAYS`, 90 days).
@@ -58,6 +61,7 @@ impl Default for ApiConfig {
             platform_account_id: None,
             template_url: DEFAULT_TEMPLATE_URL.to_string(),
             smtp_configured: false,
+            trusted_proxy_hops: 0,
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
         }

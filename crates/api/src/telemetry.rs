@@ -60,8 +60,10 @@ pub fn render_metrics() -> String {
     prometheus().render()
 }
 
-/// The client's address as seen on the socket (tests driving the router without a socket get
-/// 0.0.0.0). CloudSpend does not trust X-Forwarded-For: behind a proxy, limits apply per proxy.
+/// The client's address: the socket's peer, or, behind `trusted_proxy_hops` proxies that each
+/// append the address they saw to `X-Forwarded-For` (`CLOUDSPEND_TRUSTED_PROXY_HOPS`), the
+/// address the outermost trusted proxy saw. Entries further left are written by the client and
+/// never trusted. Tests driving the router without a socket get 0.0.0.0.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
@@ -71,15 +73,38 @@ impl std::fmt::Display for ClientIp {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+/// The address `hops` entries from the right of the X-Forwarded-For values, if there are that
+/// many and it parses.
+pub fn forwarded_client(headers: &axum::http::HeaderMap, hops: usize) -> Option<IpAddr> {
+    if hops == 0 {
+        return None;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    entries
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| entries[i].parse().ok())
+}
+
+impl FromRequestParts<crate::AppState> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let ip = forwarded_client(&parts.headers, state.config.trusted_proxy_hops).unwrap_or(peer);
         Ok(ClientIp(ip))
     }
 }
@@ -208,4 +233,30 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<
         .headers_mut()
         .insert("x-panic", HeaderValue::from_static("1"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_trusted_hops_of_x_forwarded_for_count() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6, 10.0.0.7".parse().unwrap());
+        headers.append("x-forwarded-for", "192.0.2.10".parse().unwrap());
+        assert_eq!(forwarded_client(&headers, 0), None);
+        assert_eq!(
+            forwarded_client(&headers, 1),
+            Some("192.0.2.10".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_client(&headers, 2),
+            Some("10.0.0.7".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_client(&headers, 4),
+            None,
+            "fewer entries than hops: the peer"
+        );
+    }
 }

@@ -157,6 +157,12 @@ pub struct ServerArgs {
     #[arg(long, env = "CLOUDSPEND_SCHEDULER_LEASE_SECONDS")]
     pub scheduler_lease_seconds: Option<u64>,
 
+    /// Proxies in front of the server that each append the client address to X-Forwarded-For
+    /// (a load balancer: 1). Login and sign-up throttling is per client address; 0 trusts none
+    /// and uses the socket's peer.
+    #[arg(long, env = "CLOUDSPEND_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
     /// SMTP relay for alert e-mail: `smtps://user:pass@host:465`, `smtp://host:587?tls=required`
     /// (STARTTLS) or `smtp://host:25` (a local relay, no TLS). Unset: e-mail alerts are off.
     #[arg(long, env = "CLOUDSPEND_SMTP_URL", hide_env_values = true)]

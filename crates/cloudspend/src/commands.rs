@@ -247,6 +247,7 @@ fn api_config(server: &ServerArgs) -> ApiConfig {
         platform_account_id: server.platform_account_id.clone(),
         template_url: server.template_url.clone(),
         smtp_configured: server.smtp_url.is_some(),
+        trusted_proxy_hops: server.trusted_proxy_hops,
         audit_retention: audit_retention(server),
         ..ApiConfig::default()
     }
