@@ -326,6 +326,10 @@ pub struct CpuPointView {
     maximum: f64,
     unit: String,
     period_seconds: i64,
+    /// The streaming metric detector's score (0..1) of this point given the ones before it in
+    /// the answer; `anomaly` when it reaches the NAB-tuned threshold.
+    anomaly_score: f64,
+    anomaly: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -380,16 +384,22 @@ async fn instance_cpu(
         .store
         .metric_points(caller.tenant.id, &instance_id, "CPUUtilization", from, to)
         .await?;
+    let scores = cloudspend_anomaly::metric::score_series(
+        &points.iter().map(|p| p.average).collect::<Vec<_>>(),
+    );
     Ok(ApiJson(InstanceCpuResponse {
         instance_id,
         points: points
             .into_iter()
-            .map(|p| CpuPointView {
+            .zip(scores)
+            .map(|(p, score)| CpuPointView {
                 timestamp: p.timestamp,
                 average: p.average,
                 maximum: p.maximum,
                 unit: p.unit,
                 period_seconds: p.period_seconds,
+                anomaly_score: (score * 1000.0).round() / 1000.0,
+                anomaly: score >= cloudspend_anomaly::csv::METRIC_LABEL_THRESHOLD,
             })
             .collect(),
     }))

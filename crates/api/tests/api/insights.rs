@@ -969,3 +969,74 @@ async fn alerts_go_out_by_email_through_smtp_when_the_server_has_a_relay() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn cpu_points_carry_the_metric_detectors_score_and_a_spike_is_flagged() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let now = Utc::now();
+    app.store
+        .upsert_instances(
+            tenant,
+            &[Instance {
+                account_id: "111111111111".into(),
+                region: "us-east-1".into(),
+                instance_id: "i-spiky".into(),
+                instance_type: "m5.large".into(),
+                state: "running".into(),
+                launch_time: None,
+                availability_zone: "us-east-1a".into(),
+                platform: "Linux/UNIX".into(),
+                tags: BTreeMap::new(),
+                last_seen_at: now,
+            }],
+        )
+        .await
+        .unwrap();
+    // Two days of 5-minute points wobbling around 20%, then a jump to 95%.
+    let points: Vec<MetricPoint> = (0..576)
+        .map(|i| MetricPoint {
+            instance_id: "i-spiky".into(),
+            metric: "CPUUtilization".into(),
+            period_seconds: 300,
+            timestamp: now - Duration::minutes(5 * (576 - i)),
+            average: if i >= 570 {
+                95.0
+            } else {
+                20.0 + (i % 7) as f64 * 0.5
+            },
+            maximum: 99.0,
+            unit: "Percent".into(),
+        })
+        .collect();
+    app.store
+        .upsert_metric_points(tenant, &points)
+        .await
+        .unwrap();
+    let from = (now - Duration::days(3)).to_rfc3339();
+    let reply = app
+        .get(
+            &format!("/api/instances/i-spiky/cpu?from={}", urlencode(&from)),
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let got = reply.body["points"].as_array().unwrap();
+    assert_eq!(got.len(), 576);
+    let flagged: Vec<usize> = got
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p["anomaly"] == true)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(flagged.contains(&570), "the jump is flagged: {flagged:?}");
+    assert!(
+        flagged.iter().all(|i| *i >= 570),
+        "nothing before it: {flagged:?}"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
