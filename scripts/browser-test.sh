@@ -99,5 +99,7 @@ mkdir -p "$screenshots"
 CLOUDSPEND_BASE_URL="$base" \
 CLOUDSPEND_SCREENSHOTS="$screenshots" \
 CLOUDSPEND_BROWSER_WORK="$work" \
+CLOUDSPEND_BROWSER_DATABASE_URL="$database_url" \
+CLOUDSPEND_BROWSER_PSQL="$(psql_bin)" \
     node --test --test-reporter=spec tests/browser/flow.test.mjs
 log "screenshots in $screenshots"

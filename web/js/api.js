@@ -78,6 +78,7 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
 
 export const get = (path, opts) => api(path, opts);
 export const post = (path, body, opts) => api(path, { ...opts, method: 'POST', body: body ?? {} });
+export const put = (path, body, opts) => api(path, { ...opts, method: 'PUT', body: body ?? {} });
 export const del = (path, body) => api(path, { method: 'DELETE', body });
 
 /** Fetches a file with the bearer token and hands it to the browser as a download. */

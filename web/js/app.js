@@ -13,6 +13,7 @@ import * as recommendations from './pages/recommendations.js';
 import * as collections from './pages/collections.js';
 import * as settings from './pages/settings.js';
 import * as admin from './pages/admin.js';
+import * as audit from './pages/audit.js';
 
 route('/login', auth.login, { public: true });
 route('/signup', auth.signup, { public: true });
@@ -27,6 +28,7 @@ route('/recommendations', recommendations.page);
 route('/collections', collections.page);
 route('/settings', settings.page);
 route('/admin', admin.page);
+route('/audit', audit.page);
 
 const NAV = [
   ['/', 'Dashboard'],
@@ -97,7 +99,8 @@ async function render() {
   if (current !== renderCount) return;
   clear(main).append(page);
   main.focus({ preventScroll: true });
-  window.scrollTo(0, 0);
+  const anchor = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (anchor) anchor.scrollIntoView({ block: 'start' }); else window.scrollTo(0, 0);
   refreshAnomalyCount();
 }
 
@@ -123,6 +126,7 @@ function drawChrome(found) {
   top.append(h('span.who', me.user.email), h('a.btn.btn-quiet.btn-small', { href: '/logout' }, 'Log out'));
 
   const items = [...NAV];
+  if (['owner', 'admin'].includes(me.current_tenant?.role)) items.push(['/audit', 'Audit log']);
   if (me.user.is_global_owner) items.push(['/admin', 'Admin']);
   const path = location.pathname;
   nav.append(h('ul', items.map(([href, label]) => {

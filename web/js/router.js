@@ -22,7 +22,7 @@ export function match(path) {
 }
 
 export function navigate(path, { replace = false } = {}) {
-  if (path === location.pathname + location.search) { renderRoute(); return; }
+  if (path === location.pathname + location.search + location.hash) { renderRoute(); return; }
   if (replace) history.replaceState(null, '', path); else history.pushState(null, '', path);
   renderRoute();
 }
@@ -35,8 +35,10 @@ export function start(render) {
     const a = event.target.closest?.('a');
     if (!a || a.target || a.hasAttribute('download') || a.origin !== location.origin) return;
     if (a.pathname.startsWith('/api/')) return;
+    // An in-page anchor (the skip link, a section link) is the browser's job, not a new render.
+    if (a.hash && a.pathname === location.pathname && a.search === location.search) return;
     event.preventDefault();
-    navigate(a.pathname + a.search);
+    navigate(a.pathname + a.search + a.hash);
   });
   renderRoute();
 }

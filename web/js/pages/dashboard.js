@@ -10,6 +10,7 @@ import {
   longDay, dayRange, ago, seriesLabel, titleCase,
 } from '../format.js';
 import { pageHead, card, kpi, badge, table, csvButton, button, connectCta, actionButton } from '../ui.js';
+import { actionControl, actionsStatus, canAct } from '../actions.js';
 
 const PERIODS = [
   ['7d', 'Last 7 days'], ['30d', 'Last 30 days'], ['90d', 'Last 90 days'],
@@ -244,6 +245,38 @@ export async function refreshNow(progress, button) {
   }
 }
 
+/** The month's budget: spend and forecast against the amount, with the alert thresholds. */
+export function budgetCard(b, currency) {
+  const pct = (v) => Math.max(0, Math.min(100, Number(v) || 0));
+  // The bar's full width is the larger of the budget and the forecast, so an overrun shows.
+  const scale = Math.max(100, Number(b.percent_forecast) || 0, Number(b.percent_spent) || 0);
+  const at = (p) => `${(pct((Number(p) / scale) * 100)).toFixed(2)}%`;
+  const over = Number(b.percent_spent) >= 100;
+  const forecastOver = Number(b.percent_forecast) >= 100;
+  const crossed = [...(b.crossed?.actual ?? []).map((t) => `${t}% spent`), ...(b.crossed?.forecast ?? []).map((t) => `${t}% forecast`)];
+  const meter = h('div.meter', {
+    role: 'img',
+    'aria-label': `Spent ${money(b.spent, currency)} of ${money(b.amount, currency)} (${percent(b.percent_spent, 0)}); forecast ${money(b.forecast, currency)} (${percent(b.percent_forecast, 0)})`,
+  },
+  h('span.spent', { class: over ? 'over' : '', style: { width: at(b.percent_spent) } }),
+  ...(b.actual_thresholds ?? []).filter((t) => t <= scale).map((t) => h('span.tick', { title: `${t}% alert`, style: { left: at(t) } })),
+  b.forecast ? h('span.forecast', { title: `forecast ${percent(b.percent_forecast, 0)}`, style: { left: `calc(${at(b.percent_forecast)} - 1px)` } }) : null);
+  return card(`Budget · ${b.month}`, h('div', { 'data-testid': 'budget' },
+    h('div.status-strip',
+      h('span.item', h('strong', { 'data-testid': 'budget-spent' }, money(b.spent, currency)), ` spent of `, h('strong', { 'data-testid': 'budget-amount' }, money(b.amount, currency)),
+        h('span', { class: over ? 'delta-up' : '' }, ` (${percent(b.percent_spent, 0)})`)),
+      h('span.item', 'Forecast ', h('strong', { 'data-testid': 'budget-forecast' }, money(b.forecast, currency)),
+        h('span', { class: forecastOver ? 'delta-up' : 'delta-down' }, ` (${percent(b.percent_forecast, 0)})`))),
+    meter,
+    h('div.meter-legend',
+      h('span', h('span.sw'), 'spent this month'),
+      h('span', h('span.sw.fc'), 'month-end forecast'),
+      h('span', `alerts at ${(b.actual_thresholds ?? []).map((t) => `${t}%`).join(', ') || 'no'} spent, ${(b.forecast_thresholds ?? []).map((t) => `${t}%`).join(', ') || 'no'} forecast`),
+      crossed.length ? h('span', { class: 'delta-up' }, `crossed: ${crossed.join(', ')}`) : null),
+    forecastOver ? h('p.form-error', `At this pace the month ends ${money(fromNanos(nanos(b.forecast) - nanos(b.amount)), currency)} over budget.`) : null),
+  { id: 'budget', actions: [h('a.btn.btn-quiet.btn-small', { href: '/settings#budget' }, 'Edit budget')], hint: b.forecast_method });
+}
+
 function attention(anomalies, currency) {
   const open = anomalies.filter((a) => a.status === 'open');
   if (!open.length) return null;
@@ -302,6 +335,8 @@ export async function page(root, { ctx, isCurrent }) {
     kpi('Open anomalies', openCount === null ? '—' : String(openCount), openCount ? 'needs review' : openCount === 0 ? 'nothing unusual' : 'detector not available', { tone: openCount ? 'alert' : 'good', href: '/anomalies', testid: 'kpi-anomalies' }),
     kpi('Savings available', savings === null || savings === undefined ? '—' : `${money(savings, cur)}/mo`, data.idle?.count ? `${data.idle.count} idle instance${data.idle.count === 1 ? '' : 's'}` : 'no idle instances found', { tone: savings && nanos(savings) > 0n ? 'good' : '', href: '/recommendations', testid: 'kpi-savings' })));
 
+  if (data.budget) root.append(budgetCard(data.budget, cur));
+
   const chart = h('div', { 'data-testid': 'daily-chart' });
   const chartCard = card('Daily cost by service', chart, {
     hint: 'Hatched, lighter bars are estimated days that Cost Explorer may still revise. Red markers are anomalies; hover a day for its breakdown.',
@@ -321,6 +356,7 @@ export async function page(root, { ctx, isCurrent }) {
   root.append(h('div', { style: { height: '18px' } }));
 
   const inst = data.instances || { total: 0, by_state: {}, by_type: {} };
+  const actionStatus = data.idle?.findings?.length && canAct(ctx.me) ? await actionsStatus() : null;
   const ec2Body = inst.total
     ? h('div',
       h('div.status-strip',
@@ -333,7 +369,8 @@ export async function page(root, { ctx, isCurrent }) {
           { label: 'Type', value: (r) => r.instance_type },
           { label: 'CPU p95', value: (r) => percent(r.cpu_p95), num: true },
           { label: 'Save / month', value: (r) => money(r.monthly_savings, cur), num: true },
-        ], data.idle.findings, { caption: 'Idle instances' })
+          { label: 'Act', value: () => '', render: (r) => (r.state && r.state !== 'running' ? badge(r.state, 'neutral') : actionControl(r.instance_id, 'stop', { me: ctx.me, status: actionStatus, onDone: rerender })) },
+        ], data.idle.findings, { caption: 'Idle instances', testid: 'idle-findings' })
         : h('p', 'No idle instances found.'))
     : h('p', 'No EC2 instances collected yet. They appear after the EC2 collector runs.');
   const usage = data.aws_api_usage;

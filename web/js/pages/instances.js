@@ -1,10 +1,12 @@
 // EC2 instances with 24-hour CPU sparklines and idle/oversized badges; one instance's CPU chart.
 
-import { h } from '../dom.js';
-import { get, ApiError } from '../api.js';
+import { h, toast } from '../dom.js';
+import { get, post, del, ApiError } from '../api.js';
+import { navigate } from '../router.js';
+import { actionControl, actionsNote, actionsStatus, canAct } from '../actions.js';
 import { cpuChart, sparkline } from '../charts.js';
 import { money, percent, dateTime } from '../format.js';
-import { pageHead, card, badge, table, csvButton, emptyState, connectCta } from '../ui.js';
+import { pageHead, card, badge, table, csvButton, emptyState, connectCta, actionButton, errorBox } from '../ui.js';
 
 async function recommendationsByInstance() {
   try {
@@ -73,7 +75,92 @@ export async function list(root) {
   Promise.all([worker(), worker(), worker()]);
 }
 
-export async function detail(root, { params }) {
+const COMPARISONS = [
+  ['GreaterThanThreshold', 'above'],
+  ['GreaterThanOrEqualToThreshold', 'at or above'],
+  ['LessThanThreshold', 'below'],
+  ['LessThanOrEqualToThreshold', 'at or below'],
+];
+const PERIODS = [[60, '1 minute'], [300, '5 minutes'], [900, '15 minutes'], [3600, '1 hour'], [21600, '6 hours'], [86400, '1 day']];
+
+function fieldError(form, name, message) {
+  const input = form.elements[name];
+  const out = form.querySelector(`#${input.id}-error`);
+  if (message) { input.setAttribute('aria-invalid', 'true'); out.textContent = message; } else { input.removeAttribute('aria-invalid'); out.textContent = ''; }
+  return !message;
+}
+
+function field(id, label, control, help) {
+  control.setAttribute('aria-describedby', `${id}-error${help ? ` ${id}-help` : ''}`);
+  return h('div.field', h('label', { for: id }, label), control,
+    help ? h('span.help', { id: `${id}-help` }, help) : null,
+    h('span.error', { id: `${id}-error` }));
+}
+
+/** CloudWatch CPU alarms CloudSpend manages on this instance: list, create, delete. */
+async function alarmsCard(inst, me) {
+  const id = inst.instance_id;
+  const base = `/api/instances/${encodeURIComponent(id)}/alarms`;
+  const reload = () => navigate(location.pathname, { replace: true });
+  const manage = canAct(me);
+  let alarms;
+  try {
+    ({ alarms } = await get(base));
+  } catch (err) {
+    if (err instanceof ApiError && err.missingEndpoint) return null;
+    return card('CPU alarms', h('div', errorBox(err), err.code === 'actions_disabled' ? h('p', 'Alarms are created in your account through the same opt-in permissions as Stop/Start.') : null), { id: 'alarms' });
+  }
+  const describe = (a) => `CPU ${COMPARISONS.find(([c]) => c === a.comparison)?.[1] ?? a.comparison} ${a.threshold}% for ${a.evaluation_periods} × ${PERIODS.find(([p]) => p === a.period_seconds)?.[1] ?? `${a.period_seconds} s`}`;
+  const columns = [
+    { label: 'Alarm', value: (a) => a.name, render: (a) => h('div', h('div', describe(a)), h('div.mono', { style: { color: 'var(--muted)', fontSize: '.8rem' } }, a.name)) },
+    { label: 'State', value: (a) => a.state, render: (a) => badge(a.state, a.state === 'ALARM' ? 'failed' : a.state === 'OK' ? 'ok' : 'neutral') },
+    { label: 'Reason', value: (a) => a.state_reason || '', cls: 'detail-cell' },
+    { label: 'Updated', value: (a) => dateTime(a.updated_at) },
+    { label: 'Actions', value: () => '', noCsv: true, render: (a) => (manage ? actionButton('Delete', async () => {
+      if (!window.confirm(`Delete the alarm "${describe(a)}"? It is removed from CloudWatch.`)) return;
+      await del(`${base}/${encodeURIComponent(a.name)}`);
+      toast('Alarm deleted');
+      reload();
+    }, { small: true, kind: 'quiet', label: `Delete alarm ${a.name}` }) : '') },
+  ];
+  const form = h('form', { novalidate: true, 'data-testid': 'alarm-form' },
+    h('div.row',
+      field('al-comparison', 'Alarm when CPU is', h('select', { id: 'al-comparison', name: 'comparison' }, COMPARISONS.map(([v, l]) => h('option', { value: v }, l)))),
+      field('al-threshold', 'Threshold (%)', h('input', { id: 'al-threshold', name: 'threshold', type: 'text', inputmode: 'decimal', required: true, placeholder: '80' }), 'Above 0, at most 100.')),
+    h('div.row',
+      field('al-period', 'Period', h('select', { id: 'al-period', name: 'period_seconds' }, PERIODS.map(([v, l]) => h('option', { value: v, selected: v === 300 }, l)))),
+      field('al-evals', 'Periods in a row', h('input', { id: 'al-evals', name: 'evaluation_periods', type: 'number', min: 1, max: 100, value: '3', required: true }), '1 to 100.')),
+    h('p.form-error', { role: 'alert' }),
+    h('button.btn', { type: 'submit' }, 'Create alarm'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const f = form.elements;
+    const threshold = Number(f.threshold.value.trim());
+    const evals = Number(f.evaluation_periods.value);
+    const ok = [
+      fieldError(form, 'threshold', f.threshold.value.trim() === '' || !Number.isFinite(threshold) || threshold <= 0 || threshold > 100 ? 'Enter a CPU percentage above 0 and at most 100.' : null),
+      fieldError(form, 'evaluation_periods', !Number.isInteger(evals) || evals < 1 || evals > 100 ? 'Enter a whole number from 1 to 100.' : null),
+    ].every(Boolean);
+    form.querySelector('.form-error').textContent = '';
+    if (!ok) { form.querySelector('[aria-invalid=true]')?.focus(); return; }
+    const submit = form.querySelector('button[type=submit]');
+    submit.disabled = true;
+    try {
+      await post(base, { threshold, period_seconds: Number(f.period_seconds.value), evaluation_periods: evals, comparison: f.comparison.value });
+      toast('Alarm created in CloudWatch');
+      reload();
+    } catch (err) {
+      const name = err.field && form.elements[err.field] ? err.field : null;
+      if (name) fieldError(form, name, err.message); else form.querySelector('.form-error').textContent = err.message;
+    } finally { submit.disabled = false; }
+  });
+  return card('CPU alarms', h('div',
+    table(columns, alarms, { caption: 'CPU alarms', testid: 'alarms', empty: 'No CloudSpend alarms on this instance.' }),
+    manage ? h('div', { style: { marginTop: '16px' } }, h('h3', { style: { fontSize: '1rem', marginBottom: '10px' } }, 'New alarm'), form) : h('p', 'Only owners and admins create or delete alarms.')),
+  { id: 'alarms', hint: 'CloudWatch alarms on CPUUtilization, created in your account with the opt-in action permissions.', actions: [csvButton(`cloudspend-alarms-${id}.csv`, columns, alarms)] });
+}
+
+export async function detail(root, { params, ctx }) {
   const id = params.id;
   const [{ instances }, recs] = await Promise.all([get('/api/instances'), recommendationsByInstance()]);
   const inst = instances.find((i) => i.instance_id === id);
@@ -83,10 +170,17 @@ export async function detail(root, { params }) {
   }
   const cpu = await get(`/api/instances/${encodeURIComponent(id)}/cpu`);
   const mine = recs.get(id) || [];
+  const action = ['running', 'pending'].includes(inst.state) ? 'stop' : inst.state === 'stopped' ? 'start' : null;
+  const status = action && canAct(ctx.me) ? await actionsStatus() : null;
+  const reload = () => navigate(location.pathname, { replace: true });
   root.append(pageHead(inst.name || inst.instance_id, {
-    sub: `${inst.instance_type} · ${inst.state} · ${inst.region} · account ${inst.account_id}`,
-    actions: [h('a.btn.btn-quiet', { href: '/instances' }, 'All instances')],
+    sub: h('span', `${inst.instance_type} · `, stateBadge(inst.state), ` · ${inst.region} · account ${inst.account_id}`),
+    actions: [
+      action ? actionControl(id, action, { me: ctx.me, status, onDone: reload, small: false, label: `${action === 'stop' ? 'Stop' : 'Start'} this instance` }) : null,
+      h('a.btn.btn-quiet', { href: '/instances' }, 'All instances'),
+    ],
   }));
+  if (action) { const note = actionsNote(ctx.me, status); if (note) root.append(note); }
   for (const r of mine) {
     root.append(h('div.callout', { class: r.kind === 'idle' ? 'danger' : 'warn' },
       h('p', h('strong', `${r.kind === 'idle' ? 'Idle' : r.kind === 'oversized' ? 'Oversized' : 'Stopped with volumes'}: ${r.action}${r.suggested_type ? ` to ${r.suggested_type}` : ''} to save ${money(r.monthly_savings)}/month. `), r.evidence)));
@@ -110,4 +204,6 @@ export async function detail(root, { params }) {
     h('dt', 'Launched'), h('dd', dateTime(inst.launch_time)),
     h('dt', 'Last seen'), h('dd', dateTime(inst.last_seen_at)),
     h('dt', 'Tags'), h('dd', Object.entries(inst.tags || {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—'))));
+  const alarms = await alarmsCard(inst, ctx.me);
+  if (alarms) root.append(alarms);
 }

@@ -4,10 +4,12 @@ import { h } from '../dom.js';
 import { get, ApiError } from '../api.js';
 import { money, percent, nanos, fromNanos } from '../format.js';
 import { pageHead, card, kpi, table, csvButton, emptyState, notYet } from '../ui.js';
+import { actionControl, actionsNote, actionsStatus, canAct } from '../actions.js';
+import { navigate } from '../router.js';
 
 const KIND = { idle: 'Idle', oversized: 'Oversized', stopped_with_volumes: 'Stopped, volumes kept' };
 
-export async function page(root) {
+export async function page(root, { ctx }) {
   root.append(pageHead('Savings', { sub: 'Instances that cost money for little work, from two weeks of hourly CPU. Estimates at on-demand prices.' }));
   let data;
   try {
@@ -25,6 +27,11 @@ export async function page(root) {
     root.append(card(null, emptyState('Nothing to save right now', 'No instance has been idle or oversized over the last 14 days. CloudSpend needs CPU history: new connections show findings after a few days.', [h('a.btn.btn-quiet', { href: '/instances' }, 'See instances')])));
     return;
   }
+  const stoppable = recs.some((r) => r.action === 'stop' && r.state === 'running');
+  const status = stoppable && canAct(ctx.me) ? await actionsStatus() : null;
+  const rerender = () => navigate(location.pathname + location.search, { replace: true });
+  const note = stoppable ? actionsNote(ctx.me, status) : null;
+  if (note) root.append(note);
   const columns = [
     { label: 'Finding', value: (r) => KIND[r.kind] ?? r.kind },
     { label: 'Instance', value: (r) => r.instance_id, render: (r) => h('a', { href: `/instances/${r.instance_id}` }, r.instance_id) },
@@ -35,6 +42,9 @@ export async function page(root) {
     { label: 'Save / month', value: (r) => money(r.monthly_savings, cur), csv: (r) => r.monthly_savings, num: true, render: (r) => h('strong', money(r.monthly_savings, cur)) },
     { label: 'Evidence', value: (r) => r.evidence },
     { label: 'Region', value: (r) => r.region, noCsv: false },
+    { label: 'Act', value: () => '', noCsv: true, render: (r) => (r.action === 'stop' && r.state === 'running'
+      ? actionControl(r.instance_id, 'stop', { me: ctx.me, status, onDone: rerender })
+      : h('a.btn.btn-quiet.btn-small', { href: `/instances/${r.instance_id}` }, 'Details')) },
   ];
   root.append(card(`${recs.length} recommendations`, table(columns, recs, { caption: 'Recommendations', testid: 'recommendations' }), { actions: [csvButton('cloudspend-recommendations.csv', columns, recs)] }));
 }
