@@ -1,0 +1,322 @@
+//! End-to-end `cloudspend import-cur` into PostgreSQL next to a bare `COPY` of the same rows.
+//!
+//! ```text
+//! CLOUDSPEND_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!   cargo bench -p cloudspend-collect-cur --bench import_vs_copy [-- 100000 1000000]
+//! ```
+//!
+//! For each size N (line items; default 100,000 and 1,000,000) a child process:
+//! 1. writes a legacy CUR CSV of N line items to the temp folder (not timed);
+//! 2. imports it as `import-cur` does, into a fresh database: `import_path` (parse + aggregate)
+//!    on a blocking thread, then `upsert_daily_costs` (cost rows and their rollups, one
+//!    transaction), `upsert_resource_tags`, `start_run` / `finish_run`;
+//! 3. `COPY`s the same normalised rows, already encoded as COPY text in memory, into
+//!    `daily_costs` of a second fresh database (same table, same primary key, empty).
+//!
+//! Both rates count normalised rows (what lands in `daily_costs`). Peak RSS is the process's
+//! VmHWM, printed after each phase: it cannot be reset, so each size runs in its own process.
+//!
+//! The file: 11 line items per 10 natural keys (every key has one line item, every tenth a
+//! second one for another hour, summed by the import), so N line items give N x 10/11
+//! normalised rows. Keys are 30 days x resources, each resource fixed to one of 5 accounts,
+//! 4 services (2 usage types each), 3 regions; about 1 resource in 50 is a Credit line instead
+//! of Usage. Resources grow with N (about N / 33), as in a real account that is larger.
+//!
+//! `--repeat K` writes every line item K times (K x N lines, the same keys and rows): with it
+//! the file grows while the normalised rows do not, which shows what memory follows.
+
+use cloudspend_collect_cur::import_path;
+use cloudspend_core::records::{CostRecord, RunStatus};
+use cloudspend_store::postgres::PgStore;
+use cloudspend_store::testing::fresh_postgres_url;
+use cloudspend_store::{NewRun, NewUser, RunOutcome, Store};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const CHILD_ROWS: &str = "CLOUDSPEND_COPY_BENCH_ROWS";
+const CHILD_REPEAT: &str = "CLOUDSPEND_COPY_BENCH_REPEAT";
+const DAYS: u64 = 30;
+const COST_COLUMNS: &str = "tenant_id, day, source, account_id, service, region, usage_type, \
+    resource_id, line_item_type, unblended_nanos, amortized_nanos, usage_amount, currency, estimated";
+const HEADER: &str = "identity/LineItemId,lineItem/UsageAccountId,lineItem/LineItemType,\
+lineItem/UsageStartDate,lineItem/UsageEndDate,lineItem/ProductCode,lineItem/UsageType,\
+lineItem/Operation,lineItem/AvailabilityZone,lineItem/ResourceId,lineItem/UsageAmount,\
+lineItem/CurrencyCode,lineItem/UnblendedRate,lineItem/UnblendedCost,product/ProductName,\
+product/region,pricing/unit,reservation/EffectiveCost,savingsPlan/SavingsPlanEffectiveCost";
+
+const SERVICES: [(&str, &str, [&str; 2], &str); 4] = [
+    (
+        "Amazon Elastic Compute Cloud",
+        "AmazonEC2",
+        ["BoxUsage:m5.large", "EBS:VolumeUsage.gp3"],
+        "Hrs",
+    ),
+    (
+        "Amazon Simple Storage Service",
+        "AmazonS3",
+        ["TimedStorage-ByteHrs", "Requests-Tier1"],
+        "GB-Mo",
+    ),
+    (
+        "Amazon Relational Database Service",
+        "AmazonRDS",
+        ["InstanceUsage:db.t3.micro", "RDS:GP2-Storage"],
+        "Hrs",
+    ),
+    (
+        "AWS Lambda",
+        "AWSLambda",
+        ["Lambda-GB-Second", "Request"],
+        "Lambda-GB-Second",
+    ),
+];
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+
+/// Writes `items` line items (each `repeat` times) and returns the file's size.
+fn write_cur(path: &Path, items: u64, repeat: u64) -> std::io::Result<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writeln!(out, "{HEADER}")?;
+    for i in 0..items {
+        // Every 11 line items cover 10 keys: floor(10 i / 11) repeats once in eleven.
+        let key = i * 10 / 11;
+        let day = 1 + key % DAYS;
+        let resource = key / DAYS;
+        let (service, code, usage_types, unit) = SERVICES[(resource % 4) as usize];
+        let usage_type = usage_types[((resource / 12) % 2) as usize];
+        let region = REGIONS[((resource / 4) % 3) as usize];
+        let credit = resource % 50 == 49;
+        let line_item_type = if credit { "Credit" } else { "Usage" };
+        let hour = i % 24;
+        let cost_nanos = 1 + (i * 7_919) % 250_000_000;
+        for copy in 0..repeat {
+            writeln!(
+                out,
+                "li{i:010}-{copy},{account},{line_item_type},2024-09-{day:02}T{hour:02}:00:00Z,\
+                 2024-09-{day:02}T{hour:02}:59:59Z,{code},{usage_type},RunInstances,{region}{az},\
+                 res-{resource:08},1.0,USD,0.096,{sign}0.{cost_nanos:09},{service},{region},{unit},,",
+                account = 100_000_000_000 + resource % 5,
+                az = ['a', 'b', 'c'][(resource % 3) as usize],
+                sign = if credit { "-" } else { "" },
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+fn peak_rss_mib() -> String {
+    let kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+    kib.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+}
+
+/// A migrated store on a new database, with one tenant to own the rows.
+async fn fresh_tenant_store() -> (PgStore, cloudspend_core::TenantId) {
+    let store = PgStore::connect(&fresh_postgres_url().await)
+        .await
+        .expect("connect to the fresh database");
+    store.migrate().await.expect("migrate");
+    let (_, tenant) = store
+        .create_user_with_tenant(
+            NewUser {
+                email: "bench@example.com".into(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                is_global_owner: false,
+            },
+            "bench",
+        )
+        .await
+        .expect("bench tenant");
+    (store, tenant.id)
+}
+
+async fn count_rows(store: &PgStore) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM daily_costs")
+        .fetch_one(store.pool())
+        .await
+        .expect("count rows")
+}
+
+/// COPY text format: tab-separated, `\N` for NULL, backslash escapes.
+fn push_text(out: &mut Vec<u8>, value: &str) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+fn copy_text(tenant: cloudspend_core::TenantId, records: &[CostRecord]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 200);
+    for r in records {
+        let _ = write!(out, "{}\t{}\t{}\t", tenant.0, r.day, r.source.as_str());
+        for s in [
+            &r.account_id,
+            &r.service,
+            &r.region,
+            &r.usage_type,
+            &r.resource_id,
+            &r.line_item_type,
+        ] {
+            push_text(&mut out, s);
+            out.push(b'\t');
+        }
+        let _ = write!(out, "{}\t{}\t", r.unblended.nanos(), r.amortized.nanos());
+        match &r.usage_amount {
+            Some(u) => push_text(&mut out, u),
+            None => out.extend_from_slice(b"\\N"),
+        }
+        out.push(b'\t');
+        push_text(&mut out, &r.currency);
+        out.extend_from_slice(if r.estimated { b"\tt\n" } else { b"\tf\n" });
+    }
+    out
+}
+
+async fn run_one(items: u64, repeat: u64) {
+    let path: PathBuf = std::env::temp_dir().join(format!(
+        "cloudspend-bench-{}-{items}x{repeat}.csv",
+        std::process::id()
+    ));
+    let file_bytes = write_cur(&path, items, repeat).expect("write the CUR file");
+
+    // Phase 1: the import, as `cloudspend import-cur` runs it.
+    let (store, tenant) = fresh_tenant_store().await;
+    let started_at = chrono::Utc::now();
+    let begun = Instant::now();
+    let import_file = path.clone();
+    let result = tokio::task::spawn_blocking(move || import_path(&import_file, &mut |_| {}))
+        .await
+        .expect("import thread")
+        .expect("the synthetic CUR imports");
+    let parsed = begun.elapsed().as_secs_f64();
+    let written = store
+        .upsert_daily_costs(tenant, &result.records)
+        .await
+        .expect("write the imported rows");
+    store
+        .upsert_resource_tags(tenant, &result.resource_tags, started_at)
+        .await
+        .expect("write tags");
+    let run = store
+        .start_run(NewRun {
+            tenant_id: tenant,
+            collector: "cur-import".into(),
+            window_start: started_at,
+            window_end: started_at,
+            started_at,
+        })
+        .await
+        .expect("start run");
+    store
+        .finish_run(
+            tenant,
+            run,
+            RunOutcome {
+                status: RunStatus::Succeeded,
+                finished_at: chrono::Utc::now(),
+                rows_written: written as i64,
+                aws_requests: 0,
+                ce_requests: 0,
+                retries: 0,
+                error: None,
+            },
+        )
+        .await
+        .expect("finish run");
+    let import_secs = begun.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    let rows = result.records.len() as u64;
+    assert_eq!(result.rows_read, items * repeat);
+    assert_eq!(written, rows);
+    assert_eq!(count_rows(&store).await, rows as i64);
+    let import_rate = rows as f64 / import_secs;
+    println!(
+        "{items:>9} line items x{repeat} ({mib:.0} MiB) -> {rows} rows\n  \
+         import-cur  {import_secs:>6.2} s  {import_rate:>9.0} rows/s  \
+         (parse+aggregate {parsed:.2} s, store {store_secs:.2} s)  peak RSS {rss}",
+        mib = file_bytes as f64 / 1_048_576.0,
+        store_secs = import_secs - parsed,
+        rss = peak_rss_mib(),
+    );
+    store.pool().close().await;
+
+    // Phase 2: COPY of the same rows, already encoded, into an empty daily_costs.
+    let (copy_store, copy_tenant) = fresh_tenant_store().await;
+    let text = copy_text(copy_tenant, &result.records);
+    let mut conn = copy_store.pool().acquire().await.expect("connection");
+    let begun = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY daily_costs ({COST_COLUMNS}) FROM STDIN"))
+        .await
+        .expect("COPY starts");
+    for chunk in text.chunks(1 << 20) {
+        copy.send(chunk).await.expect("COPY data");
+    }
+    let copied = copy.finish().await.expect("COPY ends");
+    let copy_secs = begun.elapsed().as_secs_f64();
+    drop(conn);
+    assert_eq!(copied, rows);
+    let copy_rate = rows as f64 / copy_secs;
+    println!(
+        "  COPY        {copy_secs:>6.2} s  {copy_rate:>9.0} rows/s  peak RSS {rss}\n  \
+         import / COPY = {ratio:.2}x",
+        rss = peak_rss_mib(),
+        ratio = import_rate / copy_rate,
+    );
+    copy_store.pool().close().await;
+}
+
+fn main() {
+    if let Ok(items) = std::env::var(CHILD_ROWS) {
+        let repeat = std::env::var(CHILD_REPEAT)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1);
+        tokio::runtime::Runtime::new()
+            .expect("tokio runtime")
+            .block_on(run_one(items.parse().expect("line item count"), repeat));
+        return;
+    }
+    // `cargo bench` passes `--bench`; anything that is not a size or `--repeat K` is ignored.
+    let mut sizes: Vec<u64> = Vec::new();
+    let mut repeat = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--repeat" {
+            repeat = args
+                .next()
+                .and_then(|k| k.parse().ok())
+                .expect("--repeat K");
+        } else if let Ok(size) = arg.parse() {
+            sizes.push(size);
+        }
+    }
+    if sizes.is_empty() {
+        sizes = vec![100_000, 1_000_000];
+    }
+    println!(
+        "import-cur vs COPY into PostgreSQL: synthetic legacy CUR, one process per size \
+         (10 normalised rows per 11 line items)"
+    );
+    let exe = std::env::current_exe().expect("own executable");
+    for items in sizes {
+        let status = Command::new(&exe)
+            .env(CHILD_ROWS, items.to_string())
+            .env(CHILD_REPEAT, repeat.to_string())
+            .status()
+            .expect("child bench");
+        assert!(status.success(), "bench for {items} line items failed");
+    }
+}
