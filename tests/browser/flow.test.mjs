@@ -385,8 +385,8 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
         await page.locator('#deliveries-reload').click();
         return (await page.getByTestId('deliveries').textContent()).includes('delivered');
       }, 30_000);
-      await page.locator('#alerts').scrollIntoViewIfNeeded();
-      await shot('20-settings-alerts');
+      await page.locator('#alerts').screenshot({ path: path.join(SHOTS, '20-settings-alerts.png') });
+      await page.locator('#deliveries').screenshot({ path: path.join(SHOTS, '20b-settings-delivery-log.png') });
     });
 
     await step('a budget is set and the dashboard shows spend and forecast against it', async () => {
@@ -398,16 +398,16 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.getByTestId('budget-save').click();
       await page.locator('#b-amount-error', { hasText: 'above 0' }).waitFor();
       await page.locator('#b-actual-error', { hasText: '1 to 1000' }).waitFor();
-      await form.getByLabel('Monthly amount (USD)').fill('2500.00');
+      await form.getByLabel('Monthly amount (USD)').fill('8000.00');
       await form.getByLabel(/Alert when spend reaches/).fill('50, 80, 100');
       await page.getByTestId('budget-save').click();
       await page.getByTestId('budget-status').waitFor();
-      assert.match(await page.getByTestId('budget-status').textContent(), /\$2,500\.00 a month/);
+      assert.match(await page.getByTestId('budget-status').textContent(), /\$8,000\.00 a month/);
       await page.locator('#budget').screenshot({ path: path.join(SHOTS, '21-settings-budget.png') });
       const budget = (await api(page, '/api/budgets')).body.budget;
       await page.getByRole('link', { name: 'Dashboard' }).click();
       await page.getByTestId('budget').waitFor();
-      assert.equal(await page.getByTestId('budget-amount').textContent(), '$2,500.00');
+      assert.equal(await page.getByTestId('budget-amount').textContent(), '$8,000.00');
       assert.equal(await page.getByTestId('budget-spent').textContent(), await page.getByTestId('kpi-mtd').textContent(), 'spent is the month to date');
       assert.equal(await page.getByTestId('budget-spent').textContent(), money(Math.round(Number(budget.spent) * 100)));
       await page.locator('#budget').screenshot({ path: path.join(SHOTS, '22-dashboard-budget.png') });
@@ -419,6 +419,8 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.getByTestId('refresh-now').click();
       await page.getByText(/Refresh finished/).first().waitFor({ timeout: 180_000 });
       await until('the idle recommendation', async () => (await api(page, '/api/recommendations')).body.recommendations.some((r) => r.instance_id === idleId && r.kind === 'idle'));
+      await page.goto(`${BASE}/`);
+      await page.getByTestId('idle-findings').getByTestId(`stop-${idleId}`).waitFor();
       await page.goto(`${BASE}/recommendations`);
       const stop = page.getByTestId(`stop-${idleId}`);
       await stop.waitFor();
@@ -429,7 +431,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       assert.match(await dialog.getByTestId('action-summary').textContent(), new RegExp(`Stop ${idleId}`));
       assert.match(await dialog.getByTestId('action-cost').textContent(), /\$\d/);
       assert.match(await dialog.getByTestId('action-finding').textContent(), /idle/);
-      assert.match(await dialog.getByTestId('action-countdown').textContent(), /^[45]:\d\d left/);
+      assert.match(await dialog.getByTestId('action-countdown').textContent(), /^[45]:\d\d$/, 'a countdown to the 5-minute expiry');
       assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'focus starts on Cancel');
       await shot('24-stop-dialog');
       // Escape closes it without doing anything, and focus returns to the Stop button.
@@ -493,6 +495,33 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       assert.equal((await withToken()).status(), 401, 'the revoked token no longer works');
     });
 
+    await step('a viewer sees Stop/Start disabled with the reason, and no audit log', async () => {
+      const email = `viewer-${account}@example.com`;
+      const signup = await page.request.post(`${BASE}/api/auth/signup`, { data: { email, password: 'another long password', tenant_name: 'Viewer Co' } });
+      assert.equal(signup.status(), 201, await signup.text());
+      const viewer = await signup.json();
+      await page.goto(`${BASE}/settings`);
+      await page.locator('#m-email').fill(email);
+      await page.locator('#m-role').selectOption('viewer');
+      await page.getByRole('button', { name: 'Add or update member' }).click();
+      await page.locator('#members').getByText(email).waitFor();
+      const owner = await page.evaluate(() => ({ token: localStorage.getItem('cloudspend.token'), tenant: localStorage.getItem('cloudspend.tenant'), session: localStorage.getItem('cloudspend.session') }));
+      await page.evaluate(([token, tenant]) => { localStorage.setItem('cloudspend.token', token); localStorage.setItem('cloudspend.tenant', tenant); }, [viewer.token, owner.tenant]);
+      try {
+        await page.goto(`${BASE}/instances/${idleId}`);
+        const start = page.getByRole('button', { name: 'Start this instance' });
+        await start.waitFor();
+        assert.ok(await start.isDisabled(), 'a viewer cannot start it');
+        const why = await page.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby')).textContent, await start.elementHandle());
+        assert.match(why, /Only owners and admins/);
+        await page.getByTestId('actions-viewer-note').waitFor();
+        assert.equal(await page.getByRole('link', { name: 'Audit log' }).count(), 0, 'no audit log link for viewers');
+        await shot('33-instance-as-viewer');
+      } finally {
+        await page.evaluate((o) => { localStorage.setItem('cloudspend.token', o.token); localStorage.setItem('cloudspend.tenant', o.tenant); localStorage.setItem('cloudspend.session', o.session); }, owner);
+      }
+    });
+
     await step('every other page renders', async () => {
       for (const [route, name, ready] of [
         ['/instances', '11-instances', '[data-testid="instances"]'],
@@ -519,6 +548,21 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 1, `no horizontal scrolling at 375px (overflow ${overflow}px)`);
       await shot('17-dashboard-375px');
+      for (const [route, name, ready] of [['/settings', '30-settings-375px', '#tokens'], ['/audit', '31-audit-375px', '[data-testid="audit"]']]) {
+        await page.goto(`${BASE}${route}`);
+        await page.locator(ready).waitFor();
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        assert.ok(wide <= 1, `no horizontal scrolling of ${route} at 375px (overflow ${wide}px)`);
+        await shot(name);
+      }
+      // The Start dialog of the stopped instance, on a phone, closed with Escape.
+      await page.goto(`${BASE}/instances/${idleId}`);
+      await page.getByRole('button', { name: 'Start this instance' }).click();
+      await page.getByRole('dialog').getByTestId('confirm-action').waitFor();
+      assert.match(await page.getByRole('dialog').getByTestId('action-summary').textContent(), /^Start /);
+      await page.screenshot({ path: path.join(SHOTS, '32-start-dialog-375px.png') });
+      await page.keyboard.press('Escape');
+      await page.getByRole('dialog').waitFor({ state: 'detached' });
       await page.setViewportSize({ width: 1360, height: 900 });
       await page.goto(`${BASE}/logout`);
       await page.getByText('You are logged out').waitFor();

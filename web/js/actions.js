@@ -139,9 +139,7 @@ export async function requestAction(instanceId, action, { onDone } = {}) {
     const cancel = h('button.btn.btn-quiet', { type: 'button', 'data-autofocus': true, on: { click: () => dialog.close() } }, 'Cancel');
     const tick = () => {
       const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
-      countdown.textContent = left
-        ? `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')} left (until ${dateTime(ticket.expires_at)})`
-        : 'expired';
+      countdown.textContent = left ? `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}` : '0:00';
       if (!left && !confirm.disabled) {
         clearInterval(timer);
         confirm.disabled = true;
@@ -153,7 +151,8 @@ export async function requestAction(instanceId, action, { onDone } = {}) {
     dialog.setBody(
       h('p.summary', { 'data-testid': 'action-summary' }, ticket.summary),
       facts(ticket),
-      h('p.expiry', 'Confirm within ', countdown, '. Nothing has changed in AWS yet.'),
+      h('p.expiry', 'Nothing has changed in AWS yet. This confirmation expires in ', countdown,
+        h('span.muted', ` (at ${new Date(ticket.expires_at).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })})`), '.'),
       expiredNote,
       dialogActions(cancel, confirm));
   };

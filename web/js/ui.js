@@ -47,7 +47,8 @@ export function actionButton(text, action, opts = {}) {
  * A table: columns = [{label, value: row => text (also the CSV), render?: row => Node, num?}].
  * With `csv` a "Download CSV" button exports exactly the rows shown.
  */
-export function table(columns, rows, { csv, caption, empty = 'Nothing to show.', testid } = {}) {
+export function table(allColumns, rows, { csv, caption, empty = 'Nothing to show.', testid } = {}) {
+  const columns = allColumns.filter((c) => !c.noTable);
   const t = h('table', { 'data-testid': testid },
     caption ? h('caption.visually-hidden', caption) : null,
     h('thead', h('tr', columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : '' }, c.label)))),

@@ -81,6 +81,7 @@ export async function page(root, { ctx }) {
     for (const name of ['user', 'action', 'status']) { const v = form.elements[name].value.trim(); if (v) next.set(name, v); }
     navigate(`/audit${next.toString() ? `?${next}` : ''}`);
   });
+  const filtered = Object.values(filters).some(Boolean);
   const columns = [
     { label: 'When', value: (e) => dateTime(e.at), csv: (e) => e.at },
     { label: 'User', value: (e) => e.user_email ?? '', render: (e) => e.user_email ?? h('span', { style: { color: 'var(--muted)' } }, 'CloudSpend') },
@@ -88,8 +89,8 @@ export async function page(root, { ctx }) {
     { label: 'Outcome', value: (e) => e.status, render: (e) => badge(e.status, STATUS_BADGE[e.status] ?? 'neutral') },
     { label: 'Detail', value: (e) => summarize(e), csv: (e) => JSON.stringify(e.detail ?? {}), cls: 'detail-cell' },
   ];
-  const filtered = Object.values(filters).some(Boolean);
-  root.append(card(`${data.entries.length}${data.entries.length === 500 ? '+' : ''} entries`, h('div', form,
+  const n = data.entries.length;
+  root.append(card(`${n}${n === 500 ? '+' : ''} ${n === 1 ? 'entry' : 'entries'}${filtered ? ' matching' : ''}`, h('div', form,
     table(columns, data.entries, { caption: 'Audit log', testid: 'audit', empty: filtered ? 'No entries match these filters.' : 'Nothing recorded yet.' })), {
     id: 'audit',
     hint: `Entries are kept ${data.retention_days} days.`,

@@ -253,14 +253,16 @@ export function budgetCard(b, currency) {
   const at = (p) => `${(pct((Number(p) / scale) * 100)).toFixed(2)}%`;
   const over = Number(b.percent_spent) >= 100;
   const forecastOver = Number(b.percent_forecast) >= 100;
+  const overBy = (figure) => money(fromNanos(nanos(figure) - nanos(b.amount)), currency);
   const crossed = [...(b.crossed?.actual ?? []).map((t) => `${t}% spent`), ...(b.crossed?.forecast ?? []).map((t) => `${t}% forecast`)];
   const meter = h('div.meter', {
     role: 'img',
     'aria-label': `Spent ${money(b.spent, currency)} of ${money(b.amount, currency)} (${percent(b.percent_spent, 0)}); forecast ${money(b.forecast, currency)} (${percent(b.percent_forecast, 0)})`,
   },
   h('span.spent', { class: over ? 'over' : '', style: { width: at(b.percent_spent) } }),
-  ...(b.actual_thresholds ?? []).filter((t) => t <= scale).map((t) => h('span.tick', { title: `${t}% alert`, style: { left: at(t) } })),
-  b.forecast ? h('span.forecast', { title: `forecast ${percent(b.percent_forecast, 0)}`, style: { left: `calc(${at(b.percent_forecast)} - 1px)` } }) : null);
+  ...(b.actual_thresholds ?? []).filter((t) => t <= scale && t !== 100).map((t) => h('span.tick', { title: `${t}% alert`, style: { left: at(t) } })),
+  h('span.budget-line', { title: 'the budget', style: { left: `calc(${at(100)} - 1px)` } }),
+  b.forecast ? h('span.forecast', { title: `forecast ${percent(b.percent_forecast, 0)}`, style: { left: `min(calc(${at(b.percent_forecast)} - 2px), calc(100% - 4px))` } }) : null);
   return card(`Budget · ${b.month}`, h('div', { 'data-testid': 'budget' },
     h('div.status-strip',
       h('span.item', h('strong', { 'data-testid': 'budget-spent' }, money(b.spent, currency)), ` spent of `, h('strong', { 'data-testid': 'budget-amount' }, money(b.amount, currency)),
@@ -269,11 +271,13 @@ export function budgetCard(b, currency) {
         h('span', { class: forecastOver ? 'delta-up' : 'delta-down' }, ` (${percent(b.percent_forecast, 0)})`))),
     meter,
     h('div.meter-legend',
-      h('span', h('span.sw'), 'spent this month'),
+      h('span', h('span.sw', { class: over ? 'over' : '' }), 'spent this month'),
+      h('span', h('span.sw.line'), 'budget'),
       h('span', h('span.sw.fc'), 'month-end forecast'),
       h('span', `alerts at ${(b.actual_thresholds ?? []).map((t) => `${t}%`).join(', ') || 'no'} spent, ${(b.forecast_thresholds ?? []).map((t) => `${t}%`).join(', ') || 'no'} forecast`),
       crossed.length ? h('span', { class: 'delta-up' }, `crossed: ${crossed.join(', ')}`) : null),
-    forecastOver ? h('p.form-error', `At this pace the month ends ${money(fromNanos(nanos(b.forecast) - nanos(b.amount)), currency)} over budget.`) : null),
+    over ? h('p.form-error', `Over budget by ${overBy(b.spent)} this month.`)
+      : forecastOver ? h('p.form-error', `At this pace the month ends ${overBy(b.forecast)} over budget.`) : null),
   { id: 'budget', actions: [h('a.btn.btn-quiet.btn-small', { href: '/settings#budget' }, 'Edit budget')], hint: b.forecast_method });
 }
 

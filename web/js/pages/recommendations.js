@@ -34,7 +34,8 @@ export async function page(root, { ctx }) {
   if (note) root.append(note);
   const columns = [
     { label: 'Finding', value: (r) => KIND[r.kind] ?? r.kind },
-    { label: 'Instance', value: (r) => r.instance_id, render: (r) => h('a', { href: `/instances/${r.instance_id}` }, r.instance_id) },
+    { label: 'Instance', value: (r) => r.instance_id, render: (r) => h('div', h('a', { href: `/instances/${r.instance_id}` }, r.name || r.instance_id), r.name ? h('div.mono.sub-id', r.instance_id) : null) },
+    { label: 'Name', value: (r) => r.name ?? '', noTable: true },
     { label: 'Type', value: (r) => r.instance_type },
     { label: 'Action', value: (r) => `${r.action}${r.suggested_type ? ` → ${r.suggested_type}` : ''}` },
     { label: 'CPU p95', value: (r) => percent(r.cpu_p95), csv: (r) => r.cpu_p95, num: true },

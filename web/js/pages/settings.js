@@ -223,7 +223,8 @@ async function deliveries(subsPromise) {
   ];
   const wrap = h('div', { 'data-testid': 'deliveries' }, table(columns, data.deliveries, { caption: 'Alert deliveries', empty: 'Nothing delivered yet. "Send test" on a subscription queues a test alert.' }));
   const reload = actionButton('Reload', async () => {
-    const fresh = await get('/api/alerts/deliveries?limit=100');
+    const [fresh, latest] = await Promise.all([get('/api/alerts/deliveries?limit=100'), get('/api/alerts/subscriptions')]);
+    for (const s of latest.subscriptions) names.set(s.id, s.name);
     data.deliveries = fresh.deliveries;
     wrap.replaceChildren(table(columns, fresh.deliveries, { caption: 'Alert deliveries', empty: 'Nothing delivered yet.' }));
   }, { small: true, kind: 'quiet', label: 'Reload the delivery log' });
