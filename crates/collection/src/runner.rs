@@ -285,15 +285,21 @@ impl Collections {
             )
             .await?;
         if status == RunStatus::Succeeded {
-            self.refresh_insights(tenant).await;
+            self.refresh_insights(tenant, collector).await;
         }
         Ok(report)
     }
 
     /// Findings follow the data: anomalies, recommendations and alerts are recomputed after
     /// every successful run. Their failure is logged, not the run's: the data is in.
-    async fn refresh_insights(&self, tenant: TenantId) {
-        match cloudspend_insights::refresh(self.store.as_ref(), tenant, Utc::now()).await {
+    async fn refresh_insights(&self, tenant: TenantId, collector: Collector) {
+        use cloudspend_insights::Changed;
+        let changed = match collector {
+            Collector::CostExplorer | Collector::Cur => Changed::Costs,
+            Collector::Ec2 | Collector::Cloudwatch => Changed::Usage,
+        };
+        let now = Utc::now();
+        match cloudspend_insights::refresh_after(self.store.as_ref(), tenant, changed, now).await {
             Ok(done) => tracing::info!(
                 new_anomalies = done.new_anomalies.len(),
                 recommendations = done.recommendations,

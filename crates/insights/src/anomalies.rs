@@ -7,7 +7,9 @@ use cloudspend_anomaly::root_cause::{Components, Dimension, rank_contributors};
 use cloudspend_anomaly::{Config, CostPoint, SeriesReport, detect};
 use cloudspend_core::records::{CostRecord, one_source_per_day};
 use cloudspend_core::{Money, TenantId};
-use cloudspend_store::{NewAnomaly, RollupDimension, Store, StoreError, StoredAnomaly};
+use cloudspend_store::{
+    AnomalyFilter, NewAnomaly, RollupDimension, Store, StoreError, StoredAnomaly,
+};
 
 use crate::view::{CpuEvidence, RootCause, split_series};
 
@@ -18,7 +20,7 @@ pub const HISTORY_DAYS: u64 = 400;
 const ROOT_CAUSE_HISTORY_DAYS: u64 = 35;
 /// Contributors kept per dimension.
 const CAUSES_PER_DIMENSION: usize = 3;
-/// Root causes are ranked for the most recent anomalies only; older ones keep what they had.
+/// Root causes ranked per pass at most (newest anomalies first); the rest keep what they had.
 const ROOT_CAUSE_ANOMALIES: usize = 40;
 
 fn series_name(dimension: RollupDimension, key: &str) -> String {
@@ -119,9 +121,38 @@ pub async fn detect_and_store(
         }
     }
     found.sort_by(|a, b| b.last_day.cmp(&a.last_day).then(b.impact.cmp(&a.impact)));
-    for anomaly in found.iter_mut().take(ROOT_CAUSE_ANOMALIES) {
-        let causes = root_causes(store, tenant, anomaly, &config).await?;
-        anomaly.root_causes = serde_json::to_value(causes).expect("root causes serialise");
+    // Root causes read raw cost rows: an anomaly whose days and amount have not moved since the
+    // last pass keeps the causes it has.
+    let known: std::collections::HashMap<(String, NaiveDate), NewAnomaly> = store
+        .anomalies(
+            tenant,
+            &AnomalyFilter {
+                from: Some(from),
+                limit: 100_000,
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(|a| {
+            (
+                (a.detection.series.clone(), a.detection.first_day),
+                a.detection,
+            )
+        })
+        .collect();
+    let mut ranked = 0;
+    for anomaly in found.iter_mut() {
+        let unchanged = known
+            .get(&(anomaly.series.clone(), anomaly.first_day))
+            .filter(|k| k.last_day == anomaly.last_day && k.actual == anomaly.actual);
+        if let Some(previous) = unchanged {
+            anomaly.root_causes = previous.root_causes.clone();
+        } else if ranked < ROOT_CAUSE_ANOMALIES {
+            ranked += 1;
+            let causes = root_causes(store, tenant, anomaly, &config).await?;
+            anomaly.root_causes = serde_json::to_value(causes).expect("root causes serialise");
+        }
     }
     store.sync_anomalies(tenant, &found, now).await
 }

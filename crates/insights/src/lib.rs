@@ -33,6 +33,38 @@ pub struct Refreshed {
     pub alerts_queued: u64,
 }
 
+/// What a collection changed, and so what needs recomputing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// Cost rows (Cost Explorer, CUR): everything.
+    Costs,
+    /// Inventory or CPU (EC2, CloudWatch): recommendations only.
+    Usage,
+}
+
+/// Recomputes what `changed` affects: after a cost collection, [`refresh`]; after an inventory
+/// or CPU collection, only the recommendations (anomalies and budgets read costs alone).
+pub async fn refresh_after(
+    store: &dyn Store,
+    tenant: TenantId,
+    changed: Changed,
+    now: DateTime<Utc>,
+) -> Result<Refreshed, StoreError> {
+    match changed {
+        Changed::Costs => refresh(store, tenant, now).await,
+        Changed::Usage => {
+            let recommendations = recommendations::compute(store, tenant, now).await?;
+            store
+                .replace_recommendations(tenant, &recommendations)
+                .await?;
+            Ok(Refreshed {
+                recommendations: recommendations.len(),
+                ..Refreshed::default()
+            })
+        }
+    }
+}
+
 /// Re-detects anomalies, recomputes recommendations and queues alerts for the tenant.
 pub async fn refresh(
     store: &dyn Store,
