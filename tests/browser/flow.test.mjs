@@ -403,6 +403,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.getByTestId('budget-save').click();
       await page.getByTestId('budget-status').waitFor();
       assert.match(await page.getByTestId('budget-status').textContent(), /\$8,000\.00 a month/);
+      await page.evaluate(() => document.getElementById('toasts').replaceChildren());
       await page.locator('#budget').screenshot({ path: path.join(SHOTS, '21-settings-budget.png') });
       const budget = (await api(page, '/api/budgets')).body.budget;
       await page.getByRole('link', { name: 'Dashboard' }).click();
@@ -410,6 +411,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       assert.equal(await page.getByTestId('budget-amount').textContent(), '$8,000.00');
       assert.equal(await page.getByTestId('budget-spent').textContent(), await page.getByTestId('kpi-mtd').textContent(), 'spent is the month to date');
       assert.equal(await page.getByTestId('budget-spent').textContent(), money(Math.round(Number(budget.spent) * 100)));
+      await page.evaluate(() => document.getElementById('toasts').replaceChildren());
       await page.locator('#budget').screenshot({ path: path.join(SHOTS, '22-dashboard-budget.png') });
     });
 
@@ -453,6 +455,28 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.locator('.page-head .badge.stopped-state').waitFor();
       assert.ok(await page.getByRole('button', { name: 'Start this instance' }).isVisible(), 'a stopped instance offers Start');
       await shot('26-instance-stopped');
+    });
+
+    await step('a CPU alarm is created and deleted on the instance page', async () => {
+      await page.goto(`${BASE}/instances/${idleId}`);
+      const form = page.getByTestId('alarm-form');
+      await form.waitFor();
+      await form.getByLabel('Threshold (%)').fill('150');
+      await form.getByRole('button', { name: 'Create alarm' }).click();
+      await page.locator('#al-threshold-error', { hasText: 'at most 100' }).waitFor();
+      await form.getByLabel('Threshold (%)').fill('80');
+      await form.getByLabel('Period', { exact: true }).selectOption('300');
+      await form.getByRole('button', { name: 'Create alarm' }).click();
+      const row = page.getByTestId('alarms').locator('tbody tr', { hasText: 'CPU above 80% for 3 × 5 minutes' });
+      await row.waitFor();
+      const listed = await api(page, `/api/instances/${idleId}/alarms`);
+      assert.equal(listed.body.alarms.length, 1, JSON.stringify(listed.body));
+      await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+      await page.locator('#alarms').screenshot({ path: path.join(SHOTS, '34-instance-alarms.png') });
+      page.once('dialog', (d) => d.accept());
+      await row.getByRole('button', { name: /Delete alarm/ }).click();
+      await page.getByTestId('alarms').getByText('No CloudSpend alarms').waitFor();
+      assert.equal((await api(page, `/api/instances/${idleId}/alarms`)).body.alarms.length, 0);
     });
 
     await step('the audit log lists the stop with the user\'s email, filters and downloads', async () => {
