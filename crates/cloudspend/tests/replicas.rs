@@ -148,13 +148,22 @@ async fn a_replica_killed_holding_leases_loses_them_after_expiry_and_the_tenant_
             run.collector
         );
     }
-    // A's EC2 and Cost Explorer runs were started and never finished: nothing marks them
-    // abandoned, they stay recorded as running.
-    let orphans: Vec<_> = runs
+    // A's EC2 and Cost Explorer runs were started and never finished: B, taking the jobs,
+    // marks them failed as abandoned, so nothing stays "running" for ever.
+    assert!(
+        runs.iter().all(|r| r.status != RunStatus::Running),
+        "{runs:?}"
+    );
+    let abandoned: Vec<_> = runs
         .iter()
-        .filter(|r| r.status == RunStatus::Running)
+        .filter(|r| {
+            r.status == RunStatus::Failed
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("abandoned"))
+        })
         .collect();
-    assert_eq!(orphans.len(), 2, "{runs:?}");
+    assert_eq!(abandoned.len(), 2, "{runs:?}");
     let costs = store
         .daily_costs(tenant, today - chrono::Duration::days(10), today)
         .await
@@ -168,7 +177,7 @@ async fn a_replica_killed_holding_leases_loses_them_after_expiry_and_the_tenant_
         );
     }
     eprintln!(
-        "replica kill: A killed {:.1} s before its leases expired; B started the jobs {:.1} s after expiry; {} orphaned running runs of A",
+        "replica kill: A killed {:.1} s before its leases expired; B started the jobs {:.1} s after expiry; {} runs of A marked abandoned",
         (a_leased_until - killed_at).num_milliseconds() as f64 / 1000.0,
         (succeeded
             .iter()
@@ -179,7 +188,7 @@ async fn a_replica_killed_holding_leases_loses_them_after_expiry_and_the_tenant_
             - a_leased_until)
             .num_milliseconds() as f64
             / 1000.0,
-        orphans.len()
+        abandoned.len()
     );
     drop(b);
 }
