@@ -125,8 +125,11 @@ check_compose
 # The tenant-side CloudFormation template must lint clean (cfn-lint from PyPI, pinned).
 "$repo/scripts/check-cfn.sh"
 
-if [ $# -eq 0 ]; then set -- --workspace; fi
+# A full run (no arguments) reports every failing test, not just the first failing crate, then
+# drives the dashboard in headless Chromium and fuzzes the API from its OpenAPI document.
+full_run=0
+if [ $# -eq 0 ]; then full_run=1; set -- --workspace --no-fail-fast; fi
 log "cargo test $*"
 cargo test "$@"
-if [ "$*" = "--workspace" ]; then "$repo/scripts/browser-test.sh"; fi  # the dashboard in headless Chromium (full runs only)
-if [ "$*" = "--workspace" ]; then "$repo/scripts/schemathesis.sh"; fi  # the API fuzzed from its OpenAPI document (full runs only)
+if [ "$full_run" = 1 ]; then "$repo/scripts/browser-test.sh"; fi
+if [ "$full_run" = 1 ]; then "$repo/scripts/schemathesis.sh"; fi
