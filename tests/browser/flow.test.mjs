@@ -374,7 +374,8 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await row.waitFor();
       assert.match(await row.textContent(), /20% of expected/);
       await row.getByRole('button', { name: /Send a test alert/ }).click();
-      const hit = await until('the receiver to get the test alert', () => receiver.received.find((r) => r.method === 'POST'));
+      const isTest = (r) => { try { return JSON.parse(r.body.toString()).event === 'test'; } catch { return false; } };
+      const hit = await until('the receiver to get the test alert', () => receiver.received.find((r) => r.method === 'POST' && isTest(r)));
       const signature = hit.headers['x-cloudspend-signature'];
       assert.ok(signature, `the POST is signed: ${JSON.stringify(hit.headers)}`);
       const expected = `sha256=${createHmac('sha256', signingSecret).update(hit.body).digest('hex')}`;
@@ -447,6 +448,9 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       assert.match(await dialog.getByTestId('action-done').textContent(), /now (stopping|stopped)/);
       await shot('25-stop-done');
       await dialog.getByRole('button', { name: 'Done' }).click();
+      // The page redraws with the instance's new state in place of Stop.
+      await page.getByTestId(`state-${idleId}`).waitFor();
+      assert.equal(await page.getByTestId(`stop-${idleId}`).count(), 0);
       // The next EC2 collection confirms what moto did.
       await page.goto(`${BASE}/`);
       await page.getByTestId('refresh-now').click();

@@ -3,7 +3,7 @@
 import { h } from '../dom.js';
 import { get, ApiError } from '../api.js';
 import { money, percent, nanos, fromNanos } from '../format.js';
-import { pageHead, card, kpi, table, csvButton, emptyState, notYet } from '../ui.js';
+import { pageHead, card, kpi, badge, table, csvButton, emptyState, notYet } from '../ui.js';
 import { actionControl, actionsNote, actionsStatus, canAct } from '../actions.js';
 import { navigate } from '../router.js';
 
@@ -27,7 +27,11 @@ export async function page(root, { ctx }) {
     root.append(card(null, emptyState('Nothing to save right now', 'No instance has been idle or oversized over the last 14 days. CloudSpend needs CPU history: new connections show findings after a few days.', [h('a.btn.btn-quiet', { href: '/instances' }, 'See instances')])));
     return;
   }
-  const stoppable = recs.some((r) => r.action === 'stop' && r.state === 'running');
+  // Findings are recomputed after collections; an instance stopped since then shows its state
+  // now rather than a Stop that would only be refused.
+  const current = new Map(((await get('/api/instances').catch(() => null))?.instances ?? []).map((i) => [i.instance_id, i.state]));
+  const stateNow = (r) => current.get(r.instance_id) ?? r.state;
+  const stoppable = recs.some((r) => r.action === 'stop' && stateNow(r) === 'running');
   const status = stoppable && canAct(ctx.me) ? await actionsStatus() : null;
   const rerender = () => navigate(location.pathname + location.search, { replace: true });
   const note = stoppable ? actionsNote(ctx.me, status) : null;
@@ -43,9 +47,10 @@ export async function page(root, { ctx }) {
     { label: 'Save / month', value: (r) => money(r.monthly_savings, cur), csv: (r) => r.monthly_savings, num: true, render: (r) => h('strong', money(r.monthly_savings, cur)) },
     { label: 'Evidence', value: (r) => r.evidence },
     { label: 'Region', value: (r) => r.region, noCsv: false },
-    { label: 'Act', value: () => '', noCsv: true, render: (r) => (r.action === 'stop' && r.state === 'running'
+    { label: 'Act', value: () => '', noCsv: true, render: (r) => (r.action === 'stop' && stateNow(r) === 'running'
       ? actionControl(r.instance_id, 'stop', { me: ctx.me, status, onDone: rerender })
-      : h('a.btn.btn-quiet.btn-small', { href: `/instances/${r.instance_id}` }, 'Details')) },
+      : r.action === 'stop' ? h('span', { 'data-testid': `state-${r.instance_id}` }, badge(stateNow(r), 'neutral'))
+        : h('a.btn.btn-quiet.btn-small', { href: `/instances/${r.instance_id}` }, 'Details')) },
   ];
   root.append(card(`${recs.length} recommendations`, table(columns, recs, { caption: 'Recommendations', testid: 'recommendations' }), { actions: [csvButton('cloudspend-recommendations.csv', columns, recs)] }));
 }
