@@ -195,7 +195,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
   const account = String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999)).padStart(12, '0');
   await presetCosts(account);
   const fleet = await launchFleet(account);
-  const [, idleId] = fleet;
+  const [busyId, idleId] = fleet;
   const receiver = await startReceiver();
   t.after(() => receiver.close());
 
@@ -210,7 +210,8 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
   const page = context.pages()[0] ?? await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => { if (msg.type() === 'error' && !/404|409/.test(msg.text())) problems.push(`console: ${msg.text()}`); });
+  let refusalsExpected = false; // while the refusal step fakes 403/409 answers
+  page.on('console', (msg) => { if (msg.type() === 'error' && !/404|409/.test(msg.text()) && !refusalsExpected) problems.push(`console: ${msg.text()}`); });
   page.on('response', (r) => { if (r.url().startsWith(BASE) && r.status() >= 500) problems.push(`${r.status()} from ${r.url()}`); });
   // Each step builds on the one before: after a failure the rest would only add noise.
   let broken = null;
@@ -436,7 +437,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       assert.match(await dialog.getByTestId('action-finding').textContent(), /idle/);
       assert.match(await dialog.getByTestId('action-countdown').textContent(), /^[45]:\d\d$/, 'a countdown to the 5-minute expiry');
       assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'focus starts on Cancel');
-      await shot('24-stop-dialog');
+      await page.screenshot({ path: path.join(SHOTS, '24-stop-dialog.png') }); // the viewport: the backdrop covers only it
       // Escape closes it without doing anything, and focus returns to the Stop button.
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'detached' });
@@ -446,7 +447,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await dialog.getByTestId('confirm-action').click();
       await dialog.getByTestId('action-done').waitFor();
       assert.match(await dialog.getByTestId('action-done').textContent(), /now (stopping|stopped)/);
-      await shot('25-stop-done');
+      await page.screenshot({ path: path.join(SHOTS, '25-stop-done.png') }); // the viewport: the backdrop covers only it
       await dialog.getByRole('button', { name: 'Done' }).click();
       // The page redraws with the instance's new state in place of Stop.
       await page.getByTestId(`state-${idleId}`).waitFor();
@@ -459,6 +460,45 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.locator('.page-head .badge.stopped-state').waitFor();
       assert.ok(await page.getByRole('button', { name: 'Start this instance' }).isVisible(), 'a stopped instance offers Start');
       await shot('26-instance-stopped');
+    });
+
+    await step('refusals are shown as the API words them (actions disabled, expired confirmation)', async () => {
+      // moto allows every action, so the two refusals a real account gives are answered here.
+      const disabled = 'actions are not enabled on this AWS connection: update the CloudSpend CloudFormation stack with the parameter EnableActions=true';
+      refusalsExpected = true;
+      try {
+        await page.route('**/api/instances/*/actions', (route) => route.fulfill({
+          status: 403, contentType: 'application/json', body: JSON.stringify({ error: { code: 'actions_disabled', message: disabled } }),
+        }));
+        await page.goto(`${BASE}/instances/${busyId}`);
+        await page.getByRole('button', { name: 'Stop this instance' }).click();
+        const dialog = page.getByRole('dialog');
+        const error = dialog.getByTestId('action-error');
+        await error.waitFor();
+        assert.equal(await error.getAttribute('data-code'), 'actions_disabled');
+        assert.ok((await error.textContent()).includes(disabled), 'the how-to message is shown as is');
+        await page.screenshot({ path: path.join(SHOTS, '35-stop-refused-actions-disabled.png') }); // the viewport: the backdrop covers only it
+        await page.keyboard.press('Escape');
+        await dialog.waitFor({ state: 'detached' });
+        await page.unroute('**/api/instances/*/actions');
+        await page.route('**/api/actions/confirm', (route) => route.fulfill({
+          status: 409, contentType: 'application/json',
+          body: JSON.stringify({ error: { code: 'token_expired', message: 'this confirmation token expired: ask for a new one', field: 'token' } }),
+        }));
+        await page.getByRole('button', { name: 'Stop this instance' }).click();
+        await dialog.getByTestId('confirm-action').click();
+        await dialog.getByTestId('action-error').waitFor();
+        assert.equal(await dialog.getByTestId('action-error').getAttribute('data-code'), 'token_expired');
+        await dialog.getByRole('button', { name: 'Ask again' }).waitFor();
+        await page.screenshot({ path: path.join(SHOTS, '36-stop-refused-token-expired.png') }); // the viewport: the backdrop covers only it
+        await page.keyboard.press('Escape');
+        await dialog.waitFor({ state: 'detached' });
+        await page.unroute('**/api/actions/confirm');
+        const state = (await api(page, '/api/instances')).body.instances.find((i) => i.instance_id === busyId).state;
+        assert.equal(state, 'running', 'nothing was stopped');
+      } finally {
+        refusalsExpected = false;
+      }
     });
 
     await step('a CPU alarm is created and deleted on the instance page', async () => {

@@ -70,7 +70,8 @@ export function actionsNote(me, status) {
 function refusal(err, action, instanceId) {
   const what = `${action} ${instanceId}`;
   const lines = {
-    actions_disabled: ['Actions are not enabled on this AWS connection', null],
+    // Its message already says what and how: shown as is, with no lead.
+    actions_disabled: [null, null],
     insufficient_role: ['You cannot do this', null],
     invalid_state: ['Nothing to do', 'CloudSpend shows the state of the last EC2 collection: refresh the data if it changed since.'],
     token_expired: ['The confirmation expired', `Confirmations last 5 minutes. Ask again to ${what}.`],
@@ -80,7 +81,7 @@ function refusal(err, action, instanceId) {
     network: ['CloudSpend did not answer', null],
   }[err.code] ?? [err.status === 404 ? 'Instance not found' : 'Something went wrong', null];
   return h('div.callout.danger', { role: 'alert', 'data-testid': 'action-error', 'data-code': err.code ?? '' },
-    h('p', h('strong', `${lines[0]}. `), err.message,
+    h('p', lines[0] ? h('strong', `${lines[0]}. `) : null, /[.!?]$/.test(err.message) ? err.message : `${err.message}.`,
       err.awsCode ? h('span', ' (AWS code ', h('code', err.awsCode), ')') : null,
       lines[1] ? h('span', ` ${lines[1]}`) : null));
 }
