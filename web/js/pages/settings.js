@@ -418,7 +418,16 @@ export async function page(root, { ctx }) {
     ['tokens', 'API tokens'], ['connection', 'AWS connection'],
   ];
   root.append(h('nav.tabs', { 'aria-label': 'Settings sections' },
-    sections.map(([id, label]) => h('a', { href: `#${id}`, on: { click: (e) => { e.preventDefault(); document.getElementById(id)?.scrollIntoView({ block: 'start' }); } } }, label)),
+    sections.map(([id, label]) => h('a', { href: `#${id}`, on: { click: (e) => {
+      // Keyboard and screen-reader users land in the section too, not only the eyes.
+      e.preventDefault();
+      const section = document.getElementById(id);
+      if (!section) return;
+      history.replaceState(null, '', `#${id}`);
+      section.setAttribute('tabindex', '-1');
+      section.focus({ preventScroll: true });
+      section.scrollIntoView({ block: 'start' });
+    } } }, label)),
     manage ? h('a', { href: '/audit', 'data-testid': 'audit-link' }, 'Audit log →') : null));
   const subs = get('/api/alerts/subscriptions');
   subs.catch(() => {});
