@@ -854,6 +854,18 @@ macro_rules! impl_store {
 
             async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
+                // Checked, not left to the foreign keys: SQLite does not always report which
+                // constraint failed, and the caller needs NotFound either way.
+                let (users, tenants): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM users WHERE id = $1), (SELECT COUNT(*) FROM tenants WHERE id = $2)",
+                )
+                .bind(user.0)
+                .bind(tenant.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                if users == 0 || tenants == 0 {
+                    return Err($crate::StoreError::NotFound { what: "tenant or user" });
+                }
                 if role != Role::Owner {
                     refuse_if_last_owner(&mut tx, tenant, user).await?;
                 }
