@@ -10,9 +10,11 @@
 //! 2. imports it as `import-cur` does, into a fresh database: `import_path` (parse + aggregate)
 //!    on a blocking thread, then `upsert_daily_costs` (cost rows and their rollups, one
 //!    transaction), `upsert_resource_tags`, `start_run` / `finish_run`;
-//! 3. imports the same file again into that database (every row exists: the upsert path);
-//! 4. `COPY`s the same normalised rows, already encoded as COPY text in memory, into
-//!    `daily_costs` of a second fresh database (same table, same primary key, empty).
+//! 3. `COPY`s the same normalised rows, already encoded as COPY text in memory, into
+//!    `daily_costs` of a second fresh database (same table, same primary key, empty);
+//! 4. imports the same file again into the first database (every row exists: the upsert path).
+//!
+//! A CHECKPOINT starts each timed phase, so none pays for the dirty buffers of the one before.
 //!
 //! Both rates count normalised rows (what lands in `daily_costs`). Peak RSS is the process's
 //! VmHWM; it cannot be reset, so each size runs in its own process, and the figure printed
@@ -30,7 +32,7 @@
 use cloudspend_collect_cur::import_path;
 use cloudspend_core::records::{CostRecord, RunStatus};
 use cloudspend_store::postgres::PgStore;
-use cloudspend_store::testing::fresh_postgres_url;
+use cloudspend_store::testing::{fresh_postgres_url, postgres_admin_url};
 use cloudspend_store::{NewRun, NewUser, RunOutcome, Store};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -120,8 +122,9 @@ fn peak_rss_mib() -> String {
 }
 
 /// A migrated store on a new database, with one tenant to own the rows.
-async fn fresh_tenant_store() -> (PgStore, cloudspend_core::TenantId) {
-    let store = PgStore::connect(&fresh_postgres_url().await)
+async fn fresh_tenant_store() -> (PgStore, cloudspend_core::TenantId, String) {
+    let url = fresh_postgres_url().await;
+    let store = PgStore::connect(&url)
         .await
         .expect("connect to the fresh database");
     store.migrate().await.expect("migrate");
@@ -136,7 +139,30 @@ async fn fresh_tenant_store() -> (PgStore, cloudspend_core::TenantId) {
         )
         .await
         .expect("bench tenant");
-    (store, tenant.id)
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = name.split('?').next().unwrap_or_default().to_string();
+    (store, tenant.id, name)
+}
+
+/// A million-row run leaves over a GiB behind: drop the bench's databases when done.
+async fn drop_database(store: PgStore, name: &str) {
+    store.pool().close().await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url())
+        .await
+        .expect("admin connection");
+    // `name` is `cs_test_` + hex digits, made by fresh_postgres_url.
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop the bench database");
+}
+
+/// Starts each timed phase with no dirty buffers left by the one before.
+async fn checkpoint(store: &PgStore) {
+    sqlx::query("CHECKPOINT")
+        .execute(store.pool())
+        .await
+        .expect("CHECKPOINT (the bench needs a superuser)");
 }
 
 async fn count_rows(store: &PgStore) -> i64 {
@@ -194,7 +220,8 @@ async fn run_one(items: u64, repeat: u64) {
     let file_bytes = write_cur(&path, items, repeat).expect("write the CUR file");
 
     // Phase 1: the import, as `cloudspend import-cur` runs it.
-    let (store, tenant) = fresh_tenant_store().await;
+    let (store, tenant, store_db) = fresh_tenant_store().await;
+    checkpoint(&store).await;
     let started_at = chrono::Utc::now();
     let begun = Instant::now();
     let import_file = path.clone();
@@ -253,32 +280,10 @@ async fn run_one(items: u64, repeat: u64) {
         rss = peak_rss_mib(),
     );
 
-    // Phase 2: the same file again: every row exists, so this is the upsert over existing rows.
-    let begun = Instant::now();
-    let import_file = path.clone();
-    let again = tokio::task::spawn_blocking(move || import_path(&import_file, &mut |_| {}))
-        .await
-        .expect("import thread")
-        .expect("the synthetic CUR imports");
-    let rewritten = store
-        .upsert_daily_costs(tenant, &again.records)
-        .await
-        .expect("rewrite the imported rows");
-    let reimport_secs = begun.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
-    drop(again);
-    assert_eq!(rewritten, rows);
-    assert_eq!(count_rows(&store).await, rows as i64);
-    println!(
-        "  re-import   {reimport_secs:>6.2} s  {rate:>9.0} rows/s  (same file again: upserts over \
-         existing rows)",
-        rate = rows as f64 / reimport_secs,
-    );
-    store.pool().close().await;
-
-    // Phase 3: COPY of the same rows, already encoded, into an empty daily_costs.
-    let (copy_store, copy_tenant) = fresh_tenant_store().await;
+    // Phase 2: COPY of the same rows, already encoded, into an empty daily_costs.
+    let (copy_store, copy_tenant, copy_db) = fresh_tenant_store().await;
     let text = copy_text(copy_tenant, &result.records);
+    checkpoint(&copy_store).await;
     let mut conn = copy_store.pool().acquire().await.expect("connection");
     let begun = Instant::now();
     let mut copy = conn
@@ -300,7 +305,31 @@ async fn run_one(items: u64, repeat: u64) {
         rss = peak_rss_mib(),
         ratio = import_rate / copy_rate,
     );
-    copy_store.pool().close().await;
+    drop_database(copy_store, &copy_db).await;
+    // Phase 3: the same file again: every row exists, so this is the upsert over existing rows.
+    checkpoint(&store).await;
+    let begun = Instant::now();
+    let import_file = path.clone();
+    let again = tokio::task::spawn_blocking(move || import_path(&import_file, &mut |_| {}))
+        .await
+        .expect("import thread")
+        .expect("the synthetic CUR imports");
+    let rewritten = store
+        .upsert_daily_costs(tenant, &again.records)
+        .await
+        .expect("rewrite the imported rows");
+    let reimport_secs = begun.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    drop(again);
+    assert_eq!(rewritten, rows);
+    assert_eq!(count_rows(&store).await, rows as i64);
+    println!(
+        "  re-import   {reimport_secs:>6.2} s  {rate:>9.0} rows/s  (same file again: upserts over \
+         existing rows)",
+        rate = rows as f64 / reimport_secs,
+    );
+
+    drop_database(store, &store_db).await;
 }
 
 fn main() {
