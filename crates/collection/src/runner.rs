@@ -363,9 +363,20 @@ impl Collections {
                 let end = now.trunc_subsecs(0);
                 let end = end - ChronoDuration::seconds(end.timestamp() % 3600);
                 let history = end - ChronoDuration::days(self.settings.cpu_history_days);
-                // Re-fetch the last hour before the previous end: CloudWatch fills late points.
-                let start =
-                    last_success.map_or(history, |t| (t - ChronoDuration::hours(1)).max(history));
+                // An instance with no CPU stored yet (new, or inventoried after the last run)
+                // needs its history: fetch the whole window once.
+                let new_instances = self
+                    .store
+                    .instances_missing_metric(tenant, "CPUUtilization", history)
+                    .await?;
+                // Otherwise re-fetch the last hour before the previous end: CloudWatch fills
+                // late points.
+                let start = match last_success {
+                    Some(t) if new_instances.is_empty() => {
+                        (t - ChronoDuration::hours(1)).max(history)
+                    }
+                    _ => history,
+                };
                 (start, end)
             }
             Collector::Cur => {

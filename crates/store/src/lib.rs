@@ -217,6 +217,15 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<Vec<MetricPoint>>;
 
+    /// Running instances with no point of `metric` since `since`: new ones, whose history the
+    /// next CloudWatch run backfills.
+    async fn instances_missing_metric(
+        &self,
+        tenant: TenantId,
+        metric: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>>;
+
     /// Inserts or replaces cost rows by their natural key, all in one transaction.
     async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> Result<u64>;
 

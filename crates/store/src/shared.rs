@@ -1208,6 +1208,21 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(MetricPoint::from).collect())
             }
 
+            async fn instances_missing_metric(&self, tenant: TenantId, metric: &str, since: DateTime<Utc>) -> $crate::Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT DISTINCT i.instance_id FROM ec2_instances i WHERE i.tenant_id = $1 AND i.state = 'running' \
+                     AND NOT EXISTS (SELECT 1 FROM metric_points m WHERE m.tenant_id = i.tenant_id \
+                       AND m.instance_id = i.instance_id AND m.metric = $2 AND m.ts >= $3) \
+                     ORDER BY i.instance_id",
+                )
+                .bind(tenant.0)
+                .bind(metric)
+                .bind($crate::micros(since))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
             async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> $crate::Result<u64> {
                 let mut tx = self.pool.begin().await?;
                 let written = insert_costs(&mut tx, tenant, records).await?;

@@ -574,6 +574,40 @@ async fn metric_points_are_ranged_ordered_and_scoped(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+    // Instances with no CPU yet are the ones a CloudWatch run must backfill.
+    store
+        .upsert_instances(
+            a.id,
+            &[
+                instance("i-1", "us-east-1", "running"),
+                instance("i-3", "us-east-1", "running"),
+                instance("i-4", "us-east-1", "stopped"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .instances_missing_metric(a.id, "CPUUtilization", at(0, 0))
+            .await
+            .unwrap(),
+        vec!["i-3".to_string()]
+    );
+    assert_eq!(
+        store
+            .instances_missing_metric(a.id, "CPUUtilization", at(4, 0))
+            .await
+            .unwrap(),
+        vec!["i-1".to_string(), "i-3".to_string()],
+        "points older than `since` do not count"
+    );
+    assert!(
+        store
+            .instances_missing_metric(b.id, "CPUUtilization", at(0, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn runs_record_outcomes_per_tenant(store: Arc<dyn Store>) {

@@ -881,3 +881,44 @@ async fn the_cur_is_collected_through_athena_and_wins_over_cost_explorer_for_its
         "rows kept"
     );
 }
+
+#[tokio::test]
+async fn cpu_history_is_backfilled_for_instances_inventoried_after_the_first_cloudwatch_run() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    let (fleet, _) = launch_fleet(&account).await;
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant = connect(&app, &ana, &account).await;
+    // On connect the collectors start together: CloudWatch may run before EC2 has stored any
+    // instance, and succeeds with nothing to fetch.
+    let first = app
+        .collections
+        .run(tenant, Collector::Cloudwatch)
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    assert_eq!(first.rows_written, 0);
+    let ec2 = app.collections.run(tenant, Collector::Ec2).await.unwrap();
+    assert_eq!(ec2.status, RunStatus::Succeeded, "{:?}", ec2.error);
+    // The web instance's points are three hours old, before the last run's end: only a
+    // backfill of the new instances' history finds them.
+    let second = app
+        .collections
+        .run(tenant, Collector::Cloudwatch)
+        .await
+        .unwrap();
+    assert_eq!(second.status, RunStatus::Succeeded, "{:?}", second.error);
+    let points = app
+        .store
+        .metric_points(
+            tenant,
+            &fleet.web,
+            "CPUUtilization",
+            Utc::now() - Duration::days(1),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(!points.is_empty(), "history was backfilled");
+}
