@@ -46,61 +46,16 @@ pub struct Crossed {
     pub forecast: Vec<u32>,
 }
 
-fn month_start(day: NaiveDate) -> NaiveDate {
-    day.with_day(1).expect("day 1 exists")
-}
+use crate::forecast::month_start;
 
-fn days_in_month(day: NaiveDate) -> i64 {
-    let next = if day.month() == 12 {
-        NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(day.year(), day.month() + 1, 1)
-    }
-    .expect("valid month");
-    (next - month_start(day)).num_days()
-}
-
-/// Month-to-date and the month-end forecast of the month of `today`: month-to-date plus the
-/// average of the last 7 final days (estimated days still move; the last 7 days as they are when
-/// none is final) for each remaining day. The same method as the dashboard's forecast.
+/// Month-to-date, the month-end forecast and its method for the month of `today`: the
+/// dashboard's forecast ([`crate::forecast::month_forecast`]).
 pub fn month_figures(
     totals: &BTreeMap<NaiveDate, (Money, bool)>,
     today: NaiveDate,
 ) -> (Money, Money, String) {
-    let start = month_start(today);
-    let mtd: Money = totals.range(start..=today).map(|(_, (a, _))| *a).sum();
-    let Some(last_data) = totals.range(start..=today).next_back().map(|(d, _)| *d) else {
-        return (mtd, mtd, "no cost data for this month yet".into());
-    };
-    let remaining = days_in_month(today) - i64::from(last_data.day());
-    if remaining <= 0 {
-        return (mtd, mtd, "the month is complete: actual cost".into());
-    }
-    let finals: Vec<Money> = totals
-        .range(last_data - Days::new(13)..=last_data)
-        .rev()
-        .filter(|(_, (_, estimated))| !estimated)
-        .take(7)
-        .map(|(_, (a, _))| *a)
-        .collect();
-    let recent = if finals.is_empty() {
-        totals
-            .range(last_data - Days::new(6)..=last_data)
-            .map(|(_, (a, _))| *a)
-            .collect()
-    } else {
-        finals
-    };
-    let sum: Money = recent.iter().copied().sum();
-    let daily = Money::from_nanos(sum.nanos() / recent.len().max(1) as i64);
-    let forecast = (mtd + Money::from_nanos(daily.nanos() * remaining)).round_to_cents();
-    let method = format!(
-        "month-to-date plus the average of the last {} final days ({}) for each of the {} remaining days",
-        recent.len(),
-        daily.round_to_cents(),
-        remaining
-    );
-    (mtd, forecast, method)
+    let f = crate::forecast::month_forecast(totals, today, today);
+    (f.month_to_date, f.forecast, f.method)
 }
 
 fn percent(part: Money, whole: Money) -> f64 {
@@ -320,9 +275,10 @@ mod tests {
         let totals: BTreeMap<_, _> = (1..=10).map(|day| (d(day), (m("10"), day == 10))).collect();
         let (mtd, forecast, method) = month_figures(&totals, d(10));
         assert_eq!(mtd, m("100"));
-        // 20 remaining days at the average of the last 7 final days (10.00).
+        // Spent through the 9th, then today (partial) and the 20 days after it at the average
+        // of the last 7 final days (10.00).
         assert_eq!(forecast, m("300"));
-        assert!(method.contains("20 remaining days"), "{method}");
+        assert!(method.contains("21 days left"), "{method}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod alerts;
 pub mod anomalies;
 pub mod budgets;
+pub mod forecast;
 pub mod pricing;
 pub mod recommendations;
 pub mod view;

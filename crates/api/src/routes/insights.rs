@@ -257,86 +257,7 @@ fn top_with_other(totals: Vec<RollupTotal>, whole: Money) -> Vec<Breakdown> {
     out
 }
 
-fn month_start(day: NaiveDate) -> NaiveDate {
-    day.with_day(1).expect("day 1 exists")
-}
-
-fn days_in_month(day: NaiveDate) -> u32 {
-    let next = if day.month() == 12 {
-        NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(day.year(), day.month() + 1, 1)
-    }
-    .expect("valid month");
-    (next - month_start(day)).num_days() as u32
-}
-
-/// Month-to-date and the month-end forecast for the month of `last_day`, from daily totals.
-fn forecast(totals: &BTreeMap<NaiveDate, (Money, bool)>, last_day: NaiveDate) -> (Money, Forecast) {
-    let start = month_start(last_day);
-    let mtd: Money = totals
-        .range(start..=last_day)
-        .map(|(_, (amount, _))| *amount)
-        .sum();
-    let month = format!("{:04}-{:02}", last_day.year(), last_day.month());
-    let last_data = totals.range(start..=last_day).next_back().map(|(d, _)| *d);
-    let Some(last_data) = last_data else {
-        return (
-            mtd,
-            Forecast {
-                month,
-                amount: mtd,
-                method: "no cost data for this month yet".into(),
-            },
-        );
-    };
-    let remaining = i64::from(days_in_month(last_day)) - i64::from(last_data.day());
-    if remaining <= 0 {
-        return (
-            mtd,
-            Forecast {
-                month,
-                amount: mtd,
-                method: "the month is complete: actual cost".into(),
-            },
-        );
-    }
-    // The run rate of the last 7 final days (estimated days still move), looking back up to
-    // 14 days; with none final, the last 7 days as they are.
-    let recent: Vec<Money> = {
-        let finals: Vec<Money> = totals
-            .range(last_data - Days::new(13)..=last_data)
-            .rev()
-            .filter(|(_, (_, estimated))| !estimated)
-            .take(7)
-            .map(|(_, (a, _))| *a)
-            .collect();
-        if finals.is_empty() {
-            totals
-                .range(last_data - Days::new(6)..=last_data)
-                .map(|(_, (a, _))| *a)
-                .collect()
-        } else {
-            finals
-        }
-    };
-    let sum: Money = recent.iter().copied().sum();
-    let daily = Money::from_nanos(sum.nanos() / recent.len().max(1) as i64);
-    let amount = mtd + Money::from_nanos(daily.nanos() * remaining);
-    (
-        mtd,
-        Forecast {
-            month,
-            amount: amount.round_to_cents(),
-            method: format!(
-                "month-to-date plus the average of the last {} final days ({}) for each of the {} remaining days",
-                recent.len(),
-                daily.round_to_cents(),
-                remaining
-            ),
-        },
-    )
-}
+use cloudspend_insights::forecast::{month_forecast, month_start};
 
 /// Totals, trend, forecast, breakdowns, inventory, findings and health for one window.
 #[utoipa::path(get, path = "/api/dashboard", tag = "insights", security(("bearer" = [])), params(WindowQuery),
@@ -419,7 +340,15 @@ async fn compute_dashboard(
         |a: NaiveDate, b: NaiveDate| -> Money { by_day.range(a..b).map(|(_, (m, _))| *m).sum() };
     let total = sum(from, to);
     let previous_total = sum(previous_from, from);
-    let (month_to_date, forecast) = forecast(&by_day, last_day.min(today));
+    let month = month_forecast(&by_day, last_day, today);
+    let (month_to_date, forecast) = (
+        month.month_to_date,
+        Forecast {
+            month: month.month,
+            amount: month.forecast,
+            method: month.method,
+        },
+    );
 
     let mut per_day_services: HashMap<NaiveDate, Vec<KeyAmount>> = HashMap::new();
     for r in service_days {
