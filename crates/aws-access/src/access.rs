@@ -124,7 +124,17 @@ impl AwsAccess {
 
     /// [`AwsAccess::new`] with a different bound on attempts per request (at least 1).
     pub async fn with_max_attempts(endpoint_url: Option<String>, max_attempts: u32) -> Self {
+        // The server's own region: AWS_REGION / the profile, else us-east-1 (where STS and Cost
+        // Explorer answer). Not the SDK's full chain, whose last resort asks the EC2 instance
+        // metadata service: off EC2 that only times out and logs a warning. Tenants' calls name
+        // their region explicitly.
+        let region = aws_config::meta::region::RegionProviderChain::first_try(
+            aws_config::environment::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+        .or_else(aws_types::region::Region::from_static("us-east-1"));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
             .retry_config(retry_config(max_attempts))
             .timeout_config(timeout_config());
         if let Some(url) = endpoint_url {
