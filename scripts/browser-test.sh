@@ -64,9 +64,15 @@ log "$(/usr/bin/chromium --version 2>/dev/null | head -n1), node $(node --versio
 
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-log "cargo build -p cloudspend"
-cargo build -q -p cloudspend
-bin="$target_dir/debug/cloudspend"
+# scripts/test.sh passes the binary its `cargo test --workspace` just built (CLOUDSPEND_BIN):
+# a plain `cargo build -p cloudspend` resolves the dependencies' features differently from the
+# test build and would compile the AWS SDK a second time.
+if [ -n "${CLOUDSPEND_BIN:-}" ] && [ -x "$CLOUDSPEND_BIN" ]; then
+    bin="$CLOUDSPEND_BIN"
+else
+    cargo build -q -p cloudspend
+    bin="$target_dir/debug/cloudspend"
+fi
 
 database="cloudspend_browser_$(date +%s)_$$"
 "$(psql_bin)" -q "$CLOUDSPEND_TEST_POSTGRES_URL" -c "CREATE DATABASE $database" >/dev/null

@@ -43,8 +43,15 @@ if [ ! -x "$venv/bin/st" ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-cargo build -q -p cloudspend
-bin="$target_dir/debug/cloudspend"
+# scripts/test.sh passes the binary its `cargo test --workspace` just built (CLOUDSPEND_BIN):
+# a plain `cargo build -p cloudspend` resolves the dependencies' features differently from the
+# test build and would compile the AWS SDK a second time.
+if [ -n "${CLOUDSPEND_BIN:-}" ] && [ -x "$CLOUDSPEND_BIN" ]; then
+    bin="$CLOUDSPEND_BIN"
+else
+    cargo build -q -p cloudspend
+    bin="$target_dir/debug/cloudspend"
+fi
 
 if [ -n "${CLOUDSPEND_TEST_POSTGRES_URL:-}" ]; then
     db="cs_schemathesis_$(date +%s)_$$"

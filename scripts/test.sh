@@ -131,5 +131,7 @@ full_run=0
 if [ $# -eq 0 ]; then full_run=1; set -- --workspace --no-fail-fast; fi
 log "cargo test $*"
 cargo test "$@"
+# The workspace test build includes the cloudspend binary (its integration tests run it).
+export CLOUDSPEND_BIN="$target_dir/debug/cloudspend"
 if [ "$full_run" = 1 ]; then "$repo/scripts/browser-test.sh"; fi
 if [ "$full_run" = 1 ]; then "$repo/scripts/schemathesis.sh"; fi
