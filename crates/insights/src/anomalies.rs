@@ -102,6 +102,11 @@ pub async fn detect_and_store(
     let series = load_series(store, tenant, from, to, None).await?;
     let mut found: Vec<NewAnomaly> = Vec::new();
     for (name, points) in &series {
+        // A breakdown key that is empty is what a source does not break down by (Cost
+        // Explorer has no regions): that "series" is the total again.
+        if matches!(split_series(name), (_, Some(""))) {
+            continue;
+        }
         let report = detect(points, &config);
         for a in report.anomalies {
             found.push(NewAnomaly {
@@ -120,6 +125,7 @@ pub async fn detect_and_store(
             });
         }
     }
+    let mut found = one_anomaly_per_event(found);
     found.sort_by(|a, b| b.last_day.cmp(&a.last_day).then(b.impact.cmp(&a.impact)));
     // Root causes read raw cost rows: an anomaly whose days and amount have not moved since the
     // last pass keeps the causes it has.
@@ -155,6 +161,32 @@ pub async fn detect_and_store(
         }
     }
     store.sync_anomalies(tenant, &found, now).await
+}
+
+/// One spike shows in the total and again in the service, account and region that caused it.
+/// Those are the total anomaly's root causes, not more anomalies: a breakdown anomaly is kept
+/// only when no total anomaly overlaps its days or it carries less than half of that total
+/// anomaly's impact (a separate event the total barely shows, or one offset elsewhere).
+fn one_anomaly_per_event(found: Vec<NewAnomaly>) -> Vec<NewAnomaly> {
+    let totals: Vec<(NaiveDate, NaiveDate, Money)> = found
+        .iter()
+        .filter(|a| a.series == "total")
+        .map(|a| (a.first_day, a.last_day, a.impact))
+        .collect();
+    found
+        .into_iter()
+        .filter(|a| {
+            a.series == "total"
+                || !totals.iter().any(|(first, last, impact)| {
+                    let overlaps = a.first_day <= *last && *first <= a.last_day;
+                    let same_direction = (a.impact.nanos() >= 0) == (impact.nanos() >= 0);
+                    overlaps
+                        && same_direction
+                        && i128::from(a.impact.abs().nanos()) * 2
+                            >= i128::from(impact.abs().nanos())
+                })
+        })
+        .collect()
 }
 
 /// Ranks what moved inside the anomaly's series, dimension by dimension, from the cost rows
@@ -270,4 +302,52 @@ async fn cpu_evidence(
 
 pub(crate) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anomaly(series: &str, first: u32, last: u32, impact: &str) -> NewAnomaly {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        NewAnomaly {
+            series: series.into(),
+            first_day: day(first),
+            last_day: day(last),
+            expected: Money::ZERO,
+            lower: Money::ZERO,
+            upper: Money::ZERO,
+            actual: impact.parse().unwrap(),
+            impact: impact.parse().unwrap(),
+            impact_percent: 100.0,
+            score: 9.0,
+            severity: "high".into(),
+            root_causes: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_spike_is_one_anomaly_not_one_per_breakdown() {
+        let kept = one_anomaly_per_event(vec![
+            anomaly("total", 27, 28, "520"),
+            anomaly("service:AmazonEC2", 27, 27, "515"),
+            anomaly("account:111111111111", 27, 28, "520"),
+            // Small next to the total's impact: a separate event inside it.
+            anomaly("service:AWSLambda", 28, 28, "40"),
+            // A drop during the spike is a different story.
+            anomaly("service:AmazonS3", 27, 27, "-300"),
+            // No total anomaly on these days: kept.
+            anomaly("region:eu-west-1", 10, 11, "80"),
+        ]);
+        let series: Vec<&str> = kept.iter().map(|a| a.series.as_str()).collect();
+        assert_eq!(
+            series,
+            [
+                "total",
+                "service:AWSLambda",
+                "service:AmazonS3",
+                "region:eu-west-1"
+            ]
+        );
+    }
 }

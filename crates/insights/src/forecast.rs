@@ -99,12 +99,14 @@ pub fn month_forecast(
         month_to_date,
         forecast,
         method: format!(
-            "spend to {} ({}) plus the average of the last {} final days ({}) for each of the {} days left{}",
+            "spend to {} ({}) plus the average of the last {} final day{} ({}) for each of the {} day{} left{}",
             cutoff - Days::new(1),
             actual.round_to_cents(),
             recent.len(),
+            if recent.len() == 1 { "" } else { "s" },
             rate.round_to_cents(),
             remaining,
+            if remaining == 1 { "" } else { "s" },
             today_note
         ),
     }
@@ -136,7 +138,11 @@ mod tests {
         assert_eq!(f.month_to_date, m("284"));
         // 280 + 3 spent through the 29th, then today at the $10 run rate.
         assert_eq!(f.forecast, m("293"));
-        assert!(f.method.contains("1 days left"), "{}", f.method);
+        assert!(
+            f.method.contains("for each of the 1 day left"),
+            "{}",
+            f.method
+        );
         assert!(f.method.contains("today included"), "{}", f.method);
     }
 
