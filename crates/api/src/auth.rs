@@ -201,9 +201,9 @@ impl FromRequestParts<AppState> for Caller {
             ),
             None => None,
         };
-        let (tenant_id, role) = match requested.or(auth.token_tenant) {
-            Some(tenant_id) => match state.store.role_in(tenant_id, auth.user.id).await? {
-                Some(role) => (tenant_id, role),
+        let (tenant, role) = match requested.or(auth.token_tenant) {
+            Some(tenant_id) => match state.store.membership(tenant_id, auth.user.id).await? {
+                Some(found) => found,
                 // An unknown tenant and a tenant you are not in look the same, so tenant ids
                 // cannot be probed.
                 None if requested.is_some() => {
@@ -217,11 +217,6 @@ impl FromRequestParts<AppState> for Caller {
             },
             None => first_tenant(state, &auth).await?,
         };
-        let tenant = state
-            .store
-            .tenant(tenant_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("tenant"))?;
         Ok(Caller {
             user: auth.user,
             tenant,
@@ -233,12 +228,9 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The token's tenant is gone (the user was removed from it): fall back to their oldest
 /// membership rather than failing every request.
-async fn first_tenant(
-    state: &AppState,
-    auth: &Authenticated,
-) -> Result<(TenantId, Role), ApiError> {
+async fn first_tenant(state: &AppState, auth: &Authenticated) -> Result<(Tenant, Role), ApiError> {
     let tenants = state.store.tenants_of(auth.user.id).await?;
-    tenants.first().map(|(t, r)| (t.id, *r)).ok_or_else(|| {
+    tenants.into_iter().next().ok_or_else(|| {
         ApiError::forbidden(
             "no_tenant",
             "you are not a member of any tenant: ask an owner to invite you",

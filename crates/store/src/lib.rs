@@ -128,6 +128,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn role_in(&self, tenant: TenantId, user: UserId) -> Result<Option<Role>>;
 
+    /// The tenant and the user's role in it, in one round trip (every authenticated request
+    /// asks); `None` when the user is not a member.
+    async fn membership(&self, tenant: TenantId, user: UserId) -> Result<Option<(Tenant, Role)>>;
+
     async fn members(&self, tenant: TenantId) -> Result<Vec<Member>>;
 
     /// Adds the user to the tenant or changes their role. Refuses (`LastOwner`) to demote the

@@ -32,6 +32,9 @@ pub struct Tenant {
     #[serde(skip)]
     pub external_id: String,
     pub created_at: DateTime<Utc>,
+    /// See [`crate::Store::data_version`], as of when the row was read.
+    #[serde(skip)]
+    pub data_version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -127,6 +127,7 @@ pub(crate) struct TenantRow {
     pub name: String,
     pub external_id: String,
     pub created_at: DateTime<Utc>,
+    pub data_version: i64,
 }
 
 impl From<TenantRow> for Tenant {
@@ -136,6 +137,7 @@ impl From<TenantRow> for Tenant {
             name: r.name,
             external_id: r.external_id,
             created_at: r.created_at,
+            data_version: r.data_version,
         }
     }
 }
@@ -419,7 +421,7 @@ pub(crate) const CONNECTION_COLUMNS: &str = "display_name, account_id, account_t
      created_at, updated_at";
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.is_global_owner, u.created_at";
-pub(crate) const TENANT_COLUMNS: &str = "t.id, t.name, t.external_id, t.created_at";
+pub(crate) const TENANT_COLUMNS: &str = "t.id, t.name, t.external_id, t.created_at, t.data_version";
 pub(crate) const COST_COLUMNS: &str = "day, source, account_id, service, region, usage_type, resource_id, \
      line_item_type, unblended_nanos, amortized_nanos, usage_amount, currency, estimated";
 pub(crate) const RUN_COLUMNS: &str = "id, collector, window_start, window_end, started_at, finished_at, status, \
@@ -835,6 +837,16 @@ macro_rules! impl_store {
                         .fetch_optional(&self.pool)
                         .await?;
                 role.as_deref().map(parse_role).transpose()
+            }
+
+            async fn membership(&self, tenant: TenantId, user: UserId) -> $crate::Result<Option<(Tenant, Role)>> {
+                let sql = format!(
+                    "SELECT {TENANT_COLUMNS}, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+                     WHERE m.tenant_id = $1 AND m.user_id = $2"
+                );
+                let row: Option<TenantRoleRow> =
+                    sqlx::query_as(&sql).bind(tenant.0).bind(user.0).fetch_optional(&self.pool).await?;
+                row.map(|r| Ok((Tenant::from(r.tenant), parse_role(&r.role)?))).transpose()
             }
 
             async fn members(&self, tenant: TenantId) -> $crate::Result<Vec<Member>> {
@@ -2102,6 +2114,7 @@ macro_rules! impl_store {
                 name: name.to_string(),
                 external_id: new_external_id(),
                 created_at: $crate::micros(Utc::now()),
+                data_version: 0,
             };
             sqlx::query("INSERT INTO tenants (id, name, external_id, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(row.id)
