@@ -2077,6 +2077,8 @@ macro_rules! impl_store {
                     .bind(tenant.0)
                     .execute(&self.pool)
                     .await?;
+                // The dashboard shows which thresholds have been crossed.
+                bump_data_version(&self.pool, tenant).await?;
                 Ok(())
             }
         }
