@@ -8,20 +8,21 @@
 
 use cloudspend_core::Money;
 
-/// Sizes in order; each is twice the one before, `large` being 1.
-const SIZES: [(&str, f64); 12] = [
-    ("nano", 1.0 / 16.0),
-    ("micro", 1.0 / 8.0),
-    ("small", 1.0 / 4.0),
-    ("medium", 1.0 / 2.0),
-    ("large", 1.0),
-    ("xlarge", 2.0),
-    ("2xlarge", 4.0),
-    ("4xlarge", 8.0),
-    ("8xlarge", 16.0),
-    ("12xlarge", 24.0),
-    ("16xlarge", 32.0),
-    ("24xlarge", 48.0),
+/// Sizes in order with their price in sixteenths of `large` (nano = 1/16, xlarge = 2x), so
+/// every price and ratio is integer arithmetic on money, never floating point.
+const SIZES: [(&str, i64); 12] = [
+    ("nano", 1),
+    ("micro", 2),
+    ("small", 4),
+    ("medium", 8),
+    ("large", 16),
+    ("xlarge", 32),
+    ("2xlarge", 64),
+    ("4xlarge", 128),
+    ("8xlarge", 256),
+    ("12xlarge", 384),
+    ("16xlarge", 512),
+    ("24xlarge", 768),
 ];
 
 /// USD per hour of the `large` size, in nano-dollars (exact).
@@ -61,10 +62,8 @@ fn split(instance_type: &str) -> Option<(&str, usize)> {
 pub fn monthly_list_price(instance_type: &str) -> Option<Money> {
     let (family, index) = split(instance_type)?;
     let (_, large_nanos) = FAMILIES.iter().find(|(f, _)| *f == family)?;
-    // Exact: sizes are powers of two times `large` (12xlarge/24xlarge: x3), so the product is a
-    // whole number of nano-dollars for every listed price.
-    let factor = SIZES[index].1;
-    let hourly = (*large_nanos as f64 * factor).round() as i64;
+    // Every listed `large` price is a multiple of 16 nano-dollars, so this is exact.
+    let hourly = large_nanos * SIZES[index].1 / 16;
     Some(Money::from_nanos(hourly * HOURS_PER_MONTH))
 }
 
@@ -76,11 +75,13 @@ pub fn next_size_down(instance_type: &str) -> Option<String> {
     Some(format!("{family}.{}", SIZES[smaller].0))
 }
 
-/// The price of `to` as a fraction of `from` within a family (0.5 for one step down).
-pub fn size_ratio(from: &str, to: &str) -> Option<f64> {
+/// What `cost` of a `from` instance becomes on a `to` of the same family, exactly (to the
+/// nano-dollar, rounded down): half for one step down.
+pub fn cost_after_resize(cost: Money, from: &str, to: &str) -> Option<Money> {
     let (_, a) = split(from)?;
     let (_, b) = split(to)?;
-    Some(SIZES[b].1 / SIZES[a].1)
+    let scaled = i128::from(cost.nanos()) * i128::from(SIZES[b].1) / i128::from(SIZES[a].1);
+    Some(Money::from_nanos(scaled as i64))
 }
 
 #[cfg(test)]
@@ -113,6 +114,14 @@ mod tests {
             next_size_down("c6i.12xlarge").as_deref(),
             Some("c6i.8xlarge")
         );
-        assert_eq!(size_ratio("m5.xlarge", "m5.large"), Some(0.5));
+        let cost: Money = "99.00".parse().unwrap();
+        assert_eq!(
+            cost_after_resize(cost, "m5.xlarge", "m5.large"),
+            Some("49.50".parse().unwrap())
+        );
+        assert_eq!(
+            cost_after_resize(cost, "c6i.12xlarge", "c6i.8xlarge"),
+            Some("66.00".parse().unwrap())
+        );
     }
 }

@@ -79,8 +79,8 @@ pub async fn compute(
             let Some(smaller) = pricing::next_size_down(&instance.instance_type) else {
                 continue;
             };
-            let ratio = pricing::size_ratio(&instance.instance_type, &smaller).unwrap_or(0.5);
-            let keep = Money::from_nanos((monthly_cost.nanos() as f64 * ratio).round() as i64);
+            let keep = pricing::cost_after_resize(monthly_cost, &instance.instance_type, &smaller)
+                .unwrap_or(monthly_cost);
             ("oversized", "downsize", Some(smaller), monthly_cost - keep)
         } else {
             continue;
