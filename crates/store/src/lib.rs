@@ -296,11 +296,6 @@ pub trait Store: Send + Sync + 'static {
         to: NaiveDate,
     ) -> Result<Vec<RollupTotal>>;
 
-    /// A counter that moves with every write to what the dashboard shows (costs, anomalies,
-    /// recommendations, runs, the connection, the inventory). Equal values mean nothing the
-    /// dashboard reads has changed, on any replica.
-    async fn data_version(&self, tenant: TenantId) -> Result<i64>;
-
     // --- insights ----------------------------------------------------------------------------
 
     /// Stores a full detection pass in one transaction and returns the anomalies it created.

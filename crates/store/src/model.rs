@@ -32,7 +32,9 @@ pub struct Tenant {
     #[serde(skip)]
     pub external_id: String,
     pub created_at: DateTime<Utc>,
-    /// See [`crate::Store::data_version`], as of when the row was read.
+    /// A counter every write to what the dashboard shows moves (costs, anomalies, runs, the
+    /// connection, ...), in the writing transaction or after it commits; as of when the row
+    /// was read. Equal values: nothing the dashboard reads has changed, on any replica.
     #[serde(skip)]
     pub data_version: i64,
 }

@@ -1418,14 +1418,6 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(|(id, tags)| (id, tags.0)).collect())
             }
 
-            async fn data_version(&self, tenant: TenantId) -> $crate::Result<i64> {
-                let version: Option<(i64,)> = sqlx::query_as("SELECT data_version FROM tenants WHERE id = $1")
-                    .bind(tenant.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(version.map_or(0, |(v,)| v))
-            }
-
             async fn sync_anomalies(
                 &self,
                 tenant: TenantId,
