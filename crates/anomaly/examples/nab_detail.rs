@@ -1,6 +1,7 @@
 //! Per-file diagnosis on the NAB AWS files: for each detector at its corpus-optimal standard
 //! threshold, where in each window it first fired and how many false positives it raised.
-//! `cargo run -p cloudspend-anomaly --release --example nab_detail [DETECTOR...]`
+//! `cargo run -p cloudspend-anomaly --release --example nab_detail [DETECTOR...]`: `ours` (the
+//! default), `mad` (the previous default), `baseline`, or a NAB detector with stored results.
 
 #[path = "../tests/common/nab_data.rs"]
 mod nab_data;
@@ -22,6 +23,7 @@ fn main() {
             .map(|f| match det.as_str() {
                 "ours" => metric::score_series(&f.values),
                 "baseline" => metric::baseline_series(&f.values),
+                "mad" => metric::score_series_with(&f.values, metric::MetricConfig::default()),
                 other => nab_data::stored_column(&dir, other, &f.name, 2).expect("stored results"),
             })
             .collect();

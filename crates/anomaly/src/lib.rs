@@ -9,12 +9,15 @@
 //! - [`cost`]: daily cost detection (weekly pattern, trend, 1st-of-month fees, credits, step
 //!   changes, estimated days, per-subscription minimum impact) into anomaly events.
 //! - [`root_cause`]: ranks the components of a series by their share of an anomaly's impact.
-//! - [`metric`]: an online detector for CPU-style metric series (NAB format), score in [0, 1].
+//! - [`metric`]: online detectors for CPU-style metric series (NAB format), score in [0, 1].
+//! - [`context`]: the default metric detector, a contextual (sequence) anomaly detector after
+//!   CAD OSE.
 //! - [`nab`]: the Numenta Anomaly Benchmark scoring rules, re-implemented.
 //! - [`synthetic`]: a seeded generator of labelled daily cost series with the traps planted.
 //! - [`eval`]: event-level precision / recall / F1 and false alerts per series-year.
 //! - [`csv`]: the `cloudspend anomalies detect` helpers.
 
+pub mod context;
 pub mod cost;
 pub mod csv;
 pub mod eval;

@@ -2,7 +2,13 @@
 //! in the NAB format: one `anomaly_score` in [0, 1] per point, computed from that point and the
 //! past only.
 //!
-//! How the score is built, and why:
+//! [`score_series`], what the API and the CLI use, runs the contextual detector
+//! ([`crate::context`]): it learns which short sequences of coarse levels follow each other, so
+//! it sees changes of pattern and level that no single value gives away, and on the NAB AWS files
+//! it scores well above the detector below (figures in the crate README).
+//!
+//! [`MetricDetector`] is the previous default, kept as the evaluation's second opinion: a robust
+//! per-point surprise, calibrated and gated by novelty.
 //! 1. Surprise: the point's distance from the median of the recent past in robust standard
 //!    deviations (MAD), so one outlier in the history does not hide the next one.
 //! 2. Calibration: that distance becomes its empirical tail probability among the distances seen
@@ -240,11 +246,13 @@ impl MetricDetector {
     }
 }
 
-/// Scores a whole series with the default configuration.
+/// Scores a whole series with the default detector; flag points at
+/// [`crate::csv::METRIC_LABEL_THRESHOLD`].
 pub fn score_series(values: &[f64]) -> Vec<f64> {
-    score_series_with(values, MetricConfig::default())
+    crate::context::score_series_with(values, crate::context::ContextConfig::default())
 }
 
+/// Scores a whole series with the calibrated-MAD detector.
 pub fn score_series_with(values: &[f64], config: MetricConfig) -> Vec<f64> {
     let mut d = MetricDetector::new(config);
     values.iter().map(|&v| d.update(v)).collect()

@@ -4,13 +4,15 @@
 
 mod common;
 
+use cloudspend_anomaly::context::{self, ContextConfig, Range};
+use cloudspend_anomaly::csv::METRIC_LABEL_THRESHOLD;
 use cloudspend_anomaly::metric;
 use cloudspend_anomaly::nab::{self, PROFILES};
 use common::nab_data::{self, corpus};
 
-/// Measured 58.2 (standard, threshold optimised on the 17 files) when this floor was set; the
+/// Measured 72.8 (standard, threshold optimised on the 17 files) when this floor was set; the
 /// margin leaves room for harmless numeric changes, not for a worse detector.
-const STANDARD_FLOOR: f64 = 56.0;
+const STANDARD_FLOOR: f64 = 71.0;
 
 fn standard(files: &[nab_data::NabFile], scores: &[Vec<f64>]) -> f64 {
     nab::score_corpus(&corpus(files, scores), &PROFILES[0].costs).normalized
@@ -36,6 +38,56 @@ fn metric_detector_beats_the_rolling_mad_baseline_and_stays_above_its_floor() {
     assert!(
         ours >= STANDARD_FLOOR,
         "standard score {ours:.1} fell below {STANDARD_FLOOR}"
+    );
+}
+
+#[test]
+fn label_threshold_scores_as_the_optimum_does() {
+    let files = nab_data::load(&nab_data::default_dir());
+    let scores: Vec<Vec<f64>> = files
+        .iter()
+        .map(|f| metric::score_series(&f.values))
+        .collect();
+    let c = corpus(&files, &scores);
+    let optimum = nab::score_corpus(&c, &PROFILES[0].costs).normalized;
+    let at_label = nab::score_corpus_at(&c, &PROFILES[0].costs, METRIC_LABEL_THRESHOLD).normalized;
+    assert!(
+        (optimum - at_label).abs() < 0.05,
+        "{at_label:.2} at the label threshold vs {optimum:.2}"
+    );
+}
+
+/// Our contextual detector run as NAB runs contextOSE (the file's range, a rest period of 3% of
+/// the file) must score like NAB's stored contextOSE results (72.1): a check that it implements
+/// the same algorithm. Tie-breaks differ, so rows are not identical; 71.8 when written.
+#[test]
+fn context_detector_with_nabs_file_range_scores_like_stored_context_ose() {
+    let dir = nab_data::default_dir();
+    let files = nab_data::load(&dir);
+    let ours: Vec<Vec<f64>> = files
+        .iter()
+        .map(|f| {
+            let min = f.values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = f.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let config = ContextConfig {
+                rest_period: nab::probationary_length(f.values.len()) / 5,
+                range: Range::Fixed { min, max },
+                ..ContextConfig::default()
+            };
+            context::score_series_with(&f.values, config)
+        })
+        .collect();
+    let stored: Vec<Vec<f64>> = files
+        .iter()
+        .map(|f| {
+            nab_data::stored_column(&dir, "contextOSE", &f.name, 2)
+                .unwrap_or_else(|| panic!("NAB's stored contextOSE results missing for {}", f.name))
+        })
+        .collect();
+    let (ours, stored) = (standard(&files, &ours), standard(&files, &stored));
+    assert!(
+        (ours - stored).abs() < 1.0,
+        "ours {ours:.1} vs stored {stored:.1}"
     );
 }
 
