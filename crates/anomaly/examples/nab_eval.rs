@@ -109,6 +109,12 @@ fn held_out(files: &[NabFile]) -> [[f64; 3]; 2] {
                 nab::score_corpus_at(&[corpus(files, &scored[c])[i]], &p.costs, t).raw
             };
             raw_grid += one(best.1, best.2);
+            if k == 0 && best.1 != default {
+                println!(
+                    "  fold {}: configuration {} chosen, not the default",
+                    files[i].name, best.1
+                );
+            }
             raw_default += one(default, default_threshold);
         }
         out[0][k] = normalized(raw_default, windows, &p.costs);
