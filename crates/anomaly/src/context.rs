@@ -184,6 +184,17 @@ impl ContextDetector {
         if !value.is_finite() {
             return 0.0;
         }
+        let raw = self.learn(value);
+        let score = if self.resting == 0 { raw } else { 0.0 };
+        self.resting = self.resting.saturating_sub(1);
+        if raw >= self.config.base_threshold {
+            self.resting = self.config.rest_period;
+        }
+        score
+    }
+
+    /// The score before rest: the range first takes `value` in, then the memory.
+    fn learn(&mut self, value: f64) -> f64 {
         if let Range::Adaptive { history, margin } = self.config.range {
             let outside = self.bounds.is_none_or(|(lo, hi)| value < lo || value > hi);
             self.replay_credit = (self.replay_credit + REPLAY_CREDIT_PER_POINT).min(history);
@@ -195,13 +206,7 @@ impl ContextDetector {
                 self.past.pop_front();
             }
         }
-        let raw = self.raw(value);
-        let score = if self.resting == 0 { raw } else { 0.0 };
-        self.resting = self.resting.saturating_sub(1);
-        if raw >= self.config.base_threshold {
-            self.resting = self.config.rest_period;
-        }
-        score
+        self.raw(value)
     }
 }
 

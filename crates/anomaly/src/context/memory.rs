@@ -1,58 +1,56 @@
 //! The context memory behind [`super::ContextDetector`]: fact sets (halves), the contexts that
 //! join a left half to a right half with their track record, and one learning step.
+//!
+//! A step touches every context whose left half shares a fact with the previous step, which is
+//! most of them, so each context lives inside its left half (one pass over memory, no lookups),
+//! and the per-step lists are kept between steps to avoid allocating.
 
 use std::collections::HashMap;
 
 /// Neuron facts ("context c fired") are told apart from sensor facts by this bit.
 const NEURON: u32 = 1 << 31;
 
-/// One half of a context: a set of facts, and how many of them the latest input contained.
 #[derive(Clone, Debug)]
-struct Half {
-    facts: Vec<u32>,
-    /// How many of `facts` the latest crossed input contained.
-    matched: usize,
-    /// For a left half: the contexts it opens, as (right half, context) in creation order.
-    contexts: Vec<(usize, usize)>,
-}
-
-impl Half {
-    fn fully_matched(&self) -> bool {
-        self.matched == self.facts.len()
-    }
-
-    /// The facts shared with `input` (sorted, as all fact lists are).
-    fn overlap(&self, input: &[u32]) -> Vec<u32> {
-        self.facts
-            .iter()
-            .copied()
-            .filter(|f| input.binary_search(f).is_ok())
-            .collect()
-    }
-}
-
-#[derive(Clone, Debug, Default)]
 struct Context {
-    right: usize,
+    id: u32,
+    right: u32,
     /// Right facts expected over all the times the left half fully matched.
-    expected: u64,
+    expected: u32,
     /// Of those, right facts that came true.
-    came_true: u64,
+    came_true: u32,
     /// Times every right fact came true.
-    fired: u64,
-    /// A stored (previous facts, sensor facts) pair rather than a grown sub-context: only these
-    /// spawn sub-contexts.
+    fired: u32,
+    /// A stored (previous facts, sensor facts) transition rather than a grown sub-context: only
+    /// these spawn sub-contexts.
     zero_level: bool,
 }
 
 impl Context {
     fn reliability(&self) -> f64 {
         if self.expected > 0 {
-            self.came_true as f64 / self.expected as f64
+            f64::from(self.came_true) / f64::from(self.expected)
         } else {
             0.0
         }
     }
+}
+
+/// One half of a context: a set of facts, and how many of them the latest crossed input held.
+#[derive(Clone, Debug)]
+struct Half {
+    facts: Vec<u32>,
+    matched: usize,
+    /// For a left half: the contexts it opens, in creation order.
+    contexts: Vec<Context>,
+}
+
+/// The facts of `facts` also in `input` (both sorted, as all fact lists are).
+fn overlap(facts: &[u32], input: &[u32]) -> Vec<u32> {
+    facts
+        .iter()
+        .copied()
+        .filter(|f| input.binary_search(f).is_ok())
+        .collect()
 }
 
 /// Left or right halves, indexed by fact set and by fact.
@@ -61,7 +59,7 @@ struct Halves {
     all: Vec<Half>,
     by_set: HashMap<Vec<u32>, usize>,
     by_fact: HashMap<u32, Vec<usize>>,
-    /// Halves with at least one fact in the latest input, in index order.
+    /// Halves with at least one fact in the latest crossed input.
     touched: Vec<usize>,
 }
 
@@ -83,45 +81,45 @@ impl Halves {
         i
     }
 
-    /// Records, for every half, which of `input`'s facts it contains.
+    /// Records, for every half, how many of `input`'s facts it contains.
     fn cross(&mut self, input: &[u32]) {
         for &i in &self.touched {
             self.all[i].matched = 0;
         }
         self.touched.clear();
-        for &f in input {
-            if let Some(halves) = self.by_fact.get(&f) {
-                for &i in halves {
-                    if self.all[i].matched == 0 {
-                        self.touched.push(i);
-                    }
-                    self.all[i].matched += 1;
+        for f in input {
+            for &i in self.by_fact.get(f).map_or(&[][..], Vec::as_slice) {
+                let half = &mut self.all[i];
+                if half.matched == 0 {
+                    self.touched.push(i);
                 }
+                half.matched += 1;
             }
         }
     }
 }
 
-/// Fact sets seen in one step, by small id.
-#[derive(Default)]
+/// Fact sets met during one step, by small id: many contexts share an overlap.
+#[derive(Clone, Debug, Default)]
 struct Interner {
     sets: Vec<Vec<u32>>,
     ids: HashMap<Vec<u32>, u32>,
 }
 
 impl Interner {
-    fn id(&mut self, facts: &[u32]) -> u32 {
-        if let Some(&i) = self.ids.get(facts) {
+    fn id(&mut self, facts: Vec<u32>) -> u32 {
+        if let Some(&i) = self.ids.get(&facts) {
             return i;
         }
         let i = self.sets.len() as u32;
-        self.sets.push(facts.to_vec());
-        self.ids.insert(facts.to_vec(), i);
+        self.ids.insert(facts.clone(), i);
+        self.sets.push(facts);
         i
     }
 
-    fn get(&self, id: u32) -> &[u32] {
-        &self.sets[id as usize]
+    fn clear(&mut self) {
+        self.sets.clear();
+        self.ids.clear();
     }
 }
 
@@ -130,11 +128,16 @@ impl Interner {
 pub(super) struct Memory {
     left: Halves,
     right: Halves,
-    contexts: Vec<Context>,
+    next_id: u32,
     /// The previous step's facts: sensor facts plus fired-context facts, sorted.
     previous: Vec<u32>,
-    /// The sensor facts the memory expects next.
+    /// The sensor facts the memory expects next, sorted.
     pub predicted: Vec<u32>,
+    // Per-step scratch, kept for its capacity.
+    fired: Vec<(u32, u32)>,
+    sets: Interner,
+    candidates: Vec<(u32, u32)>,
+    right_sets: HashMap<usize, u32>,
 }
 
 /// What one step of the memory says about the new input.
@@ -146,28 +149,30 @@ pub(super) struct Step {
 }
 
 impl Memory {
-    /// Stores a context unless it exists; returns its id and whether it is new.
-    fn store(&mut self, left: &[u32], right: &[u32], zero_level: bool) -> (usize, bool) {
+    /// Stores a context unless it exists; returns its place (left half, slot) and whether it is
+    /// new.
+    fn store(&mut self, left: &[u32], right: &[u32], zero_level: bool) -> ((usize, usize), bool) {
         let l = self.left.get_or_insert(left);
-        let r = self.right.get_or_insert(right);
-        if let Some(&(_, c)) = self.left.all[l].contexts.iter().find(|(rr, _)| *rr == r) {
-            if zero_level {
-                self.contexts[c].zero_level = true;
-            }
-            return (c, false);
+        let r = self.right.get_or_insert(right) as u32;
+        let contexts = &mut self.left.all[l].contexts;
+        if let Some(slot) = contexts.iter().position(|c| c.right == r) {
+            contexts[slot].zero_level |= zero_level;
+            return ((l, slot), false);
         }
-        let c = self.contexts.len();
-        self.contexts.push(Context {
+        contexts.push(Context {
+            id: self.next_id,
             right: r,
+            expected: 0,
+            came_true: 0,
+            fired: 0,
             zero_level,
-            ..Context::default()
         });
-        self.left.all[l].contexts.push((r, c));
-        (c, true)
+        self.next_id += 1;
+        ((l, contexts.len() - 1), true)
     }
 
     pub fn step(&mut self, sensors: &[u32], max_left: usize, max_active: usize) -> Step {
-        // The whole transition, if never seen, is remembered as it is.
+        // The whole transition, if never seen, is remembered as it is; it is not judged below.
         let mut zero_level = None;
         if !self.previous.is_empty() {
             let previous = std::mem::take(&mut self.previous);
@@ -175,82 +180,90 @@ impl Memory {
             self.previous = previous;
         }
         let transition_new = zero_level.is_some_and(|(_, new)| new);
+        let just_stored = zero_level.and_then(|(place, new)| new.then_some(place));
 
-        // Judge the contexts that the previous step's facts touched.
+        // Judge the contexts whose left half the previous step's facts touched.
         self.right.cross(sensors);
-        let mut selected = 0usize;
-        let mut fired: Vec<(u64, usize)> = Vec::new();
-        // Candidate new contexts as pairs of interned fact sets: many contexts share an overlap.
-        let mut sets = Interner::default();
-        let mut candidates: Vec<(u32, u32)> = Vec::new();
+        self.fired.clear();
+        self.sets.clear();
+        self.candidates.clear();
+        self.right_sets.clear();
         if zero_level.is_some() {
-            candidates.push((sets.id(&self.previous), sets.id(sensors)));
+            let pair = (
+                self.sets.id(self.previous.clone()),
+                self.sets.id(sensors.to_vec()),
+            );
+            self.candidates.push(pair);
         }
-        let mut right_sets: HashMap<usize, u32> = HashMap::new();
+        let mut selected = 0usize;
         for &l in &self.left.touched {
-            let half = &self.left.all[l];
-            let full_left = half.fully_matched();
+            let Half {
+                facts,
+                matched,
+                contexts,
+            } = &mut self.left.all[l];
+            let full_left = *matched == facts.len();
             let mut left_set = None;
-            for &(r, c) in &half.contexts {
-                if zero_level == Some((c, true)) {
+            for (slot, ctx) in contexts.iter_mut().enumerate() {
+                if just_stored == Some((l, slot)) {
                     continue;
                 }
+                let r = ctx.right as usize;
                 let right = &self.right.all[r];
-                let ctx = &mut self.contexts[c];
                 let hits = right.matched;
                 if full_left {
                     selected += 1;
-                    ctx.expected += right.facts.len() as u64;
-                    ctx.came_true += hits as u64;
+                    ctx.expected += right.facts.len() as u32;
+                    ctx.came_true += hits as u32;
                     if hits > 0 && hits == right.facts.len() {
                         ctx.fired += 1;
-                        fired.push((ctx.fired, c));
+                        self.fired.push((ctx.fired, ctx.id));
                         continue;
                     }
                 }
                 // Partial overlaps of a stored transition seed smaller contexts, but only while
                 // something new is being learned and the left overlap is short.
-                if hits > 0 && ctx.zero_level && transition_new && half.matched <= max_left {
+                if hits > 0 && ctx.zero_level && transition_new && *matched <= max_left {
+                    let sets = &mut self.sets;
                     let l_id =
-                        *left_set.get_or_insert_with(|| sets.id(&half.overlap(&self.previous)));
-                    let r_id = *right_sets
+                        *left_set.get_or_insert_with(|| sets.id(overlap(facts, &self.previous)));
+                    let r_id = *self
+                        .right_sets
                         .entry(r)
-                        .or_insert_with(|| sets.id(&right.overlap(sensors)));
-                    candidates.push((l_id, r_id));
+                        .or_insert_with(|| sets.id(overlap(&right.facts, sensors)));
+                    self.candidates.push((l_id, r_id));
                 }
             }
         }
         let confirmed = if selected > 0 {
-            fired.len() as f64 / selected as f64
+            self.fired.len() as f64 / selected as f64
         } else {
             0.0
         };
 
-        // The most reliable fired contexts become facts of this step.
-        fired.sort_unstable();
-        let mut facts: Vec<u32> = sensors.to_vec();
-        facts.extend(
-            fired
-                .iter()
-                .rev()
-                .take(max_active)
-                .map(|&(_, c)| NEURON | c as u32),
-        );
+        // The most often fired of this step's fired contexts become facts of this step.
+        self.fired.sort_unstable();
+        let mut facts = sensors.to_vec();
+        let strongest = self.fired.iter().rev().take(max_active);
+        facts.extend(strongest.map(|&(_, id)| NEURON | id));
         facts.sort_unstable();
-        facts.dedup();
         self.previous = facts;
 
         // Learn the grown contexts, then predict from the left halves the new facts complete.
-        let grown = candidates.len() - usize::from(zero_level.is_some());
         let mut added = usize::from(transition_new);
-        for &(l, r) in &candidates[candidates.len() - grown..] {
-            let (l, r) = (sets.get(l).to_vec(), sets.get(r).to_vec());
+        let grown = usize::from(zero_level.is_some())..self.candidates.len();
+        for i in grown {
+            let (l, r) = self.candidates[i];
+            let (l, r) = (
+                self.sets.sets[l as usize].clone(),
+                self.sets.sets[r as usize].clone(),
+            );
             added += usize::from(self.store(&l, &r, false).1);
         }
-        candidates.sort_unstable();
-        candidates.dedup();
-        let novel = if transition_new && !candidates.is_empty() {
-            added as f64 / candidates.len() as f64
+        self.candidates.sort_unstable();
+        self.candidates.dedup();
+        let novel = if transition_new && !self.candidates.is_empty() {
+            added as f64 / self.candidates.len() as f64
         } else {
             0.0
         };
@@ -258,30 +271,27 @@ impl Memory {
         Step { confirmed, novel }
     }
 
+    /// The sensor facts of the most reliable contexts whose left half the new facts complete.
     fn predict(&mut self) {
         self.left.cross(&self.previous);
         let mut best = 0.0;
-        let mut winners: Vec<usize> = Vec::new();
+        self.predicted.clear();
         for &l in &self.left.touched {
             let half = &self.left.all[l];
-            if !half.fully_matched() {
+            if half.matched != half.facts.len() {
                 continue;
             }
-            for &(_, c) in &half.contexts {
-                let w = self.contexts[c].reliability();
+            for ctx in &half.contexts {
+                let w = ctx.reliability();
                 if w > best {
                     best = w;
-                    winners.clear();
+                    self.predicted.clear();
                 }
                 if w == best {
-                    winners.push(c);
+                    self.predicted
+                        .extend_from_slice(&self.right.all[ctx.right as usize].facts);
                 }
             }
-        }
-        self.predicted.clear();
-        for c in winners {
-            self.predicted
-                .extend_from_slice(&self.right.all[self.contexts[c].right].facts);
         }
         self.predicted.sort_unstable();
         self.predicted.dedup();
