@@ -38,16 +38,19 @@ impl Candidate {
     }
 }
 
-/// The grid the default was chosen from: the contextual detector's range settings, and the
-/// 12-point grid the previous default (calibrated MAD) was chosen from.
+/// The grid the default was chosen from: the contextual detector's rest level and range
+/// settings, and the 12-point grid the previous default (calibrated MAD) was chosen from.
 fn grid() -> Vec<Candidate> {
     let mut out = Vec::new();
-    for history in [1000, 2000] {
-        for margin in [0.0, 0.05, 0.1] {
-            out.push(Candidate::Context(ContextConfig {
-                range: Range::Adaptive { history, margin },
-                ..ContextConfig::default()
-            }));
+    for base_threshold in [0.7, 0.72, 0.75] {
+        for history in [1000, 2000] {
+            for margin in [0.0, 0.05, 0.1] {
+                out.push(Candidate::Context(ContextConfig {
+                    base_threshold,
+                    range: Range::Adaptive { history, margin },
+                    ..ContextConfig::default()
+                }));
+            }
         }
     }
     for refractory_half_life in [1000.0, 3000.0] {
@@ -173,7 +176,8 @@ fn main() {
         .collect();
     let per_point = start.elapsed().as_secs_f64() / points as f64;
     // NAB gives its detectors the file's minimum and maximum; ours cannot know them online. This
-    // row runs our implementation the NAB way, as a cross-check against NAB's stored contextOSE.
+    // row runs our implementation the NAB way (and with CAD's own rest level), as a cross-check
+    // against NAB's stored contextOSE.
     let look_ahead: Vec<Vec<f64>> = files
         .iter()
         .map(|f| {
@@ -181,6 +185,7 @@ fn main() {
             let max = f.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let config = ContextConfig {
                 rest_period: nab::probationary_length(f.values.len()) / 5,
+                base_threshold: 0.75,
                 range: Range::Fixed { min, max },
                 ..ContextConfig::default()
             };

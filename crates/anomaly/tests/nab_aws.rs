@@ -10,9 +10,9 @@ use cloudspend_anomaly::metric;
 use cloudspend_anomaly::nab::{self, PROFILES};
 use common::nab_data::{self, corpus};
 
-/// Measured 72.8 (standard, threshold optimised on the 17 files) when this floor was set; the
+/// Measured 73.5 (standard, threshold optimised on the 17 files) when this floor was set; the
 /// margin leaves room for harmless numeric changes, not for a worse detector.
-const STANDARD_FLOOR: f64 = 71.0;
+const STANDARD_FLOOR: f64 = 72.0;
 
 fn standard(files: &[nab_data::NabFile], scores: &[Vec<f64>]) -> f64 {
     nab::score_corpus(&corpus(files, scores), &PROFILES[0].costs).normalized
@@ -58,7 +58,7 @@ fn label_threshold_scores_as_the_optimum_does() {
 }
 
 /// Our contextual detector run as NAB runs contextOSE (the file's range, a rest period of 3% of
-/// the file) must score like NAB's stored contextOSE results (72.1): a check that it implements
+/// the file, CAD's rest level 0.75) must score like NAB's stored contextOSE results (72.1): a check that it implements
 /// the same algorithm. Tie-breaks differ, so rows are not identical; 71.8 when written.
 #[test]
 fn context_detector_with_nabs_file_range_scores_like_stored_context_ose() {
@@ -71,6 +71,7 @@ fn context_detector_with_nabs_file_range_scores_like_stored_context_ose() {
             let max = f.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let config = ContextConfig {
                 rest_period: nab::probationary_length(f.values.len()) / 5,
+                base_threshold: 0.75,
                 range: Range::Fixed { min, max },
                 ..ContextConfig::default()
             };
