@@ -1,6 +1,6 @@
 //! A contextual anomaly detector in the manner of CAD OSE, the "Contextual Anomaly Detector,
-//! Open Source Edition" by Mikhail Smirnov and Andrey Kuznetsov (2016,
-//! <https://github.com/smirmik/CAD>), run in NAB as `contextOSE`. The original is AGPL-3.0 and
+//! Open Source Edition" by Mikhail Smirnov (2016, <https://github.com/smirmik/CAD>), run in NAB
+//! as `contextOSE`. The original is AGPL-3.0 and
 //! this crate is Apache-2.0: this is our own implementation of the algorithm as described here
 //! (our data structures and names), not a translation of its code. See the crate README.
 //!
