@@ -175,7 +175,7 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
         )
         .await?;
     println!(
-        "imported {} ({}): {} rows read, {} skipped, {} daily cost rows written, total unblended {} ({} to the cent){}",
+        "imported {} ({}): {} rows read, {} skipped, {} daily cost rows new or changed, total unblended {} ({} to the cent){}",
         args.files
             .iter()
             .map(|p| p.display().to_string())

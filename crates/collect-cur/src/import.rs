@@ -718,9 +718,7 @@ fn parse_number(value: &str) -> Result<Option<Decimal>, String> {
 /// The UTC day a usage period starts. CUR writes `2023-11-01T00:00:00Z` (or `.000Z`), FOCUS
 /// `2024-09-18 22:00:00` (UTC by the spec) or RFC 3339 with an offset.
 fn parse_day(value: &str) -> Option<NaiveDate> {
-    let date = value
-        .get(..10)
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let date = value.get(..10).and_then(parse_ymd);
     let rest = value.get(10..).unwrap_or("");
     let utc_or_naive = !rest.get(1..).unwrap_or("").contains(['+', '-']);
     if let Some(date) = date
@@ -741,9 +739,43 @@ fn parse_day(value: &str) -> Option<NaiveDate> {
         .map(|dt| dt.date())
 }
 
+/// `YYYY-MM-DD` exactly. Every line item has one, and chrono's format-string parser spent more
+/// time on it than the rest of the row's fields together.
+fn parse_ymd(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(digits(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_read_exactly() {
+        let ymd = |s| parse_ymd(s).map(|d| d.to_string());
+        assert_eq!(ymd("2024-02-29").as_deref(), Some("2024-02-29"));
+        assert_eq!(ymd("0999-01-01").as_deref(), Some("0999-01-01"));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-011",
+            "2024/01/01",
+            "2024-01-0x",
+            "",
+            "2024-01-01T",
+        ] {
+            assert_eq!(ymd(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn usage_day_is_the_utc_date_of_the_start() {

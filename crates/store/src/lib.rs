@@ -230,7 +230,8 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> Result<Vec<String>>;
 
-    /// Inserts or replaces cost rows by their natural key, all in one transaction.
+    /// Inserts or replaces cost rows by their natural key, all in one transaction. Returns the
+    /// number of rows new or changed: writing the same rows again returns 0.
     async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> Result<u64>;
 
     /// Replaces every row of `source` with `from <= day < to` by `records`, in one

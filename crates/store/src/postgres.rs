@@ -2,7 +2,8 @@
 //! job leasing uses `FOR UPDATE SKIP LOCKED` so they split the work without waiting on each other.
 
 use crate::shared::{
-    BulkCostWrite, COST_COLUMNS, COST_ON_CONFLICT, impl_store, unique_violation_is,
+    BATCH_ROWS, BulkCostWrite, COST_COLUMNS, COST_ON_CONFLICT, CostsWritten, impl_store,
+    rollups_of, unique_violation_is,
 };
 use cloudspend_core::TenantId;
 use cloudspend_core::records::CostRecord;
@@ -81,7 +82,8 @@ impl BulkCostWrite for sqlx::Postgres {
         conn: &'a mut PgConnection,
         tenant: TenantId,
         records: &'a [&'a CostRecord],
-    ) -> crate::Result<Option<u64>> {
+        rollups: bool,
+    ) -> crate::Result<Option<CostsWritten>> {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(None);
         };
@@ -113,7 +115,13 @@ impl BulkCostWrite for sqlx::Postgres {
                     sqlx::query("RELEASE SAVEPOINT cost_copy")
                         .execute(&mut *conn)
                         .await?;
-                    return Ok(Some(written));
+                    // The days held nothing else: their rollups are these rows' alone.
+                    let rollups_written = rollups
+                        && write_rollups_of(conn, tenant, records, first.day, last.day).await?;
+                    return Ok(Some(CostsWritten {
+                        rows: written,
+                        rollups_written,
+                    }));
                 }
                 Err(e) if unique_violation_is(&e) => {
                     sqlx::query("ROLLBACK TO SAVEPOINT cost_copy")
@@ -145,8 +153,51 @@ impl BulkCostWrite for sqlx::Postgres {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        Ok(Some(written))
+        Ok(Some(CostsWritten {
+            rows: written,
+            rollups_written: false,
+        }))
     }
+}
+
+/// Replaces the rollups of days `first..=last` with those of `records`, which must be every
+/// cost row those days hold. Returns false, having written nothing, when the sums need the
+/// SQL refresh after all (see [`rollups_of`]).
+async fn write_rollups_of(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    records: &[&CostRecord],
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+) -> crate::Result<bool> {
+    let Some(rollups) = rollups_of(records) else {
+        return Ok(false);
+    };
+    sqlx::query("DELETE FROM cost_rollups WHERE tenant_id = $1 AND day >= $2 AND day <= $3")
+        .bind(tenant.0)
+        .bind(first)
+        .bind(last)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<_> = rollups.into_iter().collect();
+    for chunk in rows.chunks(BATCH_ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "INSERT INTO cost_rollups (tenant_id, day, dimension, key, amount_nanos, estimated) ",
+        );
+        q.push_values(
+            chunk,
+            |mut b, ((day, dimension, key), (amount, estimated))| {
+                b.push_bind(tenant.0)
+                    .push_bind(*day)
+                    .push_bind(dimension.as_str())
+                    .push_bind(*key)
+                    .push_bind(*amount)
+                    .push_bind(*estimated);
+            },
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(true)
 }
 
 /// Runs `statement` (a `COPY ... FROM STDIN`) with `records` as its text-format data, sent a
@@ -205,6 +256,14 @@ fn push_copy_row(out: &mut Vec<u8>, r: &CostRecord) {
 
 /// COPY text escapes: a backslash, tab or line break inside a value would end it early.
 fn push_copy_text(out: &mut Vec<u8>, text: &str) {
+    // Almost every value needs no escape: copy those whole rather than byte by byte.
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
     for b in text.bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
