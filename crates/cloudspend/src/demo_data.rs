@@ -221,6 +221,8 @@ pub fn instances(now: DateTime<Utc>) -> Vec<Instance> {
                 ("team".to_string(), "platform".to_string()),
             ]),
             last_seen_at: now,
+            volume_ids: Vec::new(),
+            state_since: None,
         })
         .collect()
 }

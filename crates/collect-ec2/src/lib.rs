@@ -129,7 +129,28 @@ fn map_instance(
             .to_string(),
         tags,
         last_seen_at: seen_at,
+        volume_ids: instance
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs()?.volume_id())
+            .map(str::to_string)
+            .collect(),
+        state_since: instance
+            .state_transition_reason()
+            .and_then(state_transition_time),
     })
+}
+
+/// The time in a StateTransitionReason such as "User initiated (2024-01-15 10:00:00 GMT)"
+/// (moto writes "UTC"). AWS documents no format, so anything else is simply not known.
+fn state_transition_time(reason: &str) -> Option<DateTime<Utc>> {
+    let inside = reason.get(reason.rfind('(')? + 1..reason.rfind(')')?)?;
+    let stamp = inside
+        .strip_suffix(" GMT")
+        .or_else(|| inside.strip_suffix(" UTC"))?;
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 #[cfg(test)]
@@ -139,7 +160,8 @@ mod tests {
         DescribeInstancesError, DescribeInstancesOutput,
     };
     use aws_sdk_ec2::types::{
-        InstanceState, InstanceStateName, InstanceType, Placement, Reservation, Tag,
+        EbsInstanceBlockDevice, InstanceBlockDeviceMapping, InstanceState, InstanceStateName,
+        InstanceType, Placement, Reservation, Tag,
     };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::error::ErrorMetadata;
@@ -183,11 +205,29 @@ mod tests {
                 DescribeInstancesOutput::builder()
                     .reservations(
                         Reservation::builder()
-                            .instances(sdk_instance(
-                                "i-0bbb",
-                                InstanceStateName::Stopped,
-                                Some("Windows"),
-                            ))
+                            .instances({
+                                let mut stopped = sdk_instance(
+                                    "i-0bbb",
+                                    InstanceStateName::Stopped,
+                                    Some("Windows"),
+                                );
+                                stopped.state_transition_reason =
+                                    Some("User initiated (2024-01-15 10:00:00 GMT)".into());
+                                stopped.block_device_mappings = Some(
+                                    ["vol-0root", "vol-0data"]
+                                        .map(|v| {
+                                            InstanceBlockDeviceMapping::builder()
+                                                .ebs(
+                                                    EbsInstanceBlockDevice::builder()
+                                                        .volume_id(v)
+                                                        .build(),
+                                                )
+                                                .build()
+                                        })
+                                        .to_vec(),
+                                );
+                                stopped
+                            })
                             .build(),
                     )
                     .build()
@@ -221,7 +261,42 @@ mod tests {
         );
         assert_eq!(b.state, "stopped");
         assert_eq!(b.platform, "Windows");
+        assert_eq!(b.volume_ids, ["vol-0root", "vol-0data"]);
+        assert_eq!(
+            b.state_since,
+            DateTime::from_timestamp(1_705_312_800, 0),
+            "2024-01-15 10:00:00 GMT"
+        );
+        assert_eq!(a.state_since, None, "a running instance has no reason");
         assert_eq!(counter.counts().operation("DescribeInstances"), 2);
+    }
+
+    #[test]
+    fn state_transition_times_are_read_when_aws_gives_one() {
+        for (reason, expected) in [
+            (
+                "User initiated (2024-01-15 10:00:00 GMT)",
+                Some(1_705_312_800),
+            ),
+            (
+                "User initiated (2024-01-15 10:00:00 UTC)",
+                Some(1_705_312_800),
+            ),
+            (
+                "Server.ScheduledStop (2024-01-15 10:00:00 GMT)",
+                Some(1_705_312_800),
+            ),
+            ("", None),
+            ("User initiated", None),
+            ("User initiated (yesterday)", None),
+            (")(", None),
+        ] {
+            assert_eq!(
+                state_transition_time(reason),
+                expected.and_then(|s| DateTime::from_timestamp(s, 0)),
+                "{reason:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -110,7 +110,17 @@ async fn three_instances_in_two_regions_with_one_stopped_are_collected_as_report
     );
     assert!(w.launch_time.is_some());
     assert_eq!(w.platform, "Linux/UNIX");
-    assert_eq!(by_id(&batch).state, "stopped");
+    let stopped = by_id(&batch);
+    assert_eq!(stopped.state, "stopped");
+    // moto gives each instance a root EBS volume and a stop time in StateTransitionReason.
+    assert_eq!(stopped.volume_ids.len(), 1, "{stopped:#?}");
+    assert!(stopped.volume_ids[0].starts_with("vol-"), "{stopped:#?}");
+    let since = stopped.state_since.expect("the stop time");
+    assert!(
+        (chrono::Utc::now() - since).num_minutes().abs() < 10,
+        "{since}"
+    );
+    assert!(!w.volume_ids.is_empty());
     let d = by_id(&db);
     assert_eq!(
         (d.region.as_str(), d.state.as_str()),

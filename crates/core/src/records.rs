@@ -146,6 +146,13 @@ pub struct Instance {
     pub platform: String,
     pub tags: BTreeMap<String, String>,
     pub last_seen_at: DateTime<Utc>,
+    /// The EBS volumes attached (block-device mappings). A stopped instance still pays for them.
+    #[serde(default)]
+    pub volume_ids: Vec<String>,
+    /// When the instance entered its current state, where AWS says (the time in
+    /// StateTransitionReason, e.g. "User initiated (2024-01-15 10:00:00 GMT)").
+    #[serde(default)]
+    pub state_since: Option<DateTime<Utc>>,
 }
 
 impl Instance {

@@ -86,6 +86,26 @@ pub async fn series_report(
         .map(|points| detect(&points, &Config::default())))
 }
 
+/// Whether each of the tenant's series can be judged (by the same data and rules as
+/// [`detect_and_store`]): a series with too few final days says so instead of being guessed at.
+pub async fn coverage(
+    store: &dyn Store,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, cloudspend_anomaly::SeriesStatus)>, StoreError> {
+    let config = Config::default();
+    let (to, from) = window(now);
+    let series = load_series(store, tenant, from, to, None).await?;
+    Ok(series
+        .into_iter()
+        .filter(|(name, _)| !matches!(split_series(name), (_, Some(""))))
+        .map(|(name, points)| {
+            let status = detect(&points, &config).status;
+            (name, status)
+        })
+        .collect())
+}
+
 fn window(now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
     let to = now.date_naive() + Days::new(1);
     (to, to - Days::new(HISTORY_DAYS))

@@ -1,5 +1,7 @@
 //! Idle and oversized instances, the way AWS Compute Optimizer judges them: CPU over the last
-//! 14 days, with at least 30 hours of data before anything is said.
+//! 14 days, with at least 30 hours of data before anything is said. And stopped instances whose
+//! EBS volumes the CUR shows still being billed: stopping an instance stops its compute charge,
+//! not its storage.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -9,7 +11,7 @@ use cloudspend_store::{Recommendation, Store, StoreError};
 
 use crate::anomalies::round1;
 use crate::pricing;
-use crate::view::RecommendationView;
+use crate::view::{RecommendationView, VolumeCost};
 
 pub const LOOKBACK_DAYS: i64 = 14;
 pub const MIN_HOURS_OF_DATA: i64 = 30;
@@ -17,6 +19,9 @@ pub const MIN_HOURS_OF_DATA: i64 = 30;
 pub const IDLE_P95_PERCENT: f64 = 5.0;
 /// CPU p95 under this (and not idle): half the size would still run under 40%.
 pub const OVERSIZED_P95_PERCENT: f64 = 20.0;
+/// A stopped instance is news once it has stayed stopped this long (when AWS says since when):
+/// an instance stopped for the weekend is not a finding.
+pub const MIN_STOPPED_DAYS: i64 = 7;
 
 /// Nearest-rank percentile (`q` in 0..=1) of `values`, which it sorts.
 pub fn percentile(values: &mut [f64], q: f64) -> f64 {
@@ -43,8 +48,18 @@ pub async fn compute(
         .into_iter()
         .map(|t| (t.key, t.amount))
         .collect();
+    // The CUR names an EBS volume by its id, or by its ARN (".../volume/vol-...").
+    let volume_costs: HashMap<&str, Money> = cur_costs
+        .iter()
+        .map(|(id, cost)| (id.rsplit('/').next().unwrap_or(id), *cost))
+        .filter(|(id, _)| id.starts_with("vol-"))
+        .collect();
     let mut views = Vec::new();
     for instance in store.instances(tenant).await? {
+        if instance.state == "stopped" {
+            views.extend(stopped_with_volumes(&instance, &volume_costs, now));
+            continue;
+        }
         if instance.state != "running" {
             continue;
         }
@@ -95,9 +110,10 @@ pub async fn compute(
             instance_type: instance.instance_type.clone(),
             state: instance.state.clone(),
             suggested_type,
-            cpu_p95: round1(p95),
-            cpu_max: round1(max),
-            hours_of_data,
+            cpu_p95: Some(round1(p95)),
+            cpu_max: Some(round1(max)),
+            hours_of_data: Some(hours_of_data),
+            volumes: Vec::new(),
             monthly_cost: monthly_cost.round_to_cents(),
             monthly_savings: savings.round_to_cents(),
             cost_basis: cost_basis.to_string(),
@@ -112,6 +128,77 @@ pub async fn compute(
             .then_with(|| a.resource_id.cmp(&b.resource_id))
     });
     Ok(records)
+}
+
+/// A stopped instance whose volumes the CUR bills: deleting them (after a snapshot, which costs
+/// a fraction) or terminating the instance saves what they cost. Without CUR rows for the
+/// volumes nothing is said: their size and type are not collected, so a price would be a guess.
+fn stopped_with_volumes(
+    instance: &cloudspend_core::records::Instance,
+    volume_costs: &HashMap<&str, Money>,
+    now: DateTime<Utc>,
+) -> Option<RecommendationView> {
+    if let Some(since) = instance.state_since
+        && now - since < Duration::days(MIN_STOPPED_DAYS)
+    {
+        return None;
+    }
+    let billed: Vec<(&String, Money)> = instance
+        .volume_ids
+        .iter()
+        .filter_map(|id| Some((id, *volume_costs.get(id.as_str())?)))
+        .filter(|(_, cost)| *cost > Money::ZERO)
+        .collect();
+    if billed.is_empty() {
+        return None;
+    }
+    let cost: Money = billed.iter().map(|(_, cost)| *cost).sum();
+    let volumes: Vec<VolumeCost> = billed
+        .iter()
+        .map(|(id, cost)| VolumeCost {
+            volume_id: (*id).clone(),
+            monthly_cost: cost.round_to_cents(),
+        })
+        .collect();
+    let since = instance
+        .state_since
+        .map(|t| format!(" since {}", t.date_naive()))
+        .unwrap_or_default();
+    let evidence = format!(
+        "Stopped{since}; {} of its {} EBS volume{} billed {} in the CUR's last 30 days ({})",
+        volumes.len(),
+        instance.volume_ids.len(),
+        if instance.volume_ids.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        cost.round_to_cents(),
+        volumes
+            .iter()
+            .map(|v| v.volume_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    Some(RecommendationView {
+        kind: "stopped_with_volumes".to_string(),
+        action: "delete_volumes".to_string(),
+        name: instance.name().map(str::to_string),
+        instance_id: instance.instance_id.clone(),
+        account_id: instance.account_id.clone(),
+        region: instance.region.clone(),
+        instance_type: instance.instance_type.clone(),
+        state: instance.state.clone(),
+        suggested_type: None,
+        cpu_p95: None,
+        cpu_max: None,
+        hours_of_data: None,
+        volumes,
+        monthly_cost: cost.round_to_cents(),
+        monthly_savings: cost.round_to_cents(),
+        cost_basis: "cur".to_string(),
+        evidence,
+    })
 }
 
 #[cfg(test)]

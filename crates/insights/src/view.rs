@@ -96,12 +96,12 @@ impl From<&StoredAnomaly> for AnomalyView {
     }
 }
 
-/// An idle or oversized instance and what acting on it saves.
+/// An idle, oversized or stopped-but-paying instance and what acting on it saves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecommendationView {
-    /// idle | oversized
+    /// idle | oversized | stopped_with_volumes
     pub kind: String,
-    /// stop | downsize
+    /// stop | downsize | delete_volumes (snapshot them first, or terminate the instance)
     pub action: String,
     pub instance_id: String,
     pub name: Option<String>,
@@ -111,9 +111,13 @@ pub struct RecommendationView {
     pub state: String,
     /// The next size down, for oversized instances.
     pub suggested_type: Option<String>,
-    pub cpu_p95: f64,
-    pub cpu_max: f64,
-    pub hours_of_data: i64,
+    /// CPU over the last 14 days; null for a stopped instance, which has none.
+    pub cpu_p95: Option<f64>,
+    pub cpu_max: Option<f64>,
+    pub hours_of_data: Option<i64>,
+    /// For a stopped instance: its EBS volumes and what each cost in the CUR's last 30 days.
+    #[serde(default)]
+    pub volumes: Vec<VolumeCost>,
     /// What the instance costs a month, and what acting on the finding saves.
     pub monthly_cost: Money,
     pub monthly_savings: Money,
@@ -121,6 +125,13 @@ pub struct RecommendationView {
     /// list price (the CUR has no rows for this instance).
     pub cost_basis: String,
     pub evidence: String,
+}
+
+/// One EBS volume of a stopped instance and its cost over the CUR's last 30 days.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VolumeCost {
+    pub volume_id: String,
+    pub monthly_cost: Money,
 }
 
 impl RecommendationView {

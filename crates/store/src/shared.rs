@@ -264,6 +264,8 @@ pub(crate) struct InstanceRow {
     pub platform: String,
     pub tags: Json<BTreeMap<String, String>>,
     pub last_seen_at: DateTime<Utc>,
+    pub volume_ids: Json<Vec<String>>,
+    pub state_since: Option<DateTime<Utc>>,
 }
 
 impl From<InstanceRow> for Instance {
@@ -279,6 +281,8 @@ impl From<InstanceRow> for Instance {
             platform: r.platform,
             tags: r.tags.0,
             last_seen_at: r.last_seen_at,
+            volume_ids: r.volume_ids.0,
+            state_since: r.state_since,
         }
     }
 }
@@ -1220,7 +1224,7 @@ macro_rules! impl_store {
             async fn instances(&self, tenant: TenantId) -> $crate::Result<Vec<Instance>> {
                 let rows: Vec<InstanceRow> = sqlx::query_as(
                     "SELECT account_id, region, instance_id, instance_type, state, launch_time, availability_zone, \
-                     platform, tags, last_seen_at FROM ec2_instances WHERE tenant_id = $1 \
+                     platform, tags, last_seen_at, volume_ids, state_since FROM ec2_instances WHERE tenant_id = $1 \
                      ORDER BY account_id, region, instance_id",
                 )
                 .bind(tenant.0)
@@ -2231,7 +2235,7 @@ macro_rules! impl_store {
             for chunk in instances.chunks(BATCH_ROWS) {
                 let mut q = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO ec2_instances (tenant_id, account_id, region, instance_id, instance_type, state, \
-                     launch_time, availability_zone, platform, tags, last_seen_at) ",
+                     launch_time, availability_zone, platform, tags, last_seen_at, volume_ids, state_since) ",
                 );
                 q.push_values(chunk, |mut b, i| {
                     b.push_bind(tenant.0)
@@ -2244,13 +2248,16 @@ macro_rules! impl_store {
                         .push_bind(i.availability_zone.clone())
                         .push_bind(i.platform.clone())
                         .push_bind(Json(i.tags.clone()))
-                        .push_bind($crate::micros(i.last_seen_at));
+                        .push_bind($crate::micros(i.last_seen_at))
+                        .push_bind(Json(i.volume_ids.clone()))
+                        .push_bind(i.state_since.map($crate::micros));
                 });
                 q.push(
                     " ON CONFLICT (tenant_id, account_id, region, instance_id) DO UPDATE SET \
                      instance_type = excluded.instance_type, state = excluded.state, \
                      launch_time = excluded.launch_time, availability_zone = excluded.availability_zone, \
-                     platform = excluded.platform, tags = excluded.tags, last_seen_at = excluded.last_seen_at",
+                     platform = excluded.platform, tags = excluded.tags, last_seen_at = excluded.last_seen_at, \
+                     volume_ids = excluded.volume_ids, state_since = excluded.state_since",
                 );
                 written += q.build().execute(&mut **tx).await?.rows_affected();
             }

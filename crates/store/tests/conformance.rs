@@ -59,6 +59,8 @@ fn instance(id: &str, region: &str, state: &str) -> Instance {
         platform: "Linux/UNIX".into(),
         tags: BTreeMap::from([("Name".to_string(), format!("web-{id}"))]),
         last_seen_at: at(2, 0) + Duration::nanoseconds(123_456_789),
+        volume_ids: vec![format!("vol-{id}-root"), format!("vol-{id}-data")],
+        state_since: (state == "stopped").then(|| at(1, 30)),
     }
 }
 
@@ -510,6 +512,9 @@ async fn instances_upsert_by_account_region_and_id(store: Arc<dyn Store>) {
     assert_eq!(got[0].instance_id, "i-2");
     assert_eq!(got[1].state, "stopped");
     assert_eq!(got[1].name(), Some("web-i-1"));
+    assert_eq!(got[1].volume_ids, ["vol-i-1-root", "vol-i-1-data"]);
+    assert_eq!(got[1].state_since, Some(at(1, 30)));
+    assert_eq!(got[0].state_since, None);
     // Microsecond precision on both backends.
     assert_eq!(
         got[1].last_seen_at,

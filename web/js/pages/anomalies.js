@@ -27,6 +27,18 @@ function statusButtons(anomaly, onDone) {
     anomaly.status !== 'open' ? actionButton('Reopen', async () => { onDone(await post(`/api/anomalies/${anomaly.id}/status`, { status: 'open' })); }, { small: true, kind: 'quiet' }) : null);
 }
 
+// Series the detector does not judge yet (too few final days): said, not silently skipped.
+async function coverageNote() {
+  const coverage = await get('/api/anomalies/series').catch(() => null);
+  const waiting = (coverage?.series ?? []).filter((s) => s.status === 'insufficient_history');
+  if (!waiting.length) return null;
+  const shown = waiting.slice(0, 6).map((s) => `${seriesLabel(s)}: ${s.days} of ${s.required} days`);
+  const more = waiting.length > shown.length ? `, and ${waiting.length - shown.length} more` : '';
+  return h('div.callout.info', { 'data-testid': 'insufficient-history', role: 'note' },
+    h('p', h('strong', `${waiting.length} ${waiting.length === 1 ? 'series has' : 'series have'} too little history to judge yet`),
+      ` (${coverage.scored} judged). CloudSpend waits for enough final days rather than guessing: ${shown.join('; ')}${more}.`));
+}
+
 function anomalyCard(a, currency, rerender) {
   return h('article.anomaly', { class: `sev-${a.severity}`, 'data-testid': 'anomaly', 'data-id': a.id, 'aria-labelledby': `an-${a.id}` },
     h('div',
@@ -50,6 +62,8 @@ export async function list(root) {
   const currency = 'USD';
   root.append(h('nav.tabs', { 'aria-label': 'Filter by status' }, STATUSES.map(([value, label]) =>
     h('a', { href: value === 'open' ? '/anomalies' : `/anomalies?status=${value}`, 'aria-current': value === status ? 'page' : null }, label))));
+  const note = await coverageNote();
+  if (note) root.append(note);
   const rerender = () => navigate(location.pathname + location.search, { replace: true });
   const rows = data.anomalies;
   const columns = [

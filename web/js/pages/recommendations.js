@@ -10,7 +10,7 @@ import { navigate } from '../router.js';
 const KIND = { idle: 'Idle', oversized: 'Oversized', stopped_with_volumes: 'Stopped, volumes kept' };
 
 export async function page(root, { ctx }) {
-  root.append(pageHead('Savings', { sub: 'Instances that cost money for little work, from two weeks of hourly CPU. Estimates at on-demand prices.' }));
+  root.append(pageHead('Savings', { sub: 'Instances that cost money for little work, from two weeks of hourly CPU, and stopped instances whose volumes are still billed (from your CUR). Priced from your CUR where it has the instance, on-demand list prices otherwise.' }));
   let data;
   try {
     data = await get('/api/recommendations');
@@ -24,7 +24,7 @@ export async function page(root, { ctx }) {
     kpi('Savings available', `${money(data.total_monthly_savings, cur)}/mo`, `${money(fromNanos(nanos(data.total_monthly_savings) * 12n), cur)} a year`, { tone: recs.length ? 'good' : '', testid: 'savings-total' }),
     kpi('Findings', String(recs.length), Object.entries(recs.reduce((acc, r) => ({ ...acc, [r.kind]: (acc[r.kind] ?? 0) + 1 }), {})).map(([k, n]) => `${n} ${KIND[k] ?? k}`).join(', ') || 'none')));
   if (!recs.length) {
-    root.append(card(null, emptyState('Nothing to save right now', 'No instance has been idle or oversized over the last 14 days. CloudSpend needs CPU history: new connections show findings after a few days.', [h('a.btn.btn-quiet', { href: '/instances' }, 'See instances')])));
+    root.append(card(null, emptyState('Nothing to save right now', 'No instance has been idle or oversized over the last 14 days, and no stopped instance has billed volumes. CloudSpend needs CPU history: new connections show findings after a few days.', [h('a.btn.btn-quiet', { href: '/instances' }, 'See instances')])));
     return;
   }
   // Findings are recomputed after collections; an instance stopped since then shows its state

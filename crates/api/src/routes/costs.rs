@@ -276,6 +276,10 @@ pub struct InstanceView {
     launch_time: Option<DateTime<Utc>>,
     last_seen_at: DateTime<Utc>,
     tags: BTreeMap<String, String>,
+    /// Attached EBS volumes.
+    volume_ids: Vec<String>,
+    /// When the instance entered its current state, where AWS says.
+    state_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -306,6 +310,8 @@ async fn instances(
                 launch_time: i.launch_time,
                 last_seen_at: i.last_seen_at,
                 tags: i.tags,
+                volume_ids: i.volume_ids,
+                state_since: i.state_since,
             })
             .collect(),
     }))

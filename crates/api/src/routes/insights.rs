@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(dashboard))
         .routes(routes!(list_anomalies))
+        .routes(routes!(anomaly_coverage))
         .routes(routes!(get_anomaly))
         .routes(routes!(set_anomaly_status))
         .routes(routes!(list_recommendations))
@@ -522,6 +523,69 @@ async fn list_anomalies(
     let found = state.store.anomalies(caller.tenant.id, &filter).await?;
     Ok(ApiJson(AnomaliesResponse {
         anomalies: found.iter().map(AnomalyView::from).collect(),
+    }))
+}
+
+/// One cost series the detector watches, and whether it has enough history to be judged.
+#[derive(Serialize, ToSchema)]
+pub struct SeriesCoverage {
+    /// total | service:NAME | account:ID | region:NAME
+    series: String,
+    /// scored | insufficient_history
+    status: &'static str,
+    /// For insufficient_history: the final, non-credit days the series has, and how many the
+    /// detector needs before it says anything.
+    days: Option<usize>,
+    required: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CoverageResponse {
+    /// How many series are judged, and how many are not yet.
+    scored: usize,
+    insufficient_history: usize,
+    /// Series with insufficient history first, then by name.
+    series: Vec<SeriesCoverage>,
+}
+
+/// Which of the tenant's cost series (total, each service, account, region) the anomaly
+/// detector can judge, and which have too little history yet: those are not guessed at.
+#[utoipa::path(get, path = "/api/anomalies/series", tag = "insights", security(("bearer" = [])),
+    responses((status = 200, body = CoverageResponse), (status = 401, body = ErrorBody)))]
+async fn anomaly_coverage(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<CoverageResponse>> {
+    use cloudspend_anomaly::SeriesStatus;
+    let mut series: Vec<SeriesCoverage> = cloudspend_insights::anomalies::coverage(
+        state.store.as_ref(),
+        caller.tenant.id,
+        Utc::now(),
+    )
+    .await?
+    .into_iter()
+    .map(|(series, status)| match status {
+        SeriesStatus::Scored => SeriesCoverage {
+            series,
+            status: "scored",
+            days: None,
+            required: None,
+        },
+        SeriesStatus::InsufficientHistory { days, required } => SeriesCoverage {
+            series,
+            status: "insufficient_history",
+            days: Some(days),
+            required: Some(required),
+        },
+    })
+    .collect();
+    series
+        .sort_by(|a, b| (a.status == "scored", &a.series).cmp(&(b.status == "scored", &b.series)));
+    let scored = series.iter().filter(|s| s.status == "scored").count();
+    Ok(ApiJson(CoverageResponse {
+        scored,
+        insufficient_history: series.len() - scored,
+        series,
     }))
 }
 

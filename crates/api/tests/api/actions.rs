@@ -101,6 +101,8 @@ async fn world(config: cloudspend_api::ApiConfig) -> World {
                 platform: "Linux/UNIX".into(),
                 tags: BTreeMap::from([("Name".to_string(), "idle-web".to_string())]),
                 last_seen_at: now,
+                volume_ids: Vec::new(),
+                state_since: None,
             }],
         )
         .await
@@ -115,9 +117,10 @@ async fn world(config: cloudspend_api::ApiConfig) -> World {
         instance_type: "t3.micro".into(),
         state: "running".into(),
         suggested_type: None,
-        cpu_p95: 1.2,
-        cpu_max: 3.0,
-        hours_of_data: 336,
+        cpu_p95: Some(1.2),
+        cpu_max: Some(3.0),
+        hours_of_data: Some(336),
+        volumes: Vec::new(),
         monthly_cost: "7.49".parse().unwrap(),
         monthly_savings: "7.49".parse().unwrap(),
         cost_basis: "list_price".into(),

@@ -137,6 +137,8 @@ async fn instances_and_their_cpu_are_per_tenant() {
                 platform: "Linux/UNIX".into(),
                 tags: BTreeMap::from([("Name".to_string(), "web".to_string())]),
                 last_seen_at: now,
+                volume_ids: Vec::new(),
+                state_since: None,
             }],
         )
         .await
@@ -237,6 +239,8 @@ async fn costs_group_by_a_tag_from_the_exports_and_ec2_with_untagged_rows_kept()
         platform: "Linux/UNIX".into(),
         tags: tags(&[("team", team)]),
         last_seen_at: Utc::now(),
+        volume_ids: Vec::new(),
+        state_since: None,
     };
     app.store
         .upsert_instances(

@@ -732,6 +732,8 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
         platform: "Linux/UNIX".into(),
         tags: BTreeMap::from([("Name".to_string(), format!("{id}-name"))]),
         last_seen_at: now,
+        volume_ids: Vec::new(),
+        state_since: None,
     };
     app.store
         .upsert_instances(
@@ -741,7 +743,23 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
                 instance("i-big", "m5.xlarge", "running"),
                 instance("i-busy", "m5.large", "running"),
                 instance("i-new", "t3.micro", "running"),
-                instance("i-off", "t3.micro", "stopped"),
+                // Stopped, but no CUR rows for its volume: nothing to say.
+                Instance {
+                    volume_ids: vec!["vol-nocur".into()],
+                    ..instance("i-off", "t3.micro", "stopped")
+                },
+                // Stopped for 20 days with two billed volumes (one named by its ARN in the CUR).
+                Instance {
+                    volume_ids: vec!["vol-root1".into(), "vol-data1".into(), "vol-free".into()],
+                    state_since: Some(now - Duration::days(20)),
+                    ..instance("i-parked", "m5.large", "stopped")
+                },
+                // Stopped two days ago: a weekend, not a finding yet.
+                Instance {
+                    volume_ids: vec!["vol-wk".into()],
+                    state_since: Some(now - Duration::days(2)),
+                    ..instance("i-weekend", "m5.large", "stopped")
+                },
             ],
         )
         .await
@@ -780,22 +798,34 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
         .upsert_metric_points(tenant, &points)
         .await
         .unwrap();
-    // The CUR prices i-big: $3.30/day over the last 30 days.
+    // The CUR prices i-big: $3.30/day over the last 30 days; and the stopped instances' volumes.
     let today = now.date_naive();
     let cur: Vec<CostRecord> = (1..=30u64)
-        .map(|back| CostRecord {
-            source: CostSource::Cur,
-            region: "us-east-1".into(),
-            usage_type: "BoxUsage:m5.xlarge".into(),
-            resource_id: "i-big".into(),
-            line_item_type: "Usage".into(),
-            ..ce(
-                today - Days::new(back),
-                "111111111111",
-                "Amazon Elastic Compute Cloud - Compute",
-                m("3.30"),
-                false,
-            )
+        .flat_map(|back| {
+            [
+                ("i-big", "BoxUsage:m5.xlarge", "3.30"),
+                ("vol-root1", "EBS:VolumeUsage.gp3", "0.10"),
+                (
+                    "arn:aws:ec2:us-east-1:111111111111:volume/vol-data1",
+                    "EBS:VolumeUsage.gp3",
+                    "0.50",
+                ),
+                ("vol-wk", "EBS:VolumeUsage.gp3", "1.00"),
+            ]
+            .map(|(resource, usage_type, amount)| CostRecord {
+                source: CostSource::Cur,
+                region: "us-east-1".into(),
+                usage_type: usage_type.into(),
+                resource_id: resource.into(),
+                line_item_type: "Usage".into(),
+                ..ce(
+                    today - Days::new(back),
+                    "111111111111",
+                    "Amazon Elastic Compute Cloud - Compute",
+                    m(amount),
+                    false,
+                )
+            })
         })
         .collect();
     app.store.upsert_daily_costs(tenant, &cur).await.unwrap();
@@ -806,7 +836,7 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
     let reply = app.get("/api/recommendations", Some(&ana.token)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let recs = reply.body["recommendations"].as_array().unwrap();
-    assert_eq!(recs.len(), 2, "{}", reply.text);
+    assert_eq!(recs.len(), 3, "{}", reply.text);
     let idle = recs.iter().find(|r| r["instance_id"] == "i-idle").unwrap();
     assert_eq!(idle["kind"], "idle");
     assert_eq!(idle["action"], "stop");
@@ -822,17 +852,41 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
     assert_eq!(big["cost_basis"], "cur");
     assert_eq!(big["monthly_cost"], "99.00");
     assert_eq!(big["monthly_savings"], "49.50");
-    assert_eq!(reply.body["total_monthly_savings"], "189.66");
-    // Not recommended: busy, too little data (10 h < 30 h), stopped.
+    let parked = recs
+        .iter()
+        .find(|r| r["instance_id"] == "i-parked")
+        .unwrap();
+    assert_eq!(parked["kind"], "stopped_with_volumes");
+    assert_eq!(parked["action"], "delete_volumes");
+    assert_eq!(parked["cost_basis"], "cur");
+    assert_eq!(parked["monthly_cost"], "18.00");
+    assert_eq!(parked["monthly_savings"], "18.00");
+    assert_eq!(parked["cpu_p95"], Value::Null);
+    assert_eq!(
+        parked["volumes"],
+        serde_json::json!([
+            {"volume_id": "vol-root1", "monthly_cost": "3.00"},
+            {"volume_id": "vol-data1", "monthly_cost": "15.00"}
+        ])
+    );
+    let evidence = parked["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("2 of its 3 EBS volumes") && evidence.contains("18.00"),
+        "{evidence}"
+    );
+    assert_eq!(reply.body["total_monthly_savings"], "207.66");
+    // Not recommended: busy, too little data (10 h < 30 h), stopped without billed volumes,
+    // stopped too recently.
     assert!(recs.iter().all(|r| r["instance_id"] != "i-busy"
         && r["instance_id"] != "i-new"
-        && r["instance_id"] != "i-off"));
+        && r["instance_id"] != "i-off"
+        && r["instance_id"] != "i-weekend"));
 
     let dash = app.get("/api/dashboard", Some(&ana.token)).await;
     assert_eq!(dash.body["idle"]["count"], 1);
     assert_eq!(dash.body["idle"]["monthly_savings"], "140.16");
-    assert_eq!(dash.body["savings"]["monthly_savings"], "189.66");
-    assert_eq!(dash.body["instances"]["total"], 5);
+    assert_eq!(dash.body["savings"]["monthly_savings"], "207.66");
+    assert_eq!(dash.body["instances"]["total"], 7);
     assert_eq!(dash.body["instances"]["by_state"]["running"], 4);
 
     let bobs = app.get("/api/recommendations", Some(&bob.token)).await;
@@ -990,6 +1044,8 @@ async fn cpu_points_carry_the_metric_detectors_score_and_a_spike_is_flagged() {
                 platform: "Linux/UNIX".into(),
                 tags: BTreeMap::new(),
                 last_seen_at: now,
+                volume_ids: Vec::new(),
+                state_since: None,
             }],
         )
         .await
@@ -1039,4 +1095,58 @@ async fn cpu_points_carry_the_metric_detectors_score_and_a_spike_is_flagged() {
 
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn series_with_too_little_history_say_so_instead_of_being_judged() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let today = Utc::now().date_naive();
+    let mut rows = history(today, false);
+    // A service the tenant started using five days ago.
+    for back in 1..=5u64 {
+        rows.push(ce(
+            today - Days::new(back),
+            "111111111111",
+            "Amazon Bedrock",
+            m("42.00"),
+            false,
+        ));
+    }
+    app.store.upsert_daily_costs(tenant, &rows).await.unwrap();
+
+    let reply = app.get("/api/anomalies/series", Some(&ana.token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let series = reply.body["series"].as_array().unwrap();
+    let find = |name: &str| {
+        series
+            .iter()
+            .find(|s| s["series"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {}", reply.text))
+    };
+    let bedrock = find("service:Amazon Bedrock");
+    assert_eq!(bedrock["status"], "insufficient_history", "{}", reply.text);
+    assert_eq!(bedrock["days"], 5);
+    assert!(bedrock["required"].as_u64().unwrap() > 5);
+    // Listed first, so the few series not judged are not lost among the many that are.
+    assert_eq!(series[0]["series"], "service:Amazon Bedrock");
+    let total = find("total");
+    assert_eq!(total["status"], "scored");
+    assert_eq!(total["days"], Value::Null);
+    assert_eq!(find("account:222222222222")["status"], "scored");
+    assert_eq!(reply.body["insufficient_history"], 1);
+    assert_eq!(
+        reply.body["scored"].as_u64().unwrap() as usize,
+        series.len() - 1
+    );
+
+    let bobs = app.get("/api/anomalies/series", Some(&bob.token)).await;
+    assert_eq!(bobs.status, StatusCode::OK);
+    assert!(bobs.body["series"].as_array().unwrap().is_empty());
+    assert_eq!(
+        app.get("/api/anomalies/series", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
