@@ -390,9 +390,13 @@ async fn instance_cpu(
         .store
         .metric_points(caller.tenant.id, &instance_id, "CPUUtilization", from, to)
         .await?;
-    let scores = cloudspend_anomaly::metric::score_series(
-        &points.iter().map(|p| p.average).collect::<Vec<_>>(),
-    );
+    // Tens of microseconds a point: a long window is seconds of CPU, which must not stall the
+    // async workers serving everyone else.
+    let values: Vec<f64> = points.iter().map(|p| p.average).collect();
+    let scores =
+        tokio::task::spawn_blocking(move || cloudspend_anomaly::metric::score_series(&values))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("scoring CPU points: {e}")))?;
     Ok(ApiJson(InstanceCpuResponse {
         instance_id,
         points: points
