@@ -1,6 +1,7 @@
 //! The streaming import: bytes → (decompress) → CSV rows → parsed values → per-key sums.
 
-use crate::aggregate::{Aggregator, RowValues};
+use crate::aggregate::{Aggregator, RowValues, merge_into_records};
+use crate::blocks::{self, Block, Splitter};
 use crate::error::ImportError;
 use crate::format::{Amortization, CurAmortization, Format, Layout, Source, TagSource};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -9,6 +10,7 @@ use cloudspend_core::records::CostRecord;
 use rust_decimal::Decimal;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -16,8 +18,35 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How far an import has got, for a progress bar. Sent every [`PROGRESS_EVERY_ROWS`] rows and
-/// once at the end.
+/// How an import spreads its parse over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Threads that parse blocks of the file; 1 parses on the calling thread. Each thread
+    /// keeps sums of its own until the file ends, so with keys spread all over the file the
+    /// sums can take up to this many times the memory of one set.
+    pub threads: usize,
+    /// About how many bytes of CSV a thread parses at a time (more for a longer record).
+    pub block_bytes: usize,
+}
+
+/// Beyond this, more threads cost memory (sums per thread) for little: merging the parts and
+/// building the records stay serial.
+const MAX_THREADS: usize = 4;
+
+impl Default for ImportOptions {
+    /// The cores available, at most [`MAX_THREADS`]; 1 MiB blocks, big enough that handing a
+    /// block to a thread costs nothing next to parsing it.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            threads: cores.min(MAX_THREADS),
+            block_bytes: 1 << 20,
+        }
+    }
+}
+
+/// How far an import has got, for a progress bar. Sent about every [`PROGRESS_EVERY_ROWS`]
+/// rows (when a block of rows is handed out) and once at the end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Data rows read so far (kept and skipped).
@@ -66,6 +95,15 @@ pub fn import_reader<R: Read>(
     reader: R,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportResult, ImportError> {
+    import_reader_with(reader, ImportOptions::default(), progress)
+}
+
+/// [`import_reader`] with a choice of threads and block size.
+pub fn import_reader_with<R: Read>(
+    reader: R,
+    options: ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportResult, ImportError> {
     let counted = Counting::new(reader);
     let bytes = counted.count.clone();
     let mut state = State::default();
@@ -75,8 +113,8 @@ pub fn import_reader<R: Read>(
         total_bytes: None,
         progress,
     };
-    import_stream(counted, &mut sink, &mut state, 0)?;
-    state.finish()
+    import_stream(counted, &mut sink, &mut state, options, 0)?;
+    state.finish(options.threads)
 }
 
 /// Imports one export file: `.csv`, `.csv.gz`, `.zip` (holding one CSV, as CUR delivers them).
@@ -86,8 +124,9 @@ pub fn import_path(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportResult, ImportError> {
     let mut state = State::default();
-    import_file(path, Progress::default(), progress, &mut state)?;
-    state.finish()
+    let options = ImportOptions::default();
+    import_file(path, Progress::default(), progress, &mut state, options)?;
+    state.finish(options.threads)
 }
 
 /// Imports the parts of one report together, as one result. A CUR delivery is split into
@@ -99,24 +138,46 @@ pub fn import_paths(
     paths: &[&Path],
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportResult, ImportError> {
+    import_paths_with(paths, ImportOptions::default(), progress)
+}
+
+/// [`import_paths`] with a choice of threads and block size.
+pub fn import_paths_with(
+    paths: &[&Path],
+    options: ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportResult, ImportError> {
     let total: u64 = paths
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
+    let in_file = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ImportError::InFile {
+            path,
+            source: Box::new(source),
+        }
+    };
     let mut state = State::default();
-    for path in paths {
+    for (i, path) in paths.iter().enumerate() {
+        if i > 0 {
+            state.seal().map_err(in_file(paths[i - 1]))?;
+        }
         let base = Progress {
             rows: state.rows_read,
             bytes: state.bytes_read,
             total_bytes: Some(total),
         };
-        import_file(path, base, progress, &mut state).map_err(|source| ImportError::InFile {
-            path: path.display().to_string(),
-            source: Box::new(source),
-        })?;
+        import_file(path, base, progress, &mut state, options).map_err(in_file(path))?;
     }
-    state.finish()
+    // A row error found as the last file's parts are merged is that file's.
+    state
+        .finish(options.threads)
+        .map_err(|e| match paths.last() {
+            Some(path) if error_line(&e).is_some() => in_file(path)(e),
+            _ => e,
+        })
 }
 
 fn import_file(
@@ -124,6 +185,7 @@ fn import_file(
     base: Progress,
     progress: &mut dyn FnMut(Progress),
     state: &mut State,
+    options: ImportOptions,
 ) -> Result<(), ImportError> {
     let is_parquet = path
         .extension()
@@ -156,9 +218,9 @@ fn import_file(
         let mut archive = zip::ZipArchive::new(counted).map_err(|e| zip_error(e, &bytes))?;
         let index = single_csv_entry(&mut archive)?;
         let entry = archive.by_index(index).map_err(|e| zip_error(e, &bytes))?;
-        import_stream(Box::new(entry), &mut sink, state, 1)
+        import_stream(Box::new(entry), &mut sink, state, options, 1)
     } else {
-        import_stream(counted, &mut sink, state, 0)
+        import_stream(counted, &mut sink, state, options, 0)
     }
 }
 
@@ -186,26 +248,27 @@ fn import_stream<R: Read>(
     reader: R,
     sink: &mut Sink<'_>,
     state: &mut State,
+    options: ImportOptions,
     depth: u8,
 ) -> Result<(), ImportError> {
     let (kind, prefix, rest) = sniff(reader).map_err(|e| read_error(sink.bytes, e))?;
     let stream = io::Cursor::new(prefix).chain(rest);
     match kind {
-        Container::Plain => import_csv(stream, sink, state),
+        Container::Plain => import_csv(stream, sink, state, options),
         Container::Parquet => Err(ImportError::ParquetNotSupported),
         _ if depth > 1 => Err(ImportError::Zip(
             "archives nested more than two deep".into(),
         )),
         Container::Gzip => {
             let inner: Box<dyn Read + '_> = Box::new(flate2::read::MultiGzDecoder::new(stream));
-            import_stream(inner, sink, state, depth + 1)
+            import_stream(inner, sink, state, options, depth + 1)
         }
         Container::Zip => {
             let mut stream = stream;
             match zip::read::read_zipfile_from_stream(&mut stream) {
                 Ok(Some(entry)) => {
                     let inner: Box<dyn Read + '_> = Box::new(entry);
-                    import_stream(inner, sink, state, depth + 1)
+                    import_stream(inner, sink, state, options, depth + 1)
                 }
                 Ok(None) => Err(ImportError::Zip("the archive holds no file".into())),
                 Err(e) => Err(zip_error(e, sink.bytes)),
@@ -325,16 +388,10 @@ fn zip_error(error: zip::result::ZipError, bytes: &AtomicU64) -> ImportError {
     }
 }
 
-fn csv_error(error: csv::Error, bytes: &AtomicU64) -> ImportError {
-    let line = error.position().map_or(0, |p| p.line());
+/// A malformed row, named by the line it starts on; `bytes_read` for an I/O error.
+fn csv_error(error: csv::Error, line: u64, bytes_read: u64) -> ImportError {
     match error.into_kind() {
-        csv::ErrorKind::Io(source) => read_error(bytes, source),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => ImportError::Csv {
-            line,
-            message: format!("{len} fields where the header has {expected_len}"),
-        },
+        csv::ErrorKind::Io(source) => ImportError::Read { bytes_read, source },
         csv::ErrorKind::Utf8 { err, .. } => ImportError::Csv {
             line,
             message: format!("field {} is not valid UTF-8", err.field() + 1),
@@ -346,18 +403,38 @@ fn csv_error(error: csv::Error, bytes: &AtomicU64) -> ImportError {
     }
 }
 
+fn csv_error_in(block: &Block, error: csv::Error) -> ImportError {
+    let line = block.line(error.position());
+    csv_error(error, line, 0)
+}
+
+/// The line a row error names, to find the one first in the file.
+pub(crate) fn error_line(error: &ImportError) -> Option<u64> {
+    match error {
+        ImportError::Csv { line, .. }
+        | ImportError::BadNumber { line, .. }
+        | ImportError::BadDate { line, .. }
+        | ImportError::MissingValue { line, .. }
+        | ImportError::Overflow { line, .. }
+        | ImportError::MixedCurrency { line, .. } => Some(*line),
+        _ => None,
+    }
+}
+
 fn import_csv<R: Read>(
     reader: R,
     sink: &mut Sink<'_>,
     state: &mut State,
+    options: ImportOptions,
 ) -> Result<(), ImportError> {
     let bytes = sink.bytes;
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(reader);
-    let header: Vec<String> = csv
-        .headers()
-        .map_err(|e| csv_error(e, bytes))?
+    let mut splitter = Splitter::new(reader, options.block_bytes);
+    let header: Vec<String> = splitter
+        .header()
+        .map_err(|e| {
+            let line = e.position().map_or(1, csv::Position::line);
+            csv_error(e, line, bytes.load(Ordering::Relaxed))
+        })?
         .iter()
         .map(str::to_string)
         .collect();
@@ -374,47 +451,148 @@ fn import_csv<R: Read>(
         }
         _ => state.format = Some(layout.format),
     }
-    let mut record = csv::StringRecord::new();
-    let mut rows: u64 = 0;
-    loop {
-        match csv.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(e, bytes)),
-        }
-        rows += 1;
-        let line = record.position().map_or(rows + 1, |p| p.line());
-        state.row(&layout, line, &record)?;
-        if rows.is_multiple_of(PROGRESS_EVERY_ROWS) {
+    let parse = |block: &Block, part: &mut Part| part.block(&layout, header.len(), block);
+    let mut reported = 0;
+    let parsed = blocks::parse_blocks(&mut splitter, options.threads, &parse, &mut |rows| {
+        if rows / PROGRESS_EVERY_ROWS > reported / PROGRESS_EVERY_ROWS {
             sink.report(rows);
+            reported = rows;
         }
+    });
+    if let Some(error) = parsed.error {
+        // Rows before the failed one may conflict with rows in another thread's part (or an
+        // earlier file): a serial import would have stopped at the first such row.
+        let earlier = state.sealed.take().map(|part| part.sums);
+        let sums = parsed.parts.into_iter().map(|part| part.sums).collect();
+        let conflict = merge_into_records(earlier, sums, options.threads)
+            .err()
+            .filter(|conflict| error_line(conflict) < error_line(&error));
+        return Err(conflict.unwrap_or(error));
     }
-    // Read to the very end so a compressed stream's trailer (gzip CRC and length) is checked.
-    let mut rest = csv.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(|e| read_error(bytes, e))?;
-    sink.report(rows);
-    state.rows_read += rows;
+    if let Some(source) = parsed.read_error {
+        return Err(read_error(bytes, source));
+    }
+    sink.report(parsed.rows);
+    state.rows_read += parsed.rows;
     state.bytes_read += bytes.load(Ordering::Relaxed);
+    state.parts = parsed.parts;
     Ok(())
 }
 
-/// What the row loop carries besides the sums.
+/// The parts of one file, each a thread's, merged.
+fn merge_parts(parts: Vec<Part>) -> Result<Part, ImportError> {
+    let mut parts = parts.into_iter();
+    let mut merged = parts.next().unwrap_or_default();
+    let mut first_error: Option<ImportError> = None;
+    for part in parts {
+        if let Err(e) = merged.absorb(part, false)
+            && first_error
+                .as_ref()
+                .is_none_or(|first| error_line(&e) < error_line(first))
+        {
+            first_error = Some(e);
+        }
+    }
+    first_error.map_or(Ok(merged), Err)
+}
+
+/// What an import carries from file to file.
 #[derive(Default)]
 struct State {
     /// Set by the first file's header; later files must match.
     format: Option<Format>,
-    sums: Aggregator,
+    /// The files before the last one, merged.
+    sealed: Option<Part>,
+    /// The last file's parts, one per thread: merged at the end, on as many threads, as the
+    /// records are built.
+    parts: Vec<Part>,
     rows_read: u64,
-    rows_skipped: u64,
-    skipped_by_provider: BTreeMap<String, u64>,
-    days: Option<(NaiveDate, NaiveDate)>,
-    resource_tags: BTreeMap<String, BTreeMap<String, String>>,
-    tagged_rows_without_resource: u64,
-    unreadable_tag_cells: u64,
     bytes_read: u64,
 }
 
-impl State {
+/// Tag values by resource id and key, each with the line it came from: the latest line wins,
+/// whichever thread read it.
+type Tags = BTreeMap<String, BTreeMap<String, (u64, String)>>;
+
+/// What the rows parsed by one thread add up to.
+#[derive(Default)]
+struct Part {
+    sums: Aggregator,
+    rows_skipped: u64,
+    skipped_by_provider: BTreeMap<String, u64>,
+    days: Option<(NaiveDate, NaiveDate)>,
+    resource_tags: Tags,
+    tagged_rows_without_resource: u64,
+    unreadable_tag_cells: u64,
+}
+
+impl Part {
+    /// Parses one block's rows; `width` is the header's.
+    fn block(&mut self, layout: &Layout, width: usize, block: &Block) -> Result<u64, ImportError> {
+        // Flexible: the header is not in the block, so the field count is checked here.
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&block.bytes[..]);
+        let mut record = csv::StringRecord::new();
+        let mut rows = 0;
+        loop {
+            match csv.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(rows),
+                // A block is in memory: no bytes are read here.
+                Err(e) => return Err(csv_error_in(block, e)),
+            }
+            rows += 1;
+            let line = block.line(record.position());
+            if record.len() != width {
+                return Err(ImportError::Csv {
+                    line,
+                    message: format!("{} fields where the header has {width}", record.len()),
+                });
+            }
+            self.row(layout, line, &record)?;
+        }
+    }
+
+    /// Adds another part's rows. `other_is_later`: all its lines come after this part's (a
+    /// later file); otherwise the lines interleave (blocks of one file) and line numbers
+    /// decide which tag value and which currency came first. Counters just add up.
+    fn absorb(&mut self, other: Part, other_is_later: bool) -> Result<(), ImportError> {
+        let sums = self.absorb_all_but_sums(other, other_is_later);
+        self.sums.absorb(sums, other_is_later)
+    }
+
+    /// [`Part::absorb`] without the sums, which come back.
+    fn absorb_all_but_sums(&mut self, other: Part, other_is_later: bool) -> Aggregator {
+        self.rows_skipped += other.rows_skipped;
+        for (provider, rows) in other.skipped_by_provider {
+            *self.skipped_by_provider.entry(provider).or_default() += rows;
+        }
+        self.days = match (self.days, other.days) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (mine, theirs) => mine.or(theirs),
+        };
+        for (resource, tags) in other.resource_tags {
+            let mine = self.resource_tags.entry(resource).or_default();
+            for (key, (line, value)) in tags {
+                match mine.entry(key) {
+                    Entry::Vacant(slot) => {
+                        slot.insert((line, value));
+                    }
+                    Entry::Occupied(mut slot) => {
+                        if other_is_later || line > slot.get().0 {
+                            slot.insert((line, value));
+                        }
+                    }
+                }
+            }
+        }
+        self.tagged_rows_without_resource += other.tagged_rows_without_resource;
+        self.unreadable_tag_cells += other.unreadable_tag_cells;
+        other.sums
+    }
+
     fn row(
         &mut self,
         layout: &Layout,
@@ -487,7 +665,7 @@ impl State {
         let currency = if currency.is_empty() { "USD" } else { currency };
         let unit = layout.unit.map_or("", |i| cell(record, i));
 
-        self.tags(layout, record, &resource_id);
+        self.tags(layout, line, record, &resource_id);
         self.days = Some(match self.days {
             None => (day, day),
             Some((lo, hi)) => (lo.min(day), hi.max(day)),
@@ -513,7 +691,7 @@ impl State {
         )
     }
 
-    fn tags(&mut self, layout: &Layout, record: &csv::StringRecord, resource_id: &str) {
+    fn tags(&mut self, layout: &Layout, line: u64, record: &csv::StringRecord, resource_id: &str) {
         let mut found: Vec<(String, String)> = Vec::new();
         match &layout.tags {
             TagSource::None => return,
@@ -553,31 +731,68 @@ impl State {
                 .entry(resource_id.to_string())
                 .or_default(),
         };
-        tags.extend(found);
+        tags.extend(found.into_iter().map(|(key, value)| (key, (line, value))));
+    }
+}
+
+impl State {
+    /// Merges the last file's parts into the earlier files', before the next file.
+    fn seal(&mut self) -> Result<(), ImportError> {
+        let file = merge_parts(std::mem::take(&mut self.parts))?;
+        match &mut self.sealed {
+            Some(sealed) => sealed.absorb(file, true),
+            None => {
+                self.sealed = Some(file);
+                Ok(())
+            }
+        }
     }
 
-    fn finish(self) -> Result<ImportResult, ImportError> {
+    fn finish(self, threads: usize) -> Result<ImportResult, ImportError> {
         let format = self.format.ok_or(ImportError::Empty)?;
+        let mut file = Part::default();
+        let last_file_sums: Vec<Aggregator> = self
+            .parts
+            .into_iter()
+            .map(|part| file.absorb_all_but_sums(part, false))
+            .collect();
+        let (part, earlier_sums) = match self.sealed {
+            Some(mut sealed) => {
+                let sums = std::mem::take(&mut sealed.sums);
+                sealed.absorb_all_but_sums(file, true);
+                (sealed, Some(sums))
+            }
+            None => (file, None),
+        };
+        let merged = merge_into_records(earlier_sums, last_file_sums, threads)?;
         let money = |value: Decimal, what: &str| {
             Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
                 what: what.to_string(),
                 value: value.to_string(),
             })
         };
-        let total_unblended = money(self.sums.total_unblended, "the file's total unblended cost")?;
-        let total_amortized = money(self.sums.total_amortized, "the file's total amortized cost")?;
+        let total_unblended = money(merged.total_unblended, "the file's total unblended cost")?;
+        let total_amortized = money(merged.total_amortized, "the file's total amortized cost")?;
+        let resource_tags = part
+            .resource_tags
+            .into_iter()
+            .map(|(resource, tags)| {
+                let tags = tags.into_iter().map(|(k, (_, v))| (k, v)).collect();
+                (resource, tags)
+            })
+            .collect();
         Ok(ImportResult {
             format,
             rows_read: self.rows_read,
-            rows_skipped: self.rows_skipped,
-            skipped_by_provider: self.skipped_by_provider,
-            records: self.sums.into_records()?,
+            rows_skipped: part.rows_skipped,
+            skipped_by_provider: part.skipped_by_provider,
+            records: merged.records,
             total_unblended,
             total_amortized,
-            days: self.days,
-            resource_tags: self.resource_tags,
-            tagged_rows_without_resource: self.tagged_rows_without_resource,
-            unreadable_tag_cells: self.unreadable_tag_cells,
+            days: part.days,
+            resource_tags,
+            tagged_rows_without_resource: part.tagged_rows_without_resource,
+            unreadable_tag_cells: part.unreadable_tag_cells,
             bytes_read: self.bytes_read,
         })
     }

@@ -63,6 +63,7 @@
 
 mod aggregate;
 pub mod athena;
+mod blocks;
 pub mod error;
 pub mod format;
 pub mod import;
@@ -71,5 +72,6 @@ pub use athena::{AthenaError, AthenaLocation, AthenaResult, QueryOptions, query_
 pub use error::{ImportError, MissingColumns};
 pub use format::{Format, detect_format};
 pub use import::{
-    ImportResult, PROGRESS_EVERY_ROWS, Progress, import_path, import_paths, import_reader,
+    ImportOptions, ImportResult, PROGRESS_EVERY_ROWS, Progress, import_path, import_paths,
+    import_paths_with, import_reader, import_reader_with,
 };
