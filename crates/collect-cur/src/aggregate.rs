@@ -19,6 +19,14 @@ use rust_decimal::Decimal;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::collections::hash_map::Entry;
 
+/// Where a row is. The block orders rows of different blocks (a file with bare `\r` line ends
+/// has every row on line 1); the line is what an error names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Place {
+    pub block: u64,
+    pub line: u64,
+}
+
 /// One row's contribution, already parsed.
 pub(crate) struct RowValues<'a> {
     pub day: NaiveDate,
@@ -72,9 +80,9 @@ struct Key {
 
 #[derive(Clone, Copy)]
 struct Sums {
-    /// The key's first line in this aggregator: the merge needs it to tell which currency came
-    /// first, and which line to name when another part of the file has another one.
-    first_line: u64,
+    /// Where this aggregator first saw the key: the merge needs it to tell which currency
+    /// came first, and which line to name when another part of the file has another one.
+    first: Place,
     unblended: Decimal,
     amortized: Decimal,
     usage_amount: Option<Decimal>,
@@ -93,25 +101,25 @@ impl Sums {
         theirs_later: bool,
         name: &dyn Fn(u32) -> String,
     ) -> Result<(), ImportError> {
-        let (earlier, later) = if theirs_later || self.first_line <= theirs.first_line {
+        let (earlier, later) = if theirs_later || self.first <= theirs.first {
             (&*self, &theirs)
         } else {
             (&theirs, &*self)
         };
-        let line = later.first_line;
+        let line = later.first.line;
         let mixed_currency =
             (earlier.currency != later.currency).then(|| ImportError::MixedCurrency {
                 line,
                 expected: name(earlier.currency),
                 found: name(later.currency),
             });
-        let (first_line, currency) = (earlier.first_line, earlier.currency);
+        let (first, currency) = (earlier.first, earlier.currency);
         let unit = earlier.unit.or(later.unit);
         let mixed_units = self.mixed_units
             || theirs.mixed_units
             || matches!((self.unit, theirs.unit), (Some(a), Some(b)) if a != b);
-        (self.first_line, self.currency, self.unit, self.mixed_units) =
-            (first_line, currency, unit, mixed_units);
+        (self.first, self.currency, self.unit, self.mixed_units) =
+            (first, currency, unit, mixed_units);
         if let Some(error) = mixed_currency {
             return Err(error);
         }
@@ -152,7 +160,8 @@ pub(crate) struct Aggregator {
 }
 
 impl Aggregator {
-    pub(crate) fn add(&mut self, line: u64, row: RowValues<'_>) -> Result<(), ImportError> {
+    pub(crate) fn add(&mut self, place: Place, row: RowValues<'_>) -> Result<(), ImportError> {
+        let line = place.line;
         let too_big = |column: &str| overflow(line, column);
         self.last_line = self.last_line.max(line);
         self.total_unblended = self
@@ -172,7 +181,7 @@ impl Aggregator {
             self.sums.insert(
                 key,
                 Sums {
-                    first_line: line,
+                    first: place,
                     unblended: row.unblended,
                     amortized: row.amortized,
                     usage_amount: row.usage_amount,
@@ -282,9 +291,9 @@ pub(crate) struct Merged {
 #[derive(Clone, Copy)]
 struct Ranked {
     key: (NaiveDate, [u32; 6]),
-    /// Which of equal keys from different parts came first: the key's first line, 0 for
-    /// the earlier files.
-    order: u64,
+    /// Which of equal keys from different parts came first: the earlier files, then by
+    /// where each part first saw the key.
+    order: (bool, Place),
     /// Currency and unit are ranks too.
     sums: Sums,
 }
@@ -405,7 +414,7 @@ impl Aggregator {
             .into_iter()
             .map(|(key, sums)| Ranked {
                 key: (key.day, key.dims.map(rank)),
-                order: if earlier { 0 } else { sums.first_line },
+                order: (!earlier, sums.first),
                 sums: Sums {
                     currency: rank(sums.currency),
                     unit: sums.unit.map(rank),

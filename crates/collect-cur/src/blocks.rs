@@ -130,8 +130,12 @@ impl<R: Read> Splitter<R> {
     }
 
     fn take(&mut self, cut: usize) -> Block {
-        let mut rest = Vec::with_capacity(self.block_bytes.min(1 << 26) + self.pending.len() - cut);
-        rest.extend_from_slice(&self.pending[cut..]);
+        let tail = &self.pending[cut..];
+        let mut rest = Vec::new();
+        if !tail.is_empty() || !self.eof {
+            rest.reserve(self.block_bytes.min(1 << 24) + tail.len());
+            rest.extend_from_slice(tail);
+        }
         let mut bytes = std::mem::replace(&mut self.pending, rest);
         bytes.truncate(cut);
         let block = Block {

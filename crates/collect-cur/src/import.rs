@@ -1,6 +1,6 @@
 //! The streaming import: bytes → (decompress) → CSV rows → parsed values → per-key sums.
 
-use crate::aggregate::{Aggregator, RowValues, merge_into_records};
+use crate::aggregate::{Aggregator, Place, RowValues, merge_into_records};
 use crate::blocks::{self, Block, Splitter};
 use crate::error::ImportError;
 use crate::format::{Amortization, CurAmortization, Format, Layout, Source, TagSource};
@@ -510,8 +510,9 @@ struct State {
     bytes_read: u64,
 }
 
-/// Tag values by resource id and key, each with the line it came from: the latest line wins,
-/// whichever thread read it.
+/// Tag values by resource id and key, each with the block it came from: within a block the
+/// later row wins as it is read; across blocks the later block's value wins, whichever thread
+/// read it.
 type Tags = BTreeMap<String, BTreeMap<String, (u64, String)>>;
 
 /// What the rows parsed by one thread add up to.
@@ -551,7 +552,11 @@ impl Part {
                     message: format!("{} fields where the header has {width}", record.len()),
                 });
             }
-            self.row(layout, line, &record)?;
+            let place = Place {
+                block: block.index,
+                line,
+            };
+            self.row(layout, place, &record)?;
         }
     }
 
@@ -575,14 +580,14 @@ impl Part {
         };
         for (resource, tags) in other.resource_tags {
             let mine = self.resource_tags.entry(resource).or_default();
-            for (key, (line, value)) in tags {
+            for (key, (block, value)) in tags {
                 match mine.entry(key) {
                     Entry::Vacant(slot) => {
-                        slot.insert((line, value));
+                        slot.insert((block, value));
                     }
                     Entry::Occupied(mut slot) => {
-                        if other_is_later || line > slot.get().0 {
-                            slot.insert((line, value));
+                        if other_is_later || block > slot.get().0 {
+                            slot.insert((block, value));
                         }
                     }
                 }
@@ -596,9 +601,10 @@ impl Part {
     fn row(
         &mut self,
         layout: &Layout,
-        line: u64,
+        place: Place,
         record: &csv::StringRecord,
     ) -> Result<(), ImportError> {
+        let line = place.line;
         if let Some(provider) = layout.provider {
             let name = cell(record, provider);
             if !is_aws(name) {
@@ -665,13 +671,13 @@ impl Part {
         let currency = if currency.is_empty() { "USD" } else { currency };
         let unit = layout.unit.map_or("", |i| cell(record, i));
 
-        self.tags(layout, line, record, &resource_id);
+        self.tags(layout, place.block, record, &resource_id);
         self.days = Some(match self.days {
             None => (day, day),
             Some((lo, hi)) => (lo.min(day), hi.max(day)),
         });
         self.sums.add(
-            line,
+            place,
             RowValues {
                 day,
                 dims: [
@@ -691,7 +697,7 @@ impl Part {
         )
     }
 
-    fn tags(&mut self, layout: &Layout, line: u64, record: &csv::StringRecord, resource_id: &str) {
+    fn tags(&mut self, layout: &Layout, block: u64, record: &csv::StringRecord, resource_id: &str) {
         let mut found: Vec<(String, String)> = Vec::new();
         match &layout.tags {
             TagSource::None => return,
@@ -731,7 +737,7 @@ impl Part {
                 .entry(resource_id.to_string())
                 .or_default(),
         };
-        tags.extend(found.into_iter().map(|(key, value)| (key, (line, value))));
+        tags.extend(found.into_iter().map(|(key, value)| (key, (block, value))));
     }
 }
 

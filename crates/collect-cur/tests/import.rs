@@ -324,6 +324,15 @@ fn a_bad_amount_names_its_line_and_column() {
         "line 3, column lineItem/UnblendedCost: `one dollar` is not a decimal number"
     );
 
+    // CRLF line ends and blank lines: still the line an editor shows.
+    let csv = "lineItem/UsageStartDate,lineItem/UnblendedCost\r\n\r\n\
+               2024-01-01T00:00:00Z,1.00\r\n\r\n\
+               2024-01-01T00:00:00Z,one dollar\r\n";
+    assert!(matches!(
+        import_bytes(csv.as_bytes()).unwrap_err(),
+        ImportError::BadNumber { line: 5, .. }
+    ));
+
     let csv = "lineItem/UsageStartDate,lineItem/UnblendedCost\n01/02/2024,1.00\n";
     assert!(matches!(
         import_bytes(csv.as_bytes()).unwrap_err(),
