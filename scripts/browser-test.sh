@@ -87,6 +87,7 @@ base="http://127.0.0.1:$port"
         CLOUDSPEND_MASTER_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
         CLOUDSPEND_BIND="127.0.0.1:$port" \
         CLOUDSPEND_SCHEDULER_POLL_SECONDS=1 \
+        CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL=true \
         CLOUDSPEND_LOG="${CLOUDSPEND_LOG:-info,sqlx=warn,aws=warn,hyper=warn}" \
         AWS_ENDPOINT_URL="$CLOUDSPEND_TEST_MOTO_URL" \
         AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \

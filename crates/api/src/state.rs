@@ -33,6 +33,9 @@ pub struct ApiConfig {
     pub action_token_ttl: Duration,
     /// How long audit entries are kept and listed (`CLOUDSPEND_AUDIT_RETENTION_DAYS`, 90 days).
     pub audit_retention: Duration,
+    /// Whether webhook subscriptions may point at internal addresses
+    /// (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`; off: public addresses only).
+    pub webhook_internal_allowed: bool,
 }
 
 /// Where `cfn/connect-aws-billing.yml` is published by default; operators host their own copy
@@ -64,6 +67,7 @@ impl Default for ApiConfig {
             trusted_proxy_hops: 0,
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            webhook_internal_allowed: false,
         }
     }
 }

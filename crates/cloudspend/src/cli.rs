@@ -163,6 +163,16 @@ pub struct ServerArgs {
     #[arg(long, env = "CLOUDSPEND_TRUSTED_PROXY_HOPS", default_value_t = 0)]
     pub trusted_proxy_hops: usize,
 
+    /// Let webhook subscriptions point at internal addresses (loopback, private networks,
+    /// link-local). Off by default: a tenant must not be able to make CloudSpend call services
+    /// inside its own network. Turn on only for a receiver on the operator's private network.
+    #[arg(
+        long,
+        env = "CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL",
+        default_value_t = false
+    )]
+    pub webhook_allow_internal: bool,
+
     /// SMTP relay for alert e-mail: `smtps://user:pass@host:465`, `smtp://host:587?tls=required`
     /// (STARTTLS) or `smtp://host:25` (a local relay, no TLS). Unset: e-mail alerts are off.
     #[arg(long, env = "CLOUDSPEND_SMTP_URL", hide_env_values = true)]

@@ -249,6 +249,7 @@ fn api_config(server: &ServerArgs) -> ApiConfig {
         smtp_configured: server.smtp_url.is_some(),
         trusted_proxy_hops: server.trusted_proxy_hops,
         audit_retention: audit_retention(server),
+        webhook_internal_allowed: server.webhook_allow_internal,
         ..ApiConfig::default()
     }
 }
@@ -287,7 +288,8 @@ async fn serve(
     });
     // Alert deliveries: every replica may send; a delivery is claimed before it is sent.
     let deliverer = {
-        let mut deliverer = Deliverer::new(store.clone(), master_key.clone());
+        let mut deliverer = Deliverer::new(store.clone(), master_key.clone())
+            .with_internal_targets_allowed(server.webhook_allow_internal);
         if let Some(url) = &server.smtp_url {
             let smtp = SmtpSettings {
                 url: url.clone(),

@@ -192,6 +192,9 @@ pub struct Deliverer {
     retry: RetryPolicy,
     poll: Duration,
     smtp: Option<Mailer>,
+    /// Webhooks to internal addresses are refused unless the operator allows them (see
+    /// [`crate::webhook_targets`]).
+    internal_targets_allowed: bool,
 }
 
 /// Where alert e-mail goes out: an SMTP relay URL as lettre reads it
@@ -239,6 +242,21 @@ impl std::fmt::Debug for Deliverer {
     }
 }
 
+/// The webhook client: no redirects (a public URL must not bounce a delivery inward), and
+/// unless internal targets are allowed, a resolver that drops internal addresses.
+fn http_client(internal_targets_allowed: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("CloudSpend-Alerts/", env!("CARGO_PKG_VERSION")));
+    let builder = if internal_targets_allowed {
+        builder
+    } else {
+        builder.dns_resolver(crate::webhook_targets::resolver())
+    };
+    builder.build().expect("HTTP client")
+}
+
 /// How long a claimed delivery is reserved for one sender (well over the HTTP timeout).
 const CLAIM: Duration = Duration::from_secs(60);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -248,16 +266,20 @@ impl Deliverer {
         Self {
             store,
             key,
-            http: reqwest::Client::builder()
-                .timeout(HTTP_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("CloudSpend-Alerts/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .expect("HTTP client"),
+            http: http_client(false),
             retry: RetryPolicy::default(),
             poll: Duration::from_secs(5),
             smtp: None,
+            internal_targets_allowed: false,
         }
+    }
+
+    /// Delivers to internal addresses too (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`): for a
+    /// receiver on the operator's own network, and for tests with a receiver on loopback.
+    pub fn with_internal_targets_allowed(mut self, allowed: bool) -> Self {
+        self.http = http_client(allowed);
+        self.internal_targets_allowed = allowed;
+        self
     }
 
     /// Sends e-mail alerts through this relay; without it they fail with a message saying
@@ -366,6 +388,12 @@ impl Deliverer {
             .key
             .open(delivery.tenant_id, &subscription.secret_ciphertext)
             .map_err(|e| (None, format!("opening the signing secret: {e}")))?;
+        if !self.internal_targets_allowed {
+            // Literal addresses never reach the resolver: check them here.
+            let url = reqwest::Url::parse(&subscription.target)
+                .map_err(|e| (None, format!("`{}` is not a URL: {e}", subscription.target)))?;
+            crate::webhook_targets::check_url(&url).map_err(|e| (None, e))?;
+        }
         let mut body = delivery.payload.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.insert("delivery_id".into(), json!(delivery.id));

@@ -19,6 +19,7 @@ pub mod forecast;
 pub mod pricing;
 pub mod recommendations;
 pub mod view;
+pub mod webhook_targets;
 
 use chrono::{DateTime, Utc};
 use cloudspend_core::TenantId;

@@ -99,7 +99,7 @@ pub struct CreateSubscription {
     frequency: Option<String>,
 }
 
-fn validate_webhook_url(raw: &str) -> ApiResult<String> {
+fn validate_webhook_url(raw: &str, internal_allowed: bool) -> ApiResult<String> {
     let url = reqwest::Url::parse(raw.trim()).map_err(|e| {
         ApiError::invalid(
             "target",
@@ -117,6 +117,10 @@ fn validate_webhook_url(raw: &str) -> ApiResult<String> {
             "target",
             "put no credentials in the URL: verify deliveries with the signing secret instead",
         ));
+    }
+    if !internal_allowed {
+        cloudspend_insights::webhook_targets::check_url(&url)
+            .map_err(|e| ApiError::invalid("target", e))?;
     }
     Ok(url.to_string())
 }
@@ -140,7 +144,7 @@ async fn create_subscription(
         ));
     }
     let target = match req.channel.as_str() {
-        "webhook" => validate_webhook_url(&req.target)?,
+        "webhook" => validate_webhook_url(&req.target, state.config.webhook_internal_allowed)?,
         "email" if !state.config.smtp_configured => {
             return Err(ApiError::invalid(
                 "channel",

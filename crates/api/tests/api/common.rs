@@ -44,10 +44,14 @@ pub struct Session {
 }
 
 impl TestApp {
+    /// A server as deployed, except that webhooks may go to the tests' loopback receivers.
     pub async fn spawn() -> Self {
         Self::spawn_with(
             cloudspend_store::testing::fresh_postgres().await,
-            ApiConfig::default(),
+            ApiConfig {
+                webhook_internal_allowed: true,
+                ..ApiConfig::default()
+            },
         )
         .await
     }

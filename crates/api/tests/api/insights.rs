@@ -597,12 +597,13 @@ async fn a_cost_spike_is_found_explained_ruled_on_and_alerted_through_a_signed_w
     );
 
     // Deliver: the first answer is a 500, so one retry; the second succeeds.
-    let deliverer = Deliverer::new(app.store.clone(), crate::common::test_master_key()).with_retry(
-        RetryPolicy {
+    // The receiver is on loopback, which a deployed server refuses (see the next test).
+    let deliverer = Deliverer::new(app.store.clone(), crate::common::test_master_key())
+        .with_internal_targets_allowed(true)
+        .with_retry(RetryPolicy {
             base: std::time::Duration::ZERO,
             max_attempts: 5,
-        },
-    );
+        });
     let mut rounds = 0;
     while app
         .store
@@ -1149,4 +1150,85 @@ async fn series_with_too_little_history_say_so_instead_of_being_judged() {
         app.get("/api/anomalies/series", None).await.status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn webhooks_to_internal_addresses_are_refused_unless_the_operator_allows_them() {
+    let store = cloudspend_store::testing::fresh_postgres().await;
+    // As deployed: public webhook targets only.
+    let app = TestApp::spawn_with(store.clone(), cloudspend_api::ApiConfig::default()).await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    for target in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data/iam/",
+        "http://[::1]:8080/",
+        "http://localhost:3000/hook",
+        "http://10.0.0.5/admin",
+    ] {
+        let reply = app
+            .post(
+                "/api/alerts/subscriptions",
+                Some(&ana.token),
+                json!({"name": "inward", "channel": "webhook", "target": target,
+                       "threshold_kind": "absolute", "threshold": "1"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{target}");
+        assert_eq!(reply.body["error"]["field"], "target", "{target}");
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("internal address"),
+            "{target}: {}",
+            reply.text
+        );
+    }
+    assert!(
+        app.get("/api/alerts/subscriptions", Some(&ana.token))
+            .await
+            .body["subscriptions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A subscription made where internal targets were allowed is still not delivered by a
+    // sender that does not allow them: the delivery fails with the reason, nothing is sent.
+    let open = TestApp::spawn_with(
+        store,
+        cloudspend_api::ApiConfig {
+            webhook_internal_allowed: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let sub = open
+        .post(
+            "/api/alerts/subscriptions",
+            Some(&ana.token),
+            json!({"name": "loopback", "channel": "webhook", "target": url,
+                   "threshold_kind": "absolute", "threshold": "1"}),
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::CREATED, "{}", sub.text);
+    let sub_id = sub.body["id"].as_str().unwrap();
+    assert_eq!(
+        open.post(
+            &format!("/api/alerts/subscriptions/{sub_id}/test"),
+            Some(&ana.token),
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::ACCEPTED
+    );
+    let deliverer = Deliverer::new(open.store.clone(), crate::common::test_master_key());
+    assert_eq!(deliverer.deliver_due(Utc::now()).await.unwrap(), 1);
+    assert!(receiver.received().is_empty());
+    let log = app.store.deliveries(tenant, 10).await.unwrap();
+    let error = log[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("internal address"), "{error}");
 }
