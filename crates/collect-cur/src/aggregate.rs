@@ -378,7 +378,18 @@ pub(crate) fn merge_into_records(
     let built: Vec<(Vec<CostRecord>, Errors)> = std::thread::scope(|scope| {
         let building: Vec<_> = ranges
             .iter()
-            .map(|range| scope.spawn(|| build(range, &names)))
+            .enumerate()
+            .map(|(i, range)| {
+                // The first range's records are what the others are appended to: room for
+                // all of them now saves copying them all again when the vector would grow.
+                let capacity = if i == 0 {
+                    runs.iter().map(Vec::len).sum()
+                } else {
+                    range.iter().map(|run| run.len()).sum()
+                };
+                let names = &names;
+                scope.spawn(move || build(range, names, capacity))
+            })
             .collect();
         building.into_iter().map(join).collect()
     });
@@ -429,9 +440,9 @@ impl Aggregator {
 }
 
 /// Merges sorted runs of keys, summing equal keys, into records.
-fn build(runs: &[&[Ranked]], names: &[&str]) -> (Vec<CostRecord>, Errors) {
+fn build(runs: &[&[Ranked]], names: &[&str], capacity: usize) -> (Vec<CostRecord>, Errors) {
     let name = |rank: u32| names.get(rank as usize).copied().unwrap_or("").to_string();
-    let mut records = Vec::with_capacity(runs.iter().map(|run| run.len()).max().unwrap_or(0));
+    let mut records = Vec::with_capacity(capacity);
     let mut errors = Errors::default();
     let mut heads = vec![0; runs.len()];
     let mut group: Vec<Ranked> = Vec::with_capacity(runs.len());
