@@ -394,6 +394,9 @@ pub(crate) fn merge_into_records(
         building.into_iter().map(join).collect()
     });
 
+    // Freed before the records are put together, which is when memory peaks.
+    drop(ranges);
+    drop(runs);
     let mut records = Vec::new();
     for (mut part, part_errors) in built {
         errors.absorb(part_errors);
