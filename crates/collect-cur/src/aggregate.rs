@@ -287,21 +287,15 @@ pub(crate) struct Merged {
 
 /// A key with its strings replaced by their ranks, so that keys order as their strings do:
 /// sorting a million rows by six strings each costs more than the parse, while there are few
-/// distinct strings to rank. The sums stay where they are: sorting (and paging in) copies of
-/// them cost a tenth of the import.
-struct Ranked<'a> {
-    key: (NaiveDate, [u32; 6]),
-    /// Currency and unit are still the part's own ids.
-    sums: &'a Sums,
-}
-
-/// One part's keys in order (or a range of them), and what its ids rank as.
+/// distinct strings to rank.
 #[derive(Clone, Copy)]
-struct Run<'a> {
-    keys: &'a [Ranked<'a>],
-    ranks: &'a [u32],
-    /// From the files before the last: its keys came before any other part's.
-    earlier: bool,
+struct Ranked {
+    key: (NaiveDate, [u32; 6]),
+    /// Which of equal keys from different parts came first: the earlier files, then by
+    /// where each part first saw the key.
+    order: (bool, Place),
+    /// Currency and unit are ranks too.
+    sums: Sums,
 }
 
 /// Sums every part per key and builds the records, on `threads` threads: each part is ranked
@@ -347,49 +341,36 @@ pub(crate) fn merge_into_records(
         .map(|ids| ids.iter().map(|&id| rank[id as usize]).collect())
         .collect();
 
-    let sorted: Vec<Vec<Ranked>> = std::thread::scope(|scope| {
+    let runs: Vec<Vec<Ranked>> = std::thread::scope(|scope| {
         let sorting: Vec<_> = parts
-            .iter()
+            .into_iter()
             .zip(&ranks)
-            .map(|(part, ranks)| scope.spawn(move || part.ranked(ranks)))
+            .enumerate()
+            .map(|(i, (part, ranks))| scope.spawn(move || part.ranked(ranks, i < earlier_count)))
             .collect();
         sorting.into_iter().map(join).collect()
     });
-    let runs: Vec<Run> = sorted
-        .iter()
-        .zip(&ranks)
-        .enumerate()
-        .map(|(i, (keys, ranks))| Run {
-            keys,
-            ranks,
-            earlier: i < earlier_count,
-        })
-        .collect();
 
     // Key ranges of about equal size, cut at keys of the longest part.
     let threads = threads.max(1);
-    let longest = sorted
+    let longest = runs
         .iter()
-        .max_by_key(|keys| keys.len())
-        .map_or(&[][..], |keys| &keys[..]);
+        .max_by_key(|run| run.len())
+        .map_or(&[][..], |run| &run[..]);
     let pivots: Vec<_> = (1..threads)
         .filter_map(|i| longest.get(longest.len() * i / threads).map(|r| r.key))
         .collect();
-    let ranges: Vec<Vec<Run>> = (0..=pivots.len())
+    let ranges: Vec<Vec<&[Ranked]>> = (0..=pivots.len())
         .map(|i| {
             runs.iter()
                 .map(|run| {
-                    let keys = run.keys;
                     let from = i
                         .checked_sub(1)
-                        .map_or(0, |p| keys.partition_point(|r| r.key < pivots[p]));
+                        .map_or(0, |p| run.partition_point(|r| r.key < pivots[p]));
                     let to = pivots
                         .get(i)
-                        .map_or(keys.len(), |pivot| keys.partition_point(|r| r.key < *pivot));
-                    Run {
-                        keys: &keys[from..to],
-                        ..*run
-                    }
+                        .map_or(run.len(), |pivot| run.partition_point(|r| r.key < *pivot));
+                    &run[from..to]
                 })
                 .collect()
         })
@@ -401,10 +382,11 @@ pub(crate) fn merge_into_records(
             .map(|(i, range)| {
                 // The first range's records are what the others are appended to: room for
                 // all of them now saves copying them all again when the vector would grow.
-                let capacity = if i == 0 { &runs } else { range }
-                    .iter()
-                    .map(|run| run.keys.len())
-                    .sum();
+                let capacity = if i == 0 {
+                    runs.iter().map(Vec::len).sum()
+                } else {
+                    range.iter().map(|run| run.len()).sum()
+                };
                 let names = &names;
                 scope.spawn(move || build(range, names, capacity))
             })
@@ -415,8 +397,6 @@ pub(crate) fn merge_into_records(
     // Freed before the records are put together, which is when memory peaks.
     drop(ranges);
     drop(runs);
-    drop(sorted);
-    drop(parts);
     let mut records = Vec::new();
     for (mut part, part_errors) in built {
         errors.absorb(part_errors);
@@ -441,54 +421,51 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 }
 
 impl Aggregator {
-    fn ranked(&self, ranks: &[u32]) -> Vec<Ranked<'_>> {
+    fn ranked(self, ranks: &[u32], earlier: bool) -> Vec<Ranked> {
         let rank = |id: u32| ranks[id as usize];
-        let mut keys: Vec<Ranked> = self
+        let mut run: Vec<Ranked> = self
             .sums
-            .iter()
+            .into_iter()
             .map(|(key, sums)| Ranked {
                 key: (key.day, key.dims.map(rank)),
-                sums,
+                order: (!earlier, sums.first),
+                sums: Sums {
+                    currency: rank(sums.currency),
+                    unit: sums.unit.map(rank),
+                    ..sums
+                },
             })
             .collect();
         // Keys are unique within a part.
-        keys.sort_unstable_by_key(|r| r.key);
-        keys
+        run.sort_unstable_by_key(|r| r.key);
+        run
     }
 }
 
 /// Merges sorted runs of keys, summing equal keys, into records.
-fn build(runs: &[Run], names: &[&str], capacity: usize) -> (Vec<CostRecord>, Errors) {
+fn build(runs: &[&[Ranked]], names: &[&str], capacity: usize) -> (Vec<CostRecord>, Errors) {
     let name = |rank: u32| names.get(rank as usize).copied().unwrap_or("").to_string();
     let mut records = Vec::with_capacity(capacity);
     let mut errors = Errors::default();
     let mut heads = vec![0; runs.len()];
-    // A key's sums from each part, with currency and unit as ranks, ordered by which came
-    // first: the earlier files, then where each part first saw the key.
-    let mut group: Vec<((bool, Place), Sums)> = Vec::with_capacity(runs.len());
+    let mut group: Vec<Ranked> = Vec::with_capacity(runs.len());
     while let Some(key) = runs
         .iter()
         .zip(&heads)
-        .filter_map(|(run, &head)| run.keys.get(head).map(|r| r.key))
+        .filter_map(|(run, &head)| run.get(head).map(|r| r.key))
         .min()
     {
         group.clear();
         for (run, head) in runs.iter().zip(&mut heads) {
-            if let Some(r) = run.keys.get(*head).filter(|r| r.key == key) {
-                let rank = |id: u32| run.ranks[id as usize];
-                let sums = Sums {
-                    currency: rank(r.sums.currency),
-                    unit: r.sums.unit.map(rank),
-                    ..*r.sums
-                };
-                group.push(((!run.earlier, sums.first), sums));
+            if let Some(r) = run.get(*head).filter(|r| r.key == key) {
+                group.push(*r);
                 *head += 1;
             }
         }
-        group.sort_unstable_by_key(|(order, _)| *order);
-        let mut sums = group[0].1;
-        for (_, later) in &group[1..] {
-            if let Err(e) = sums.combine(*later, true, &name) {
+        group.sort_unstable_by_key(|r| r.order);
+        let mut sums = group[0].sums;
+        for later in &group[1..] {
+            if let Err(e) = sums.combine(later.sums, true, &name) {
                 errors.keep(e);
             }
         }
