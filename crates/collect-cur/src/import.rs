@@ -453,6 +453,7 @@ fn import_csv<R: Read>(
     }
     let parse = |block: &Block, part: &mut Part| part.block(&layout, header.len(), block);
     let mut reported = 0;
+    // Reads to the very end, so a compressed stream's trailer (gzip CRC and length) is checked.
     let parsed = blocks::parse_blocks(&mut splitter, options.threads, &parse, &mut |rows| {
         if rows / PROGRESS_EVERY_ROWS > reported / PROGRESS_EVERY_ROWS {
             sink.report(rows);
@@ -466,7 +467,12 @@ fn import_csv<R: Read>(
         let sums = parsed.parts.into_iter().map(|part| part.sums).collect();
         let conflict = merge_into_records(earlier, sums, options.threads)
             .err()
-            .filter(|conflict| error_line(conflict) < error_line(&error));
+            .filter(
+                |conflict| match (error_line(conflict), error_line(&error)) {
+                    (Some(conflict), Some(error)) => conflict < error,
+                    _ => false,
+                },
+            );
         return Err(conflict.unwrap_or(error));
     }
     if let Some(source) = parsed.read_error {

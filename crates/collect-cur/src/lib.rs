@@ -23,7 +23,10 @@
 //! # How rows become records
 //! Rows are streamed and summed per natural key: (usage day, account, service, region, usage
 //! type, resource id, line item type), so memory grows with the number of distinct keys and
-//! tagged resources, never with the number of rows. Sums are exact decimals (`rust_decimal`)
+//! tagged resources, never with the number of rows. The parse uses the machine's cores
+//! ([`ImportOptions`]): the file is read in blocks that end where a record ends, each thread
+//! sums the blocks it is given, and the threads' sums are merged in key order; the result, and
+//! the first error in the file, are those of one pass from top to bottom. Sums are exact decimals (`rust_decimal`)
 //! and each aggregated row is rounded to [`Money`](cloudspend_core::Money)'s nano-unit once,
 //! so totals match the file to the cent.
 //!
@@ -55,7 +58,9 @@
 //! # Layout
 //! - [`format`](mod@format): the formats, header detection, where each field is read from.
 //! - [`import`]: the streaming import: containers, CSV rows, parsing, progress.
-//! - `aggregate`: the per-key exact sums (interned strings, so a key is a few integers).
+//! - `blocks`: the stream cut into blocks at record ends, parsed on several threads.
+//! - `aggregate`: the per-key exact sums (interned strings, so a key is a few integers), and
+//!   the merge of several threads' sums into records.
 //! - [`error`]: why an import was refused, with line and column.
 //! - [`athena`]: the Athena collector: schema detection from `information_schema`, the
 //!   aggregate SQL built from the columns the table has ([`athena::sql`]), query execution
