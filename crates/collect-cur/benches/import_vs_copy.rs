@@ -7,9 +7,12 @@
 //!
 //! For each size N (line items; default 100,000 and 1,000,000) a child process:
 //! 1. writes a legacy CUR CSV of N line items to the temp folder (not timed);
-//! 2. imports it as `import-cur` does, into a fresh database: `import_path` (parse + aggregate)
-//!    on a blocking thread, then `upsert_daily_costs` (cost rows and their rollups, one
-//!    transaction), `upsert_resource_tags`, `start_run` / `finish_run`;
+//! 2. imports it as `import-cur` does, into a fresh database: `import_path` (parse + aggregate,
+//!    on as many threads as there are cores, up to 4) on a blocking thread, then
+//!    `upsert_daily_costs` (cost rows and their rollups, one transaction),
+//!    `upsert_resource_tags`, `start_run` / `finish_run`; then parses the file once more on
+//!    one thread (`ImportOptions { threads: 1, .. }`, not stored), to show what the threads
+//!    gain under the same load;
 //! 3. `COPY`s the same normalised rows, already encoded as COPY text in memory, into
 //!    `daily_costs` of a second fresh database (same table, same primary key, empty);
 //! 4. imports the same file again into the first database (every row exists unchanged: the
@@ -30,7 +33,7 @@
 //! `--repeat K` writes every line item K times (K x N lines, the same keys and rows): with it
 //! the file grows while the normalised rows do not, which shows what memory follows.
 
-use cloudspend_collect_cur::import_path;
+use cloudspend_collect_cur::{ImportOptions, import_path, import_paths_with};
 use cloudspend_core::records::{CostRecord, RunStatus};
 use cloudspend_store::postgres::PgStore;
 use cloudspend_store::testing::{fresh_postgres_url, postgres_admin_url};
@@ -279,6 +282,24 @@ async fn run_one(items: u64, repeat: u64) {
         mib = file_bytes as f64 / 1_048_576.0,
         store_secs = import_secs - parsed,
         rss = peak_rss_mib(),
+    );
+
+    // The parse alone on one thread, for comparison; the same records come out.
+    let begun = Instant::now();
+    let one_thread = ImportOptions {
+        threads: 1,
+        ..ImportOptions::default()
+    };
+    let serial = import_paths_with(&[&path], one_thread, &mut |_| {}).expect("one thread");
+    let serial_secs = begun.elapsed().as_secs_f64();
+    assert!(
+        serial == result,
+        "one thread and several give the same result"
+    );
+    drop(serial);
+    println!(
+        "  parse+aggregate on 1 thread {serial_secs:.2} s, on {threads}: {parsed:.2} s",
+        threads = ImportOptions::default().threads,
     );
 
     // Phase 2: COPY of the same rows, already encoded, into an empty daily_costs.
