@@ -35,7 +35,7 @@ pub enum Command {
     User(UserCommand),
     /// Run a collection for one tenant now and print what it did.
     Collect(CollectArgs),
-    /// Load Cost and Usage Report or FOCUS export files (csv, csv.gz, zip) into a tenant.
+    /// Load Cost and Usage Report or FOCUS export files (csv, csv.gz, zip, parquet) into a tenant.
     ImportCur(ImportCurArgs),
     /// Offline anomaly detection over CSV files (evaluation).
     #[command(subcommand)]

@@ -22,11 +22,18 @@ pub enum ImportError {
     #[error("the file is empty: no header row")]
     Empty,
 
+    /// Parquet keeps its index at the end of the file, so it cannot be read from a pipe or
+    /// from inside an archive.
     #[error(
-        "Parquet not supported yet: convert to CSV (for example with DuckDB: \
-         COPY (SELECT * FROM 'file.parquet') TO 'file.csv' (HEADER)) and import the CSV"
+        "this is a Parquet file inside a stream or an archive: Parquet is read from a file (its \
+         index is at the end), so import the .parquet file itself"
     )]
-    ParquetNotSupported,
+    ParquetNeedsFile,
+
+    /// The file starts like Parquet but cannot be read as one (truncated, corrupt, or a
+    /// compression this build does not read: Snappy and gzip are read).
+    #[error("{message} (nothing was imported)")]
+    Parquet { message: String },
 
     /// Reading or decompressing failed part-way. A truncated `.gz` or `.zip` lands here: the
     /// import is refused whole, never kept in part.

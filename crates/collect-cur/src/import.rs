@@ -187,12 +187,6 @@ fn import_file(
     state: &mut State,
     options: ImportOptions,
 ) -> Result<(), ImportError> {
-    let is_parquet = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    if is_parquet {
-        return Err(ImportError::ParquetNotSupported);
-    }
     let file = File::open(path).map_err(|source| ImportError::Read {
         bytes_read: 0,
         source,
@@ -213,6 +207,9 @@ fn import_file(
         total_bytes,
         progress,
     };
+    if Container::of(&magic[..n]) == Container::Parquet {
+        return import_parquet(counted.inner, size.unwrap_or(0), &mut sink, state);
+    }
     if Container::of(&magic[..n]) == Container::Zip {
         // A seekable file: read the central directory rather than trusting local headers.
         let mut archive = zip::ZipArchive::new(counted).map_err(|e| zip_error(e, &bytes))?;
@@ -255,7 +252,7 @@ fn import_stream<R: Read>(
     let stream = io::Cursor::new(prefix).chain(rest);
     match kind {
         Container::Plain => import_csv(stream, sink, state, options),
-        Container::Parquet => Err(ImportError::ParquetNotSupported),
+        Container::Parquet => Err(ImportError::ParquetNeedsFile),
         _ if depth > 1 => Err(ImportError::Zip(
             "archives nested more than two deep".into(),
         )),
@@ -442,15 +439,7 @@ fn import_csv<R: Read>(
         return Err(ImportError::Empty);
     }
     let layout = Layout::new(&header)?;
-    match state.format {
-        Some(format) if format != layout.format => {
-            return Err(ImportError::MixedFormats {
-                first: format,
-                this: layout.format,
-            });
-        }
-        _ => state.format = Some(layout.format),
-    }
+    state.expect_format(layout.format)?;
     let parse = |block: &Block, part: &mut Part| part.block(&layout, header.len(), block);
     let mut reported = 0;
     // Reads to the very end, so a compressed stream's trailer (gzip CRC and length) is checked.
@@ -482,6 +471,41 @@ fn import_csv<R: Read>(
     state.rows_read += parsed.rows;
     state.bytes_read += bytes.load(Ordering::Relaxed);
     state.parts = parsed.parts;
+    Ok(())
+}
+
+/// A Parquet file: its rows, turned into the cells of the CSV export, go through the same
+/// layout and row rules as a CSV's, on this thread. A row's "line" is its row number plus one,
+/// where it would be in the CSV export (after the header).
+fn import_parquet(
+    file: File,
+    size: u64,
+    sink: &mut Sink<'_>,
+    state: &mut State,
+) -> Result<(), ImportError> {
+    let unreadable = |message| ImportError::Parquet { message };
+    let mut rows = crate::parquet::ParquetRows::open(file).map_err(unreadable)?;
+    let layout = Layout::new(&rows.header)?;
+    state.expect_format(layout.format)?;
+    let mut part = Part::default();
+    let mut record = csv::StringRecord::new();
+    let mut read: u64 = 0;
+    while rows.next_into(&mut record).map_err(unreadable)? {
+        read += 1;
+        let place = Place {
+            block: 0,
+            line: read + 1,
+        };
+        part.row(&layout, place, &record)?;
+        if read.is_multiple_of(PROGRESS_EVERY_ROWS) {
+            sink.report(read);
+        }
+    }
+    sink.bytes.store(size, Ordering::Relaxed);
+    sink.report(read);
+    state.rows_read += read;
+    state.bytes_read += size;
+    state.parts = vec![part];
     Ok(())
 }
 
@@ -749,6 +773,20 @@ impl Part {
 
 impl State {
     /// Merges the last file's parts into the earlier files', before the next file.
+    /// The first file sets the format; later ones must match.
+    fn expect_format(&mut self, format: Format) -> Result<(), ImportError> {
+        match self.format {
+            Some(first) if first != format => Err(ImportError::MixedFormats {
+                first,
+                this: format,
+            }),
+            _ => {
+                self.format = Some(format);
+                Ok(())
+            }
+        }
+    }
+
     fn seal(&mut self) -> Result<(), ImportError> {
         let file = merge_parts(std::mem::take(&mut self.parts))?;
         match &mut self.sealed {

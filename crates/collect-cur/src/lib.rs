@@ -17,8 +17,10 @@
 //!   A truncated or corrupt archive is an error, never a partial import.
 //! - [`import_path`] reads one file, [`import_reader`] any reader, [`import_paths`] the several
 //!   parts of one CUR delivery summed together. Parts must be imported together: one key can
-//!   have lines in two parts, and storing part 2 on its own would replace part 1's sum. Parquet is refused with
-//!   [`ImportError::ParquetNotSupported`]: the `parquet` crate is too heavy a build for now.
+//!   have lines in two parts, and storing part 2 on its own would replace part 1's sum.
+//! - Parquet (CUR 2.0 and FOCUS from Data Exports, Athena-ready legacy CUR), from a file: each
+//!   row becomes the cells the CSV export has (see `parquet.rs`), so the same rules apply. Read
+//!   on one thread, a row group at a time. Snappy and gzip compression.
 //!
 //! # How rows become records
 //! Rows are streamed and summed per natural key: (usage day, account, service, region, usage
@@ -72,6 +74,7 @@ mod blocks;
 pub mod error;
 pub mod format;
 pub mod import;
+mod parquet;
 
 pub use athena::{AthenaError, AthenaLocation, AthenaResult, QueryOptions, query_cur};
 pub use error::{ImportError, MissingColumns};
