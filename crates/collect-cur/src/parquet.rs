@@ -21,25 +21,26 @@ pub(crate) struct ParquetRows {
 
 impl ParquetRows {
     pub(crate) fn open(file: File) -> Result<Self, String> {
-        let reader = SerializedFileReader::new(file).map_err(describe)?;
-        let header = reader
-            .metadata()
-            .file_metadata()
-            .schema_descr()
-            .root_schema()
-            .get_fields()
-            .iter()
-            .map(|f| f.name().to_string())
-            .collect();
-        Ok(Self {
-            header,
-            rows: reader.into_iter(),
-        })
+        let (header, rows) = guarded(|| {
+            let reader = SerializedFileReader::new(file).map_err(describe)?;
+            let header = reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .root_schema()
+                .get_fields()
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect();
+            Ok((header, reader.into_iter()))
+        })?;
+        Ok(Self { header, rows })
     }
 
     /// The next row's cells into `record` (cleared first); `Ok(false)` at the end.
     pub(crate) fn next_into(&mut self, record: &mut csv::StringRecord) -> Result<bool, String> {
-        let Some(row) = self.rows.next() else {
+        let rows = &mut self.rows;
+        let Some(row) = guarded(|| Ok(rows.next()))? else {
             return Ok(false);
         };
         let row = row.map_err(describe)?;
@@ -52,6 +53,22 @@ impl ParquetRows {
         }
         Ok(true)
     }
+}
+
+/// Runs a step of the Parquet reader, turning a panic into an error. The parquet crate asserts
+/// on some damaged files (a length past the end of a page) instead of returning an error, and a
+/// damaged export must be refused with a reason, not crash the import.
+fn guarded<T>(step: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the reader gave up".to_string());
+        Err(format!(
+            "not a readable Parquet file: it is damaged ({why})"
+        ))
+    })
 }
 
 fn describe(e: parquet::errors::ParquetError) -> String {

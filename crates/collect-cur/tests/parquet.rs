@@ -311,3 +311,39 @@ fn unreadable_or_unsuitable_parquet_is_refused_with_a_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn damaged_parquet_files_are_refused_never_a_panic_or_a_partial_import() {
+    let path = temp("whole.parquet");
+    write_parquet(
+        &path,
+        CUR2_SCHEMA,
+        cur2_columns(),
+        parquet::basic::Compression::SNAPPY,
+    );
+    let whole = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let damaged = temp("damaged.parquet");
+    let mut cases: Vec<Vec<u8>> = (4..whole.len())
+        .step_by(5)
+        .map(|n| whole[..n].to_vec())
+        .collect();
+    for at in (4..whole.len() - 4).step_by(7) {
+        let mut flipped = whole.clone();
+        flipped[at] ^= 0x5a;
+        cases.push(flipped);
+    }
+    let mut refused = 0;
+    for bytes in &cases {
+        std::fs::write(&damaged, bytes).unwrap();
+        let outcome = std::panic::catch_unwind(|| import_path(&damaged, &mut |_| {}));
+        match outcome.expect("the import panicked instead of returning an error") {
+            Err(_) => refused += 1,
+            // A flip in a spot nothing checks (a statistic, padding) may still read: then it
+            // must read whole, like the intact file.
+            Ok(result) => assert_eq!(result.rows_read, 4),
+        }
+    }
+    std::fs::remove_file(&damaged).unwrap();
+    assert!(refused > cases.len() / 2, "{refused} of {}", cases.len());
+}
