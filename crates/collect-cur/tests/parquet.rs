@@ -25,6 +25,8 @@ enum Column {
     Text(Vec<Option<&'static str>>),
     Double(Vec<Option<f64>>),
     Millis(Vec<Option<i64>>),
+    /// INT64 with a DECIMAL annotation: the unscaled values.
+    Unscaled(Vec<Option<i64>>),
     Map(Vec<Option<Vec<(&'static str, &'static str)>>>),
 }
 
@@ -75,7 +77,7 @@ fn write_parquet(
                     .unwrap();
                 col.close().unwrap();
             }
-            Column::Millis(values) => {
+            Column::Millis(values) | Column::Unscaled(values) => {
                 let present: Vec<i64> = values.iter().flatten().copied().collect();
                 let defs: Vec<i16> = values.iter().map(|v| i16::from(v.is_some())).collect();
                 let mut col = group
@@ -346,4 +348,71 @@ fn damaged_parquet_files_are_refused_never_a_panic_or_a_partial_import() {
     }
     std::fs::remove_file(&damaged).unwrap();
     assert!(refused > cases.len() / 2, "{refused} of {}", cases.len());
+}
+
+#[test]
+fn a_focus_parquet_export_with_decimal_costs_imports_exactly_as_its_csv() {
+    // FOCUS as Data Exports types it: costs DECIMAL (exact), Tags a map; one non-AWS row skipped.
+    let csv_text = "ChargePeriodStart,ProviderName,SubAccountId,ServiceName,RegionId,ResourceId,\
+ChargeCategory,BilledCost,EffectiveCost,BillingCurrency,Tags\n\
+2024-09-18T22:00:00Z,AWS,111122223333,Amazon EC2,us-east-1,i-0aaa,Usage,0.1234567890,0.1000000000,USD,\
+\"{\"\"team\"\":\"\"core\"\"}\"\n\
+2024-09-18T23:00:00Z,AWS,111122223333,Amazon EC2,us-east-1,i-0aaa,Usage,0.0000000001,0.0000000001,USD,\n\
+2024-09-19T00:00:00Z,AWS,111122223333,Amazon S3,us-east-1,,Credit,-5.2500000000,-5.2500000000,USD,\n\
+2024-09-19T00:00:00Z,Microsoft,other,Virtual Machines,eastus,vm-1,Usage,9.0000000000,9.0000000000,USD,\n";
+    let csv_path = temp("focus.csv");
+    std::fs::write(&csv_path, csv_text).unwrap();
+    let csv = import_path(&csv_path, &mut |_| {}).unwrap();
+    std::fs::remove_file(&csv_path).unwrap();
+
+    let path = temp("focus.parquet");
+    let hour = 3_600_000;
+    let start = 1_726_696_800_000; // 2024-09-18T22:00:00Z
+    write_parquet(
+        &path,
+        "message focus {
+            OPTIONAL INT64 ChargePeriodStart (TIMESTAMP(MILLIS,true));
+            OPTIONAL BYTE_ARRAY ProviderName (UTF8);
+            OPTIONAL BYTE_ARRAY SubAccountId (UTF8);
+            OPTIONAL BYTE_ARRAY ServiceName (UTF8);
+            OPTIONAL BYTE_ARRAY RegionId (UTF8);
+            OPTIONAL BYTE_ARRAY ResourceId (UTF8);
+            OPTIONAL BYTE_ARRAY ChargeCategory (UTF8);
+            OPTIONAL INT64 BilledCost (DECIMAL(18,10));
+            OPTIONAL INT64 EffectiveCost (DECIMAL(18,10));
+            OPTIONAL BYTE_ARRAY BillingCurrency (UTF8);
+            OPTIONAL group Tags (MAP) {
+                REPEATED group key_value { REQUIRED BYTE_ARRAY key (UTF8); OPTIONAL BYTE_ARRAY value (UTF8); }
+            }
+        }",
+        vec![
+            Column::Millis(vec![Some(start), Some(start + hour), Some(start + 2 * hour), Some(start + 2 * hour)]),
+            Column::Text(vec![Some("AWS"), Some("AWS"), Some("AWS"), Some("Microsoft")]),
+            Column::Text(vec![Some("111122223333"), Some("111122223333"), Some("111122223333"), Some("other")]),
+            Column::Text(vec![Some("Amazon EC2"), Some("Amazon EC2"), Some("Amazon S3"), Some("Virtual Machines")]),
+            Column::Text(vec![Some("us-east-1"), Some("us-east-1"), Some("us-east-1"), Some("eastus")]),
+            Column::Text(vec![Some("i-0aaa"), Some("i-0aaa"), None, Some("vm-1")]),
+            Column::Text(vec![Some("Usage"), Some("Usage"), Some("Credit"), Some("Usage")]),
+            Column::Unscaled(vec![Some(1_234_567_890), Some(1), Some(-52_500_000_000), Some(90_000_000_000)]),
+            Column::Unscaled(vec![Some(1_000_000_000), Some(1), Some(-52_500_000_000), Some(90_000_000_000)]),
+            Column::Text(vec![Some("USD"); 4]),
+            Column::Map(vec![Some(vec![("team", "core")]), None, None, None]),
+        ],
+        parquet::basic::Compression::SNAPPY,
+    );
+    let parquet = import_path(&path, &mut |_| {}).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(parquet.format, Format::Focus);
+    assert_eq!(parquet.records, csv.records);
+    assert_eq!(parquet.resource_tags, csv.resource_tags);
+    assert_eq!(parquet.total_unblended, csv.total_unblended);
+    assert_eq!(parquet.rows_skipped, 1);
+    // DECIMAL cells are read exactly (0.1234567890 + 0.0000000001), the sum rounded once to nanos.
+    let ec2 = parquet
+        .records
+        .iter()
+        .find(|r| r.service == "Amazon EC2")
+        .unwrap();
+    assert_eq!(ec2.unblended, "0.123456789".parse().unwrap());
+    assert_eq!(parquet.resource_tags["i-0aaa"]["team"], "core");
 }
