@@ -78,6 +78,17 @@ const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// violation, undone to a savepoint), they are COPYed into a staging table and upserted from
 /// it in one statement.
 impl BulkCostWrite for sqlx::Postgres {
+    /// A transaction-scoped advisory lock keyed by the tenant: released at commit or rollback,
+    /// never left behind by a crashed writer. Other tenants' writes never wait on it (unless two
+    /// ids hash alike, which only costs a short wait).
+    async fn lock_tenant_costs(conn: &mut PgConnection, tenant: TenantId) -> crate::Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cloudspend cost writes ' || $1::text, 0))")
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     async fn bulk_upsert_costs<'a>(
         conn: &'a mut PgConnection,
         tenant: TenantId,

@@ -82,6 +82,15 @@ pub(crate) struct CostsWritten {
 /// the records are all those days hold (and says so in [`CostsWritten::rollups_written`]).
 /// `Ok(None)` means "not worth it here": the caller then runs the multi-row INSERT.
 pub(crate) trait BulkCostWrite: sqlx::Database {
+    /// Holds the tenant's cost writes to one at a time until the caller's transaction ends.
+    /// Cost Explorer and the CUR are collected by separate jobs; two writes on the same days at
+    /// once would each rewrite the days' rollups from what they see, and the second to insert a
+    /// rollup row would fail on the first's (a unique violation, the run lost).
+    fn lock_tenant_costs(
+        conn: &mut Self::Connection,
+        tenant: TenantId,
+    ) -> impl std::future::Future<Output = crate::Result<()>> + Send;
+
     fn bulk_upsert_costs<'a>(
         conn: &'a mut Self::Connection,
         tenant: TenantId,
@@ -92,6 +101,14 @@ pub(crate) trait BulkCostWrite: sqlx::Database {
 
 /// SQLite has no COPY, and its multi-row INSERT into a local file is already fast.
 impl BulkCostWrite for sqlx::Sqlite {
+    /// SQLite has one writer at a time already.
+    async fn lock_tenant_costs(
+        _conn: &mut sqlx::SqliteConnection,
+        _tenant: TenantId,
+    ) -> crate::Result<()> {
+        Ok(())
+    }
+
     async fn bulk_upsert_costs<'a>(
         _conn: &'a mut sqlx::SqliteConnection,
         _tenant: TenantId,
@@ -1302,6 +1319,7 @@ macro_rules! impl_store {
 
             async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> $crate::Result<u64> {
                 let mut tx = self.pool.begin().await?;
+                <$db as BulkCostWrite>::lock_tenant_costs(&mut *tx, tenant).await?;
                 let written = insert_costs(&mut tx, tenant, records, true).await?;
                 if written.rollups_written {
                     bump_data_version(&mut *tx, tenant).await?;
@@ -1327,6 +1345,7 @@ macro_rules! impl_store {
                 records: &[CostRecord],
             ) -> $crate::Result<u64> {
                 let mut tx = self.pool.begin().await?;
+                <$db as BulkCostWrite>::lock_tenant_costs(&mut *tx, tenant).await?;
                 sqlx::query("DELETE FROM daily_costs WHERE tenant_id = $1 AND source = $2 AND day >= $3 AND day < $4")
                     .bind(tenant.0)
                     .bind(source.as_str())

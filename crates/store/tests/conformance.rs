@@ -1806,6 +1806,38 @@ async fn budgets_are_one_per_tenant_and_keep_their_alerted_state(store: Arc<dyn 
     assert!(store.budget(acme.id).await.unwrap().is_none());
 }
 
+/// Two collections writing the same tenant's days at once (Cost Explorer and the CUR run as
+/// separate jobs) both succeed, and the rollups end up what the rows say: neither write's rollup
+/// refresh misses the other's rows or collides with its rollup rows.
+async fn concurrent_cost_writes_for_one_tenant_both_land_in_the_rollups(store: Arc<dyn Store>) {
+    let (_, t) = tenant_with_owner(&store, "race@example.com").await;
+    for round in 0..8u32 {
+        let ce_rows: Vec<CostRecord> = (1..=28)
+            .map(|d| ce(d, "AmazonEC2", &format!("{}.00", 10 + round), false))
+            .collect();
+        let cur_rows: Vec<CostRecord> = (1..=14)
+            .map(|d| {
+                let mut r = ce(d, "AmazonS3", &format!("{}.00", 3 + round), false);
+                r.source = CostSource::Cur;
+                r
+            })
+            .collect();
+        let (a, b) = tokio::join!(
+            store.upsert_daily_costs(t.id, &ce_rows),
+            store.upsert_daily_costs(t.id, &cur_rows)
+        );
+        a.unwrap_or_else(|e| panic!("round {round}: Cost Explorer write failed: {e}"));
+        b.unwrap_or_else(|e| panic!("round {round}: CUR write failed: {e}"));
+        // Days 1-14 are the CUR's (S3 only); 15-28 Cost Explorer's (EC2 only).
+        let totals = rollup_map(&store, t.id, RollupDimension::Total).await;
+        assert_eq!(totals.len(), 28, "round {round}: {totals:?}");
+        for (d, _, amount, _) in &totals {
+            let expected = if *d <= day(14) { 3 + round } else { 10 + round };
+            assert_eq!(amount, &format!("{expected}.00"), "round {round}, {d}");
+        }
+    }
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -1829,6 +1861,7 @@ macro_rules! conformance {
                 connections_are_one_per_tenant_and_scoped,
                 ping_answers,
                 rollups_follow_every_cost_write_with_cur_over_ce,
+                concurrent_cost_writes_for_one_tenant_both_land_in_the_rollups,
                 anomalies_keep_ids_and_user_verdicts_across_detections,
                 recommendations_are_replaced_per_tenant,
                 alert_deliveries_are_queued_once_and_claimed_once,
