@@ -47,6 +47,7 @@ pub struct Crossed {
 }
 
 use crate::forecast::month_start;
+use crate::view::percent_of as percent;
 
 /// Month-to-date, the month-end forecast and its method for the month of `today`: the
 /// dashboard's forecast ([`crate::forecast::month_forecast`]).
@@ -56,13 +57,6 @@ pub fn month_figures(
 ) -> (Money, Money, String) {
     let f = crate::forecast::month_forecast(totals, today, today);
     (f.month_to_date, f.forecast, f.method)
-}
-
-fn percent(part: Money, whole: Money) -> f64 {
-    if whole == Money::ZERO {
-        return 0.0;
-    }
-    ((part.nanos() as f64 / whole.nanos() as f64) * 1000.0).round() / 10.0
 }
 
 /// Whether `part` is at least `threshold` percent of `whole`, exactly (no floating point).

@@ -150,3 +150,12 @@ impl RecommendationView {
         serde_json::from_value(record.detail.clone()).ok()
     }
 }
+
+/// `part` as a percentage of `whole`, to one decimal, for display (0 when `whole` is zero).
+/// Thresholds are never decided on this float: budgets compare exact money.
+pub fn percent_of(part: Money, whole: Money) -> f64 {
+    if whole == Money::ZERO {
+        return 0.0;
+    }
+    ((part.nanos() as f64 / whole.nanos() as f64) * 1000.0).round() / 10.0
+}

@@ -1321,6 +1321,8 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 <$db as BulkCostWrite>::lock_tenant_costs(&mut *tx, tenant).await?;
                 let written = insert_costs(&mut tx, tenant, records, true).await?;
+                // Nothing new or changed: the rollups and the dashboard still hold, so neither is
+                // touched.
                 if written.rollups_written {
                     bump_data_version(&mut *tx, tenant).await?;
                 } else if written.rows > 0
@@ -1331,7 +1333,6 @@ macro_rules! impl_store {
                 {
                     refresh_rollups(&mut tx, tenant, first, last + chrono::Duration::days(1)).await?;
                 }
-                // Nothing new or changed: the rollups and the dashboard still hold.
                 tx.commit().await?;
                 Ok(written.rows)
             }

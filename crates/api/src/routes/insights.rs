@@ -224,14 +224,6 @@ pub struct DashboardResponse {
 pub(crate) const SOURCE_RULE: &str = "Cost and Usage Report rows where the CUR covers a day, \
      Cost Explorer otherwise; never both";
 
-fn share(part: Money, whole: Money) -> f64 {
-    if whole == Money::ZERO {
-        0.0
-    } else {
-        ((part.nanos() as f64 / whole.nanos() as f64) * 1000.0).round() / 10.0
-    }
-}
-
 fn top_with_other(totals: Vec<RollupTotal>, whole: Money) -> Vec<Breakdown> {
     let mut out: Vec<Breakdown> = Vec::new();
     let mut other = Money::ZERO;
@@ -241,7 +233,7 @@ fn top_with_other(totals: Vec<RollupTotal>, whole: Money) -> Vec<Breakdown> {
             out.push(Breakdown {
                 key: t.key,
                 amount: t.amount,
-                share_percent: share(t.amount, whole),
+                share_percent: cloudspend_insights::view::percent_of(t.amount, whole),
             });
         } else {
             other += t.amount;
@@ -252,7 +244,7 @@ fn top_with_other(totals: Vec<RollupTotal>, whole: Money) -> Vec<Breakdown> {
         out.push(Breakdown {
             key: "Other".into(),
             amount: other,
-            share_percent: share(other, whole),
+            share_percent: cloudspend_insights::view::percent_of(other, whole),
         });
     }
     out
