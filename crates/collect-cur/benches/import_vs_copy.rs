@@ -176,42 +176,11 @@ async fn count_rows(store: &PgStore) -> i64 {
         .expect("count rows")
 }
 
-/// COPY text format: tab-separated, `\N` for NULL, backslash escapes.
-fn push_text(out: &mut Vec<u8>, value: &str) {
-    for b in value.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
-    }
-}
-
+/// The rows as COPY text, encoded by the store's own encoder (the bytes import-cur sends).
 fn copy_text(tenant: cloudspend_core::TenantId, records: &[CostRecord]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * 200);
     for r in records {
-        let _ = write!(out, "{}\t{}\t{}\t", tenant.0, r.day, r.source.as_str());
-        for s in [
-            &r.account_id,
-            &r.service,
-            &r.region,
-            &r.usage_type,
-            &r.resource_id,
-            &r.line_item_type,
-        ] {
-            push_text(&mut out, s);
-            out.push(b'\t');
-        }
-        let _ = write!(out, "{}\t{}\t", r.unblended.nanos(), r.amortized.nanos());
-        match &r.usage_amount {
-            Some(u) => push_text(&mut out, u),
-            None => out.extend_from_slice(b"\\N"),
-        }
-        out.push(b'\t');
-        push_text(&mut out, &r.currency);
-        out.extend_from_slice(if r.estimated { b"\tt\n" } else { b"\tf\n" });
+        cloudspend_store::postgres::push_copy_line(&mut out, Some(tenant), r);
     }
     out
 }

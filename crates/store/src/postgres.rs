@@ -222,12 +222,7 @@ async fn copy_costs(
     let mut copy = conn.copy_in_raw(statement).await?;
     let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
     for r in records {
-        if let Some(tenant) = tenant {
-            use std::io::Write;
-            // Writing into a Vec cannot fail.
-            let _ = write!(buf, "{}\t", tenant.0);
-        }
-        push_copy_row(&mut buf, r);
+        push_copy_line(&mut buf, tenant, r);
         if buf.len() >= COPY_CHUNK_BYTES {
             copy.send(buf.as_slice()).await?;
             buf.clear();
@@ -237,6 +232,18 @@ async fn copy_costs(
         copy.send(buf.as_slice()).await?;
     }
     copy.finish().await
+}
+
+/// One cost row as a line of `COPY daily_costs ... FROM STDIN` text, `tenant_id` first when
+/// given, then [`COST_COLUMNS`]. Public so the import bench's bare-COPY baseline sends exactly
+/// the bytes the store sends.
+pub fn push_copy_line(out: &mut Vec<u8>, tenant: Option<TenantId>, r: &CostRecord) {
+    if let Some(tenant) = tenant {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{}\t", tenant.0);
+    }
+    push_copy_row(out, r);
 }
 
 /// One row of COPY text format, columns in [`COST_COLUMNS`] order.
