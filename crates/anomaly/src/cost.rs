@@ -262,7 +262,7 @@ fn median(v: &mut [f64]) -> f64 {
     debug_assert!(!v.is_empty());
     if v.len() > 16 {
         let mid = v.len() / 2;
-        let upper = *v.select_nth_unstable_by(mid, f64::total_cmp).1;
+        let upper = select_total(v, mid);
         return if v.len() % 2 == 1 {
             upper
         } else {
@@ -277,6 +277,30 @@ fn median(v: &mut [f64]) -> f64 {
     } else {
         (v[mid - 1] + v[mid]) / 2.0
     }
+}
+
+/// `v.select_nth_unstable_by(k, f64::total_cmp)`, leaving `v` in the same order: the same
+/// selection runs on integer keys that order exactly as `total_cmp` does (it compares these
+/// keys), so every comparison, and so every swap, is the same; integers just compare faster.
+fn select_total(v: &mut [f64], k: usize) -> f64 {
+    const MAX: usize = 64;
+    if v.len() > MAX {
+        return *v.select_nth_unstable_by(k, f64::total_cmp).1;
+    }
+    let key = |x: f64| {
+        let b = x.to_bits() as i64;
+        b ^ (((b >> 63) as u64) >> 1) as i64
+    };
+    let mut keys = [0i64; MAX];
+    for (k, &x) in keys.iter_mut().zip(v.iter()) {
+        *k = key(x);
+    }
+    let keys = &mut keys[..v.len()];
+    keys.select_nth_unstable(k);
+    for (x, &k) in v.iter_mut().zip(keys.iter()) {
+        *x = f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64);
+    }
+    v[k]
 }
 
 /// Whether `median(v) < bound`, exactly, in one pass and without reordering: cheaper than the
@@ -345,7 +369,7 @@ impl<const N: usize> SortedWindow<N> {
     /// Adds the newest value, dropping the oldest when full. `x` must not be NaN.
     fn push(&mut self, day: usize, x: f64) {
         if self.len == N {
-            self.pop_oldest();
+            return self.replace_oldest(day, x);
         }
         self.order.push_back((day, x));
         // Shifting by hand: for a handful of values a `memmove` call costs more than the move.
@@ -356,6 +380,28 @@ impl<const N: usize> SortedWindow<N> {
         }
         self.sorted[i] = x;
         self.len += 1;
+    }
+
+    /// `pop_oldest` then the insertion of `push`, in one pass: the new value slides from the
+    /// oldest value's slot, so only the values between the two move (the window is full on
+    /// almost every day, and the two passes were a tenth of detection). The result is the same
+    /// array: `x` ends up after every value not above it, as the insertion from the end puts it.
+    fn replace_oldest(&mut self, day: usize, x: f64) {
+        let Some((_, old)) = self.order.pop_front() else {
+            return;
+        };
+        self.order.push_back((day, x));
+        let s = &mut self.sorted[..self.len];
+        let mut i = s.partition_point(|&v| v < old);
+        while i + 1 < s.len() && s[i + 1] <= x {
+            s[i] = s[i + 1];
+            i += 1;
+        }
+        while i > 0 && s[i - 1] > x {
+            s[i] = s[i - 1];
+            i -= 1;
+        }
+        s[i] = x;
     }
 
     fn pop_oldest(&mut self) {
@@ -1065,6 +1111,8 @@ mod tests {
             }
             let mut all: Vec<f64> = recent.iter().copied().collect();
             assert_eq!(w.median(), median(&mut all));
+            all.sort_by(f64::total_cmp);
+            assert_eq!(&w.sorted[..w.len], &all[..]);
         }
     }
 
