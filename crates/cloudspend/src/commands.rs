@@ -104,7 +104,7 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
     let files = args.files.clone();
     let interactive = std::io::stderr().is_terminal();
     // Parsing is CPU-bound and streaming: keep it off the async runtime.
-    let result = tokio::task::spawn_blocking(move || {
+    let streamed = tokio::task::spawn_blocking(move || {
         let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
         let begun = std::time::Instant::now();
         let mut draw = |p: cloudspend_collect_cur::Progress| {
@@ -124,7 +124,8 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
                 p.rows as f64 / secs
             );
         };
-        let result = cloudspend_collect_cur::import_paths(&paths, &mut draw);
+        let options = cloudspend_collect_cur::ImportOptions::default();
+        let result = cloudspend_collect_cur::import_paths_streamed(&paths, options, &mut draw);
         if interactive {
             eprintln!();
         }
@@ -132,10 +133,11 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
     })
     .await?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let written = store
-        .upsert_daily_costs(tenant, &result.records)
-        .await
-        .context("writing the imported rows")?;
+    let cloudspend_collect_cur::StreamedImport { result, records } = streamed;
+    let written = match result.days {
+        Some(days) => write_streamed(&*store, tenant, days, records).await?,
+        None => 0,
+    };
     store
         .upsert_resource_tags(tenant, &result.resource_tags, started_at)
         .await
@@ -193,6 +195,40 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
             .unwrap_or_default(),
     );
     Ok(())
+}
+
+/// Writes an import's records in one transaction as they are merged: the merge runs on a
+/// blocking thread while the store writes the batches before it, and memory holds a few batches,
+/// never the export. An error of the merge (a currency that changes within a key, found only
+/// when spilled sums meet) is the import's error, and nothing is written.
+async fn write_streamed(
+    store: &dyn Store,
+    tenant: cloudspend_core::TenantId,
+    days: (chrono::NaiveDate, chrono::NaiveDate),
+    records: cloudspend_collect_cur::CostRecords,
+) -> anyhow::Result<u64> {
+    const BATCH: usize = 8192;
+    let (sender, batches) = tokio::sync::mpsc::channel(4);
+    let producer = tokio::task::spawn_blocking(move || {
+        for batch in records.batches(BATCH) {
+            // A closed channel means the write failed; it reports why.
+            if sender
+                .blocking_send(batch.map_err(|e| e.to_string()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let written = store
+        .upsert_daily_costs_streamed(tenant, days, batches)
+        .await;
+    producer.await?;
+    match written {
+        Ok(written) => Ok(written),
+        Err(StoreError::Source(why)) => bail!("{why}"),
+        Err(e) => Err(e).context("writing the imported rows"),
+    }
 }
 
 fn settings(server: &ServerArgs) -> Settings {

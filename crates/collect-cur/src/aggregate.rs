@@ -21,11 +21,15 @@ use std::collections::hash_map::Entry;
 
 mod merge;
 pub(crate) use merge::merge_into_records;
+mod spill;
+pub(crate) use spill::{Runs, SpilledRecords};
 
-/// Where a row is. The block orders rows of different blocks (a file with bare `\r` line ends
-/// has every row on line 1); the line is what an error names.
+/// Where a row is. The file (its position among the files imported together) and the block
+/// order rows of different files and blocks (a file with bare `\r` line ends has every row on
+/// line 1); the line is what an error names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Place {
+    pub file: u32,
     pub block: u64,
     pub line: u64,
 }
@@ -81,8 +85,10 @@ struct Key {
     dims: [u32; 6],
 }
 
+/// One key's running sums. `S` names a string: an interned id while a part is in memory, the
+/// string itself in a run spilled to disk.
 #[derive(Clone, Copy)]
-struct Sums {
+struct Sums<S = u32> {
     /// Where this aggregator first saw the key: the merge needs it to tell which currency
     /// came first, and which line to name when another part of the file has another one.
     first: Place,
@@ -90,19 +96,19 @@ struct Sums {
     amortized: Decimal,
     usage_amount: Option<Decimal>,
     /// Usage of different units (requests and GB-hours under one key) has no meaningful sum.
-    unit: Option<u32>,
+    unit: Option<S>,
     mixed_units: bool,
-    currency: u32,
+    currency: S,
 }
 
-impl Sums {
+impl<S: Clone + PartialEq> Sums<S> {
     /// Adds another part's sums for the same key; on a conflict the sums are left as good as
     /// they can be (the import fails anyway) and the error names the later part's first line.
     fn combine(
         &mut self,
-        theirs: Sums,
+        theirs: Sums<S>,
         theirs_later: bool,
-        name: &dyn Fn(u32) -> String,
+        name: &dyn Fn(&S) -> String,
     ) -> Result<(), ImportError> {
         let (earlier, later) = if theirs_later || self.first <= theirs.first {
             (&*self, &theirs)
@@ -113,14 +119,14 @@ impl Sums {
         let mixed_currency =
             (earlier.currency != later.currency).then(|| ImportError::MixedCurrency {
                 line,
-                expected: name(earlier.currency),
-                found: name(later.currency),
+                expected: name(&earlier.currency),
+                found: name(&later.currency),
             });
-        let (first, currency) = (earlier.first, earlier.currency);
-        let unit = earlier.unit.or(later.unit);
+        let (first, currency) = (earlier.first, earlier.currency.clone());
+        let unit = earlier.unit.clone().or_else(|| later.unit.clone());
         let mixed_units = self.mixed_units
             || theirs.mixed_units
-            || matches!((self.unit, theirs.unit), (Some(a), Some(b)) if a != b);
+            || matches!((&self.unit, &theirs.unit), (Some(a), Some(b)) if a != b);
         (self.first, self.currency, self.unit, self.mixed_units) =
             (first, currency, unit, mixed_units);
         if let Some(error) = mixed_currency {
@@ -163,6 +169,11 @@ pub(crate) struct Aggregator {
 }
 
 impl Aggregator {
+    /// Distinct keys held.
+    pub(crate) fn len(&self) -> usize {
+        self.sums.len()
+    }
+
     pub(crate) fn add(&mut self, place: Place, row: RowValues<'_>) -> Result<(), ImportError> {
         let line = place.line;
         let too_big = |column: &str| overflow(line, column);
@@ -269,7 +280,7 @@ impl Aggregator {
                     slot.insert(theirs);
                 }
                 Entry::Occupied(slot) => {
-                    let name = |id: u32| strings.name(id).to_string();
+                    let name = |id: &u32| strings.name(*id).to_string();
                     if let Err(e) = slot.into_mut().combine(theirs, other_is_later, &name) {
                         errors.keep(e);
                     }

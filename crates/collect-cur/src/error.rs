@@ -50,6 +50,19 @@ pub enum ImportError {
     #[error("zip archive: {0}")]
     Zip(String),
 
+    /// An export with more distinct keys than an import holds in memory keeps its sums in
+    /// temporary files, and writing or reading them failed.
+    #[error(
+        "the import keeps its sums in temporary files in {folder} and that failed: {source} \
+         (it needs about 100 bytes per distinct key there; set TMPDIR to a folder with room; \
+         nothing was imported)"
+    )]
+    Spill {
+        folder: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Malformed CSV: a row with a different number of fields than the header, bad UTF-8.
     #[error("line {line}: {message}")]
     Csv { line: u64, message: String },

@@ -1,6 +1,6 @@
 //! The streaming import: bytes → (decompress) → CSV rows → parsed values → per-key sums.
 
-use crate::aggregate::{Aggregator, Place, RowValues, merge_into_records};
+use crate::aggregate::{Aggregator, Place, RowValues, Runs, SpilledRecords, merge_into_records};
 use crate::blocks::{self, Block, Splitter};
 use crate::error::ImportError;
 use crate::format::{Amortization, CurAmortization, Format, Layout, Source, TagSource};
@@ -27,11 +27,20 @@ pub struct ImportOptions {
     pub threads: usize,
     /// About how many bytes of CSV a thread parses at a time (more for a longer record).
     pub block_bytes: usize,
+    /// Distinct keys a thread holds in memory: at this many it writes them, sorted, to a
+    /// temporary file and starts afresh, and the files are merged as the records are read
+    /// ([`import_paths_streamed`]). Memory is bounded by this, not by the export's size.
+    pub spill_keys: usize,
 }
 
 /// Beyond this, more threads cost memory (sums per thread) for little: merging the parts and
 /// building the records stay serial.
 const MAX_THREADS: usize = 4;
+
+/// 7/8 of 2^16: the most keys a hash table of 2^16 slots takes before it doubles, so a thread's
+/// sums never take more than about 9 MiB (2^16 slots of 136 bytes). A million-row export then
+/// spills in runs of 57k keys; one of 100k rows does not spill on two threads.
+const SPILL_KEYS: usize = 57_344;
 
 impl Default for ImportOptions {
     /// The cores available, at most [`MAX_THREADS`]; 1 MiB blocks, big enough that handing a
@@ -41,6 +50,7 @@ impl Default for ImportOptions {
         Self {
             threads: cores.min(MAX_THREADS),
             block_bytes: 1 << 20,
+            spill_keys: SPILL_KEYS,
         }
     }
 }
@@ -114,7 +124,7 @@ pub fn import_reader_with<R: Read>(
         progress,
     };
     import_stream(counted, &mut sink, &mut state, options, 0)?;
-    state.finish(options.threads)
+    state.finish(options)?.collected()
 }
 
 /// Imports one export file: `.csv`, `.csv.gz`, `.zip` (holding one CSV, as CUR delivers them).
@@ -126,7 +136,7 @@ pub fn import_path(
     let mut state = State::default();
     let options = ImportOptions::default();
     import_file(path, Progress::default(), progress, &mut state, options)?;
-    state.finish(options.threads)
+    state.finish(options)?.collected()
 }
 
 /// Imports the parts of one report together, as one result. A CUR delivery is split into
@@ -147,22 +157,45 @@ pub fn import_paths_with(
     options: ImportOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportResult, ImportError> {
+    import_paths_streamed(paths, options, progress)?.collected()
+}
+
+/// [`import_paths_with`] for an export of any size: the records are not in the result but
+/// come from [`StreamedImport::records`], in key order, as they are read. With more distinct
+/// keys than `options.spill_keys` per thread they are merged from temporary files as they are
+/// read, so memory stays flat however large the export; an error met in that merge (a currency
+/// that changes within a key, a sum out of range) comes from the iterator, and the caller must
+/// then drop what it wrote.
+pub fn import_paths_streamed(
+    paths: &[&Path],
+    options: ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<StreamedImport, ImportError> {
     let total: u64 = paths
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
+    // An error already named with its file (an earlier one's, found later) keeps that name.
     let in_file = |path: &Path| {
         let path = path.display().to_string();
-        move |source| ImportError::InFile {
-            path,
-            source: Box::new(source),
+        move |source| match source {
+            named @ ImportError::InFile { .. } => named,
+            source => ImportError::InFile {
+                path,
+                source: Box::new(source),
+            },
         }
     };
-    let mut state = State::default();
+    let mut state = State {
+        paths: Some(paths.iter().map(|p| p.display().to_string()).collect()),
+        ..State::default()
+    };
     for (i, path) in paths.iter().enumerate() {
         if i > 0 {
-            state.seal().map_err(in_file(paths[i - 1]))?;
+            state
+                .seal(options.spill_keys)
+                .map_err(in_file(paths[i - 1]))?;
         }
         let base = Progress {
             rows: state.rows_read,
@@ -171,13 +204,12 @@ pub fn import_paths_with(
         };
         import_file(path, base, progress, &mut state, options).map_err(in_file(path))?;
     }
-    // A row error found as the last file's parts are merged is that file's.
-    state
-        .finish(options.threads)
-        .map_err(|e| match paths.last() {
-            Some(path) if error_line(&e).is_some() => in_file(path)(e),
-            _ => e,
-        })
+    // A row error found as the last file's parts are merged in memory is that file's; the
+    // merge of spilled runs names the file itself.
+    state.finish(options).map_err(|e| match paths.last() {
+        Some(path) if error_line(&e).is_some() => in_file(path)(e),
+        _ => e,
+    })
 }
 
 fn import_file(
@@ -208,7 +240,13 @@ fn import_file(
         progress,
     };
     if Container::of(&magic[..n]) == Container::Parquet {
-        return import_parquet(counted.inner, size.unwrap_or(0), &mut sink, state);
+        return import_parquet(
+            counted.inner,
+            size.unwrap_or(0),
+            &mut sink,
+            state,
+            options.spill_keys,
+        );
     }
     if Container::of(&magic[..n]) == Container::Zip {
         // A seekable file: read the central directory rather than trusting local headers.
@@ -440,7 +478,14 @@ fn import_csv<R: Read>(
     }
     let layout = Layout::new(&header)?;
     state.expect_format(layout.format)?;
-    let parse = |block: &Block, part: &mut Part| part.block(&layout, header.len(), block);
+    let (file, runs, spill_keys) = (state.file, &state.runs, options.spill_keys);
+    let parse = |block: &Block, part: &mut Part| {
+        let rows = part.block(&layout, header.len(), block, file)?;
+        if part.sums.len() >= spill_keys {
+            runs.spill(&mut part.sums)?;
+        }
+        Ok(rows)
+    };
     let mut reported = 0;
     // Reads to the very end, so a compressed stream's trailer (gzip CRC and length) is checked.
     let parsed = blocks::parse_blocks(&mut splitter, options.threads, &parse, &mut |rows| {
@@ -453,7 +498,14 @@ fn import_csv<R: Read>(
         // Rows before the failed one may conflict with rows in another thread's part (or an
         // earlier file): a serial import would have stopped at the first such row.
         let earlier = state.sealed.take().map(|part| part.sums);
-        let sums = parsed.parts.into_iter().map(|part| part.sums).collect();
+        let sums: Vec<Aggregator> = parsed.parts.into_iter().map(|part| part.sums).collect();
+        if !state.runs.is_empty() {
+            return Err(earliest_of_runs(
+                state,
+                earlier.into_iter().chain(sums),
+                error,
+            ));
+        }
         let conflict = merge_into_records(earlier, sums, options.threads)
             .err()
             .filter(
@@ -474,6 +526,43 @@ fn import_csv<R: Read>(
     Ok(())
 }
 
+/// `error`, met at a row of the file being read, or a conflict between rows before it that a
+/// serial import would have stopped at first, when some sums are in runs: every part becomes a
+/// run and the merge of the runs finds the earliest conflict. One in an earlier file is named
+/// with that file.
+fn earliest_of_runs(
+    state: &mut State,
+    sums: impl Iterator<Item = Aggregator>,
+    error: ImportError,
+) -> ImportError {
+    let runs = std::mem::take(&mut state.runs);
+    for mut sums in sums {
+        if let Err(e) = runs.spill(&mut sums) {
+            return e;
+        }
+    }
+    let conflict = match runs.into_records(None) {
+        Ok(records) => records.first_row_error(),
+        Err(e) => return e,
+    };
+    let at = (state.file, error_line(&error).unwrap_or(u64::MAX));
+    match conflict {
+        Some((place, conflict)) if (place.file, place.line) < at => {
+            let path = (place.file < state.file)
+                .then(|| state.paths.as_ref()?.get(place.file as usize).cloned())
+                .flatten();
+            match path {
+                Some(path) => ImportError::InFile {
+                    path,
+                    source: Box::new(conflict),
+                },
+                None => conflict,
+            }
+        }
+        _ => error,
+    }
+}
+
 /// A Parquet file: its rows, turned into the cells of the CSV export, go through the same
 /// layout and row rules as a CSV's, on this thread. A row's "line" is its row number plus one,
 /// where it would be in the CSV export (after the header).
@@ -482,6 +571,7 @@ fn import_parquet(
     size: u64,
     sink: &mut Sink<'_>,
     state: &mut State,
+    spill_keys: usize,
 ) -> Result<(), ImportError> {
     let unreadable = |message| ImportError::Parquet { message };
     let mut rows = crate::parquet::ParquetRows::open(file).map_err(unreadable)?;
@@ -493,10 +583,14 @@ fn import_parquet(
     while rows.next_into(&mut record).map_err(unreadable)? {
         read += 1;
         let place = Place {
+            file: state.file,
             block: 0,
             line: read + 1,
         };
         part.row(&layout, place, &record)?;
+        if part.sums.len() >= spill_keys {
+            state.runs.spill(&mut part.sums)?;
+        }
         if read.is_multiple_of(PROGRESS_EVERY_ROWS) {
             sink.report(read);
         }
@@ -536,6 +630,13 @@ struct State {
     /// The last file's parts, one per thread: merged at the end, on as many threads, as the
     /// records are built.
     parts: Vec<Part>,
+    /// Sorted sums written to temporary files by parts that reached `spill_keys`; when there
+    /// are any, every part ends as a run and the records come from their merge.
+    runs: Runs,
+    /// The position of the file being read among those imported together ([`Place::file`]).
+    file: u32,
+    /// The files imported together, when they are named ([`import_paths_streamed`]).
+    paths: Option<Vec<String>>,
     rows_read: u64,
     bytes_read: u64,
 }
@@ -559,7 +660,13 @@ struct Part {
 
 impl Part {
     /// Parses one block's rows; `width` is the header's.
-    fn block(&mut self, layout: &Layout, width: usize, block: &Block) -> Result<u64, ImportError> {
+    fn block(
+        &mut self,
+        layout: &Layout,
+        width: usize,
+        block: &Block,
+        file: u32,
+    ) -> Result<u64, ImportError> {
         // Flexible: the header is not in the block, so the field count is checked here.
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -583,6 +690,7 @@ impl Part {
                 });
             }
             let place = Place {
+                file,
                 block: block.index,
                 line,
             };
@@ -787,18 +895,24 @@ impl State {
         }
     }
 
-    fn seal(&mut self) -> Result<(), ImportError> {
+    fn seal(&mut self, spill_keys: usize) -> Result<(), ImportError> {
         let file = merge_parts(std::mem::take(&mut self.parts))?;
-        match &mut self.sealed {
-            Some(sealed) => sealed.absorb(file, true),
-            None => {
-                self.sealed = Some(file);
-                Ok(())
+        self.file += 1;
+        let sealed = match &mut self.sealed {
+            Some(sealed) => {
+                sealed.absorb(file, true)?;
+                sealed
             }
+            None => self.sealed.insert(file),
+        };
+        if !self.runs.is_empty() || sealed.sums.len() >= spill_keys {
+            self.runs.spill(&mut sealed.sums)?;
         }
+        Ok(())
     }
 
-    fn finish(self, threads: usize) -> Result<ImportResult, ImportError> {
+    /// The result, and its records: merged in memory, or from the runs when there are any.
+    fn finish(self, options: ImportOptions) -> Result<StreamedImport, ImportError> {
         let format = self.format.ok_or(ImportError::Empty)?;
         let mut file = Part::default();
         let last_file_sums: Vec<Aggregator> = self
@@ -814,15 +928,33 @@ impl State {
             }
             None => (file, None),
         };
-        let merged = merge_into_records(earlier_sums, last_file_sums, threads)?;
+        let (records, total_unblended, total_amortized) = if self.runs.is_empty() {
+            let merged = merge_into_records(earlier_sums, last_file_sums, options.threads)?;
+            (
+                Records::Held(merged.records.into_iter()),
+                merged.total_unblended,
+                merged.total_amortized,
+            )
+        } else {
+            let mut totals = Aggregator::default();
+            for mut sums in earlier_sums.into_iter().chain(last_file_sums) {
+                self.runs.spill(&mut sums)?;
+                totals.absorb(sums, true)?;
+            }
+            (
+                Records::Spilled(self.runs.into_records(self.paths.as_deref())?),
+                totals.total_unblended,
+                totals.total_amortized,
+            )
+        };
         let money = |value: Decimal, what: &str| {
             Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
                 what: what.to_string(),
                 value: value.to_string(),
             })
         };
-        let total_unblended = money(merged.total_unblended, "the file's total unblended cost")?;
-        let total_amortized = money(merged.total_amortized, "the file's total amortized cost")?;
+        let total_unblended = money(total_unblended, "the file's total unblended cost")?;
+        let total_amortized = money(total_amortized, "the file's total amortized cost")?;
         let resource_tags = part
             .resource_tags
             .into_iter()
@@ -831,12 +963,12 @@ impl State {
                 (resource, tags)
             })
             .collect();
-        Ok(ImportResult {
+        let result = ImportResult {
             format,
             rows_read: self.rows_read,
             rows_skipped: part.rows_skipped,
             skipped_by_provider: part.skipped_by_provider,
-            records: merged.records,
+            records: Vec::new(),
             total_unblended,
             total_amortized,
             days: part.days,
@@ -844,7 +976,72 @@ impl State {
             tagged_rows_without_resource: part.tagged_rows_without_resource,
             unreadable_tag_cells: part.unreadable_tag_cells,
             bytes_read: self.bytes_read,
+        };
+        Ok(StreamedImport {
+            result,
+            records: CostRecords(records),
         })
+    }
+}
+
+/// An import whose records are read one at a time ([`import_paths_streamed`]).
+pub struct StreamedImport {
+    /// Everything but the records: `result.records` is empty.
+    pub result: ImportResult,
+    pub records: CostRecords,
+}
+
+impl StreamedImport {
+    /// The result with its records, all in memory.
+    pub fn collected(self) -> Result<ImportResult, ImportError> {
+        let records = self.records.collect::<Result<Vec<_>, _>>()?;
+        Ok(ImportResult {
+            records,
+            ..self.result
+        })
+    }
+}
+
+/// An import's records, one per key in key order (day, account, service, region, usage type,
+/// resource id, line item type), and at most one error, after which there are no more.
+pub struct CostRecords(Records);
+
+enum Records {
+    Held(std::vec::IntoIter<CostRecord>),
+    Spilled(SpilledRecords),
+}
+
+impl CostRecords {
+    /// The records `size` at a time, for a writer that takes them in batches. An error ends
+    /// them (the records of its batch are not given).
+    pub fn batches(
+        mut self,
+        size: usize,
+    ) -> impl Iterator<Item = Result<Vec<CostRecord>, ImportError>> {
+        std::iter::from_fn(move || {
+            let mut batch = Vec::with_capacity(size);
+            for record in self.by_ref() {
+                match record {
+                    Ok(record) => batch.push(record),
+                    Err(e) => return Some(Err(e)),
+                }
+                if batch.len() >= size {
+                    break;
+                }
+            }
+            (!batch.is_empty()).then_some(Ok(batch))
+        })
+    }
+}
+
+impl Iterator for CostRecords {
+    type Item = Result<CostRecord, ImportError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            Records::Held(records) => records.next().map(Ok),
+            Records::Spilled(records) => records.next(),
+        }
     }
 }
 

@@ -80,6 +80,7 @@ pub use athena::{AthenaError, AthenaLocation, AthenaResult, QueryOptions, query_
 pub use error::{ImportError, MissingColumns};
 pub use format::{Format, detect_format};
 pub use import::{
-    ImportOptions, ImportResult, PROGRESS_EVERY_ROWS, Progress, import_path, import_paths,
-    import_paths_with, import_reader, import_reader_with,
+    CostRecords, ImportOptions, ImportResult, PROGRESS_EVERY_ROWS, Progress, StreamedImport,
+    import_path, import_paths, import_paths_streamed, import_paths_with, import_reader,
+    import_reader_with,
 };

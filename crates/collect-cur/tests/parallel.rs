@@ -1,7 +1,9 @@
 //! The parse spread over threads gives what one pass over the whole file gives: the same
-//! records, totals, tags, and the same first error, whatever the block size and thread count.
-//! The yardstick is one thread with one block (the whole file read by the csv crate at once);
-//! tiny blocks put block ends inside quoted fields, between a `\r` and its `\n`, and so on.
+//! records, totals, tags, and the same first error, whatever the block size and thread count,
+//! and whether or not the sums are spilled to sorted runs on disk and merged back.
+//! The yardstick is one thread with one block (the whole file read by the csv crate at once),
+//! all in memory; tiny blocks put block ends inside quoted fields, between a `\r` and its
+//! `\n`, and so on; tiny spill sizes write a run every few keys.
 
 use cloudspend_collect_cur::{
     ImportError, ImportOptions, ImportResult, Progress, import_paths_with, import_reader_with,
@@ -17,19 +19,23 @@ fn serial(bytes: &[u8]) -> Result<ImportResult, ImportError> {
     let whole = ImportOptions {
         threads: 1,
         block_bytes: usize::MAX,
+        spill_keys: usize::MAX,
     };
     import_reader_with(Cursor::new(bytes.to_vec()), whole, &mut |_| {})
 }
 
-/// Every thread count and block size tried, each with a label for the assertion message.
+/// Every thread count, block size and spill size tried (each printed by a failed assertion).
 fn settings() -> Vec<ImportOptions> {
     let mut all = Vec::new();
     for threads in [1, 2, 3, 4] {
         for block_bytes in [1, 5, 16, 61, 256, 4096] {
-            all.push(ImportOptions {
-                threads,
-                block_bytes,
-            });
+            for spill_keys in [usize::MAX, 1, 4] {
+                all.push(ImportOptions {
+                    threads,
+                    block_bytes,
+                    spill_keys,
+                });
+            }
         }
     }
     all
@@ -270,6 +276,7 @@ fn parts_of_one_report_sum_and_name_the_file_of_a_currency_change() {
     let whole = ImportOptions {
         threads: 1,
         block_bytes: usize::MAX,
+        spill_keys: usize::MAX,
     };
     let expected = import_paths_with(&[&first, &second], whole, &mut |_| {}).unwrap();
     assert_eq!(expected.rows_read, 160);

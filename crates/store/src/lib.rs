@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use model::*;
+pub use shared::CostBatches;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -55,6 +56,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The rows handed to a streamed write could not all be had (the file being imported
+    /// failed part-way) or broke its rules; nothing was written.
+    #[error("{0}")]
+    Source(String),
 }
 
 impl StoreError {
@@ -233,6 +238,18 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces cost rows by their natural key, all in one transaction. Returns the
     /// number of rows new or changed: writing the same rows again returns 0.
     async fn upsert_daily_costs(&self, tenant: TenantId, records: &[CostRecord]) -> Result<u64>;
+
+    /// [`Store::upsert_daily_costs`] for more rows than memory holds (a CUR import): `batches`
+    /// yields them a batch at a time, unique and in key order, every one on `days.0..=days.1`.
+    /// One transaction: an `Err` from `batches`, or a row out of order or outside the days,
+    /// leaves everything as it was and comes back as [`StoreError::Source`]. The producer
+    /// runs alongside the write (PostgreSQL COPYs each batch as it comes).
+    async fn upsert_daily_costs_streamed(
+        &self,
+        tenant: TenantId,
+        days: (NaiveDate, NaiveDate),
+        batches: CostBatches,
+    ) -> Result<u64>;
 
     /// Replaces every row of `source` with `from <= day < to` by `records`, in one
     /// transaction: rows AWS no longer reports for the window disappear, and a failure leaves

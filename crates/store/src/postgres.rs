@@ -2,9 +2,10 @@
 //! job leasing uses `FOR UPDATE SKIP LOCKED` so they split the work without waiting on each other.
 
 use crate::shared::{
-    BATCH_ROWS, BulkCostWrite, COST_COLUMNS, COST_ON_CONFLICT, CostsWritten, impl_store,
-    rollups_of, unique_violation_is,
+    BATCH_ROWS, BulkCostWrite, COST_COLUMNS, COST_ON_CONFLICT, CostBatches, CostsWritten,
+    RollupSums, Rollups, StreamCheck, impl_store, rollups_of, unique_violation_is,
 };
+use chrono::NaiveDate;
 use cloudspend_core::TenantId;
 use cloudspend_core::records::CostRecord;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -102,15 +103,7 @@ impl BulkCostWrite for sqlx::Postgres {
             return Ok(None);
         }
         // `records` are in key order, and the day leads the key.
-        let occupied: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM daily_costs WHERE tenant_id = $1 AND day >= $2 AND day <= $3)",
-        )
-        .bind(tenant.0)
-        .bind(first.day)
-        .bind(last.day)
-        .fetch_one(&mut *conn)
-        .await?;
-        if !occupied {
+        if !days_hold_costs(conn, tenant, (first.day, last.day)).await? {
             sqlx::query("SAVEPOINT cost_copy")
                 .execute(&mut *conn)
                 .await?;
@@ -127,8 +120,13 @@ impl BulkCostWrite for sqlx::Postgres {
                         .execute(&mut *conn)
                         .await?;
                     // The days held nothing else: their rollups are these rows' alone.
-                    let rollups_written = rollups
-                        && write_rollups_of(conn, tenant, records, first.day, last.day).await?;
+                    let rollups_written = match rollups.then(|| rollups_of(records)).flatten() {
+                        Some(rollups) => {
+                            write_rollups(conn, tenant, (first.day, last.day), rollups).await?;
+                            true
+                        }
+                        None => false,
+                    };
                     return Ok(Some(CostsWritten {
                         rows: written,
                         rollups_written,
@@ -169,21 +167,136 @@ impl BulkCostWrite for sqlx::Postgres {
             rollups_written: false,
         }))
     }
+
+    /// One COPY for all the batches, each sent as it arrives, so the producer (an import's
+    /// merge) and the database work at the same time. Straight into `daily_costs` when the
+    /// days hold no cost rows (the tenant's cost lock keeps it so until commit), with the
+    /// rollups summed on the way; otherwise into a staging table and upserted from it.
+    async fn stream_costs<'a>(
+        conn: &'a mut PgConnection,
+        tenant: TenantId,
+        days: (NaiveDate, NaiveDate),
+        batches: &'a mut CostBatches,
+    ) -> crate::Result<Option<CostsWritten>> {
+        if !days_hold_costs(conn, tenant, days).await? {
+            let mut rollups = RollupSums::default();
+            let rows = copy_batches(
+                conn,
+                &format!("COPY daily_costs (tenant_id, {COST_COLUMNS}) FROM STDIN"),
+                Some(tenant),
+                days,
+                batches,
+                Some(&mut rollups),
+            )
+            .await?;
+            let rollups_written = match rollups.finish() {
+                Some(rollups) => {
+                    write_rollups(conn, tenant, days, rollups).await?;
+                    true
+                }
+                None => false,
+            };
+            return Ok(Some(CostsWritten {
+                rows,
+                rollups_written,
+            }));
+        }
+        sqlx::query(&format!(
+            "CREATE TEMP TABLE cost_staging ON COMMIT DROP AS SELECT {COST_COLUMNS} FROM daily_costs WITH NO DATA"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        copy_batches(
+            conn,
+            &format!("COPY cost_staging ({COST_COLUMNS}) FROM STDIN"),
+            None,
+            days,
+            batches,
+            None,
+        )
+        .await?;
+        let rows = sqlx::query(&format!(
+            "INSERT INTO daily_costs (tenant_id, {COST_COLUMNS}) \
+             SELECT $1, {COST_COLUMNS} FROM cost_staging{COST_ON_CONFLICT}"
+        ))
+        .bind(tenant.0)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(Some(CostsWritten {
+            rows,
+            rollups_written: false,
+        }))
+    }
 }
 
-/// Replaces the rollups of days `first..=last` with those of `records`, which must be every
-/// cost row those days hold. Returns false, having written nothing, when the sums need the
-/// SQL refresh after all (see [`rollups_of`]).
-async fn write_rollups_of(
+/// Whether the tenant has any cost row on `first..=last`.
+async fn days_hold_costs(
     conn: &mut PgConnection,
     tenant: TenantId,
-    records: &[&CostRecord],
-    first: chrono::NaiveDate,
-    last: chrono::NaiveDate,
+    (first, last): (NaiveDate, NaiveDate),
 ) -> crate::Result<bool> {
-    let Some(rollups) = rollups_of(records) else {
-        return Ok(false);
-    };
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM daily_costs WHERE tenant_id = $1 AND day >= $2 AND day <= $3)",
+    )
+    .bind(tenant.0)
+    .bind(first)
+    .bind(last)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Runs `statement` (a `COPY ... FROM STDIN`) with the rows of every batch, checked as they
+/// pass ([`StreamCheck`]) and added to `rollups` when given. On any failure the COPY is
+/// aborted, so the caller's transaction holds none of it.
+async fn copy_batches(
+    conn: &mut PgConnection,
+    statement: &str,
+    tenant: Option<TenantId>,
+    days: (NaiveDate, NaiveDate),
+    batches: &mut CostBatches,
+    mut rollups: Option<&mut RollupSums>,
+) -> crate::Result<u64> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut check = StreamCheck::default();
+    let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
+    let sent: crate::Result<()> = async {
+        while let Some(batch) = batches.recv().await {
+            for r in &check.batch(batch, days)? {
+                push_copy_line(&mut buf, tenant, r);
+                if let Some(rollups) = rollups.as_deref_mut() {
+                    rollups.add(r);
+                }
+                if buf.len() >= COPY_CHUNK_BYTES {
+                    copy.send(buf.as_slice()).await?;
+                    buf.clear();
+                }
+            }
+        }
+        if !buf.is_empty() {
+            copy.send(buf.as_slice()).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match sent {
+        Ok(()) => Ok(copy.finish().await?),
+        Err(e) => {
+            // The connection stays usable for the rollback only if the server is told.
+            let _ = copy.abort(e.to_string()).await;
+            Err(e)
+        }
+    }
+}
+
+/// Replaces the rollups of days `first..=last` with `rollups`, which must be those of every
+/// cost row those days hold.
+async fn write_rollups(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    (first, last): (NaiveDate, NaiveDate),
+    rollups: Rollups,
+) -> crate::Result<()> {
     sqlx::query("DELETE FROM cost_rollups WHERE tenant_id = $1 AND day >= $2 AND day <= $3")
         .bind(tenant.0)
         .bind(first)
@@ -201,14 +314,14 @@ async fn write_rollups_of(
                 b.push_bind(tenant.0)
                     .push_bind(*day)
                     .push_bind(dimension.as_str())
-                    .push_bind(*key)
+                    .push_bind(key.as_str())
                     .push_bind(*amount)
                     .push_bind(*estimated);
             },
         );
         q.build().execute(&mut *conn).await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Runs `statement` (a `COPY ... FROM STDIN`) with `records` as its text-format data, sent a

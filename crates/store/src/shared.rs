@@ -97,6 +97,57 @@ pub(crate) trait BulkCostWrite: sqlx::Database {
         records: &'a [&'a CostRecord],
         rollups: bool,
     ) -> impl std::future::Future<Output = crate::Result<Option<CostsWritten>>> + Send + 'a;
+
+    /// Writes the rows of `batches` (see [`crate::Store::upsert_daily_costs_streamed`]) as one
+    /// bulk write, rollups included when the days held no cost rows. `Ok(None)`, having read
+    /// nothing, means "not here": the caller upserts batch by batch.
+    fn stream_costs<'a>(
+        conn: &'a mut Self::Connection,
+        tenant: TenantId,
+        days: (NaiveDate, NaiveDate),
+        batches: &'a mut CostBatches,
+    ) -> impl std::future::Future<Output = crate::Result<Option<CostsWritten>>> + Send + 'a;
+}
+
+/// Cost rows arriving a batch at a time, from a producer that may fail (a file being read).
+pub type CostBatches = tokio::sync::mpsc::Receiver<Result<Vec<CostRecord>, String>>;
+
+/// Checks what [`crate::Store::upsert_daily_costs_streamed`] asks of its rows as they pass:
+/// unique, in key order, on the days announced. A COPY would otherwise fail on a duplicate
+/// with a bare key violation, or leave the days' rollups wrong.
+#[derive(Default)]
+pub(crate) struct StreamCheck {
+    last: Option<CostRecord>,
+}
+
+impl StreamCheck {
+    pub fn batch(
+        &mut self,
+        batch: Result<Vec<CostRecord>, String>,
+        (first, last): (NaiveDate, NaiveDate),
+    ) -> crate::Result<Vec<CostRecord>> {
+        let batch = batch.map_err(crate::StoreError::Source)?;
+        let mut previous = self.last.as_ref();
+        for r in &batch {
+            if r.day < first || r.day > last {
+                return Err(crate::StoreError::Source(format!(
+                    "a cost row of {} outside the days announced ({first} to {last})",
+                    r.day
+                )));
+            }
+            if previous.is_some_and(|p| cost_key(p) >= cost_key(r)) {
+                return Err(crate::StoreError::Source(format!(
+                    "cost rows out of key order or repeated at {} {} {}",
+                    r.day, r.service, r.resource_id
+                )));
+            }
+            previous = Some(r);
+        }
+        if let Some(r) = batch.last() {
+            self.last = Some(r.clone());
+        }
+        Ok(batch)
+    }
 }
 
 /// SQLite has no COPY, and its multi-row INSERT into a local file is already fast.
@@ -117,30 +168,45 @@ impl BulkCostWrite for sqlx::Sqlite {
     ) -> crate::Result<Option<CostsWritten>> {
         Ok(None)
     }
+
+    async fn stream_costs<'a>(
+        _conn: &'a mut sqlx::SqliteConnection,
+        _tenant: TenantId,
+        _days: (NaiveDate, NaiveDate),
+        _batches: &'a mut CostBatches,
+    ) -> crate::Result<Option<CostsWritten>> {
+        Ok(None)
+    }
 }
 
 /// One rollup row's value: the amount in nanos, and whether any of it is an estimate.
 pub(crate) type RollupValue = (i64, bool);
 
-/// The rollup rows of `records` when they are the only cost rows on their days, by the rules of
-/// [`REFRESH_ROLLUPS`]: on a day with any CUR row only CUR rows count, Cost Explorer's
-/// otherwise. A million-row import into an empty month gets its rollups from the rows in hand
-/// instead of reading them back (about a second of database time in the import bench).
-/// `None` when a sum does not fit BIGINT: the SQL refresh then reports that as it always has.
-pub(crate) fn rollups_of<'r>(
-    records: &[&'r CostRecord],
-) -> Option<BTreeMap<(NaiveDate, RollupDimension, &'r str), RollupValue>> {
-    use cloudspend_core::records::CostSource;
-    use std::collections::{HashMap, HashSet};
-    let cur_days: HashSet<NaiveDate> = records
-        .iter()
-        .filter(|r| r.source == CostSource::Cur)
-        .map(|r| r.day)
-        .collect();
-    let mut sums: HashMap<(NaiveDate, RollupDimension, &'r str), (i128, bool)> = HashMap::new();
-    for r in records {
-        if (r.source == CostSource::Cur) != cur_days.contains(&r.day) {
-            continue;
+/// Rollup rows by (day, dimension, key).
+pub(crate) type Rollups = BTreeMap<(NaiveDate, RollupDimension, String), RollupValue>;
+
+/// The rollup rows of cost rows added one at a time, when they are the only cost rows on their
+/// days, by the rules of [`REFRESH_ROLLUPS`]: on a day with any CUR row only CUR rows count,
+/// Cost Explorer's otherwise. A million-row import into an empty month gets its rollups from the
+/// rows in hand instead of reading them back (about a second of database time in the import
+/// bench). Memory follows the rollup rows (days x services, accounts, regions), not the rows.
+#[derive(Default)]
+pub(crate) struct RollupSums {
+    /// The keys (service, account and region names), interned: a row is added without
+    /// allocating.
+    names: std::collections::HashMap<String, u32>,
+    /// By (day, dimension, key): [Cost Explorer's sum, the CUR's sum], each in nanos with
+    /// whether any of it is an estimate; `None` where that source has no row.
+    sums: std::collections::HashMap<(NaiveDate, RollupDimension, u32), [Option<(i128, bool)>; 2]>,
+    cur_days: std::collections::HashSet<NaiveDate>,
+}
+
+impl RollupSums {
+    pub fn add(&mut self, r: &CostRecord) {
+        use cloudspend_core::records::CostSource;
+        let source = usize::from(r.source == CostSource::Cur);
+        if r.source == CostSource::Cur {
+            self.cur_days.insert(r.day);
         }
         for (dimension, key) in [
             (RollupDimension::Total, ""),
@@ -148,14 +214,56 @@ pub(crate) fn rollups_of<'r>(
             (RollupDimension::Account, r.account_id.as_str()),
             (RollupDimension::Region, r.region.as_str()),
         ] {
-            let sum = sums.entry((r.day, dimension, key)).or_default();
+            let id = match self.names.get(key) {
+                Some(&id) => id,
+                None => {
+                    let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+                    self.names.insert(key.to_string(), id);
+                    id
+                }
+            };
+            let sum = self.sums.entry((r.day, dimension, id)).or_default()[source]
+                .get_or_insert((0, false));
             sum.0 += i128::from(r.unblended.nanos());
             sum.1 |= r.estimated;
         }
     }
-    sums.into_iter()
-        .map(|(key, (amount, estimated))| Some((key, (i64::try_from(amount).ok()?, estimated))))
-        .collect()
+
+    /// `None` when a sum does not fit BIGINT: the SQL refresh then reports that as it always
+    /// has.
+    pub fn finish(self) -> Option<Rollups> {
+        let mut names = vec![String::new(); self.names.len()];
+        for (name, id) in self.names {
+            names[id as usize] = name;
+        }
+        let mut rollups = Rollups::new();
+        for ((day, dimension, id), [explorer, cur]) in self.sums {
+            let counted = if self.cur_days.contains(&day) {
+                cur
+            } else {
+                explorer
+            };
+            // A key with rows only of the source that does not count that day has no rollup.
+            let Some((amount, estimated)) = counted else {
+                continue;
+            };
+            let key = names[id as usize].clone();
+            rollups.insert(
+                (day, dimension, key),
+                (i64::try_from(amount).ok()?, estimated),
+            );
+        }
+        Some(rollups)
+    }
+}
+
+/// [`RollupSums`] of `records`.
+pub(crate) fn rollups_of(records: &[&CostRecord]) -> Option<Rollups> {
+    let mut sums = RollupSums::default();
+    for r in records {
+        sums.add(r);
+    }
+    sums.finish()
 }
 
 pub(crate) fn unique_violation_is(err: &sqlx::Error) -> bool {
@@ -1332,6 +1440,35 @@ macro_rules! impl_store {
                     )
                 {
                     refresh_rollups(&mut tx, tenant, first, last + chrono::Duration::days(1)).await?;
+                }
+                tx.commit().await?;
+                Ok(written.rows)
+            }
+
+            async fn upsert_daily_costs_streamed(
+                &self,
+                tenant: TenantId,
+                days: (NaiveDate, NaiveDate),
+                mut batches: $crate::shared::CostBatches,
+            ) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                <$db as BulkCostWrite>::lock_tenant_costs(&mut *tx, tenant).await?;
+                let written = match <$db as BulkCostWrite>::stream_costs(&mut *tx, tenant, days, &mut batches).await? {
+                    Some(written) => written,
+                    None => {
+                        let mut check = $crate::shared::StreamCheck::default();
+                        let mut rows = 0;
+                        while let Some(batch) = batches.recv().await {
+                            let batch = check.batch(batch, days)?;
+                            rows += insert_costs(&mut tx, tenant, &batch, false).await?.rows;
+                        }
+                        $crate::shared::CostsWritten { rows, rollups_written: false }
+                    }
+                };
+                if written.rollups_written {
+                    bump_data_version(&mut *tx, tenant).await?;
+                } else if written.rows > 0 {
+                    refresh_rollups(&mut tx, tenant, days.0, days.1 + chrono::Duration::days(1)).await?;
                 }
                 tx.commit().await?;
                 Ok(written.rows)

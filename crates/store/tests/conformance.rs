@@ -905,6 +905,157 @@ async fn connections_are_one_per_tenant_and_scoped(store: Arc<dyn Store>) {
     );
 }
 
+/// Streams `batches` into [`Store::upsert_daily_costs_streamed`] as a producer would.
+async fn stream_costs(
+    store: &Arc<dyn Store>,
+    tenant: TenantId,
+    days: (NaiveDate, NaiveDate),
+    batches: Vec<Result<Vec<CostRecord>, String>>,
+) -> Result<u64, StoreError> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    let producer = tokio::spawn(async move {
+        for batch in batches {
+            if sender.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    let written = store
+        .upsert_daily_costs_streamed(tenant, days, receiver)
+        .await;
+    producer.await.unwrap();
+    written
+}
+
+fn in_key_order(mut rows: Vec<CostRecord>) -> Vec<CostRecord> {
+    rows.sort_by(|a, b| {
+        let key = |r: &CostRecord| {
+            (
+                r.day,
+                r.source,
+                r.account_id.clone(),
+                r.service.clone(),
+                r.region.clone(),
+                r.usage_type.clone(),
+                r.resource_id.clone(),
+                r.line_item_type.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    rows
+}
+
+async fn streamed_cost_writes_match_slice_ones_and_fail_whole(store: Arc<dyn Store>) {
+    let (_, streamed) = tenant_with_owner(&store, "streamed@example.com").await;
+    let (_, sliced) = tenant_with_owner(&store, "sliced@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "bystander@example.com").await;
+    let record = |i: usize, amount: i64| {
+        let mut r = cur(
+            1 + (i % 28) as u32,
+            ["EC2", "S3\tx", "line\nbreak"][i % 3],
+            ["us-east-1", "eu-west-1", ""][i % 4 % 3],
+            "0",
+        );
+        // A few Cost Explorer rows on CUR days (they do not count there) and days of their own.
+        if i.is_multiple_of(11) || r.day >= day(27) {
+            r.source = CostSource::Ce;
+            r.estimated = i.is_multiple_of(2);
+        }
+        r.resource_id = format!("res-{i}");
+        r.unblended = Money::from_nanos(amount);
+        r.amortized = Money::from_nanos(amount / 2);
+        r.usage_amount = (!i.is_multiple_of(4)).then(|| format!("{i}.25"));
+        r
+    };
+    let days = (day(1), day(28));
+    let batches = |rows: &[CostRecord]| rows.chunks(777).map(|c| Ok(c.to_vec())).collect();
+    let compare = |label: &'static str| {
+        let store = store.clone();
+        async move {
+            assert_eq!(
+                store
+                    .daily_costs(streamed.id, day(1), day(31))
+                    .await
+                    .unwrap(),
+                store.daily_costs(sliced.id, day(1), day(31)).await.unwrap(),
+                "{label}: rows"
+            );
+            for dimension in RollupDimension::ALL {
+                assert_eq!(
+                    rollup_map(&store, streamed.id, dimension).await,
+                    rollup_map(&store, sliced.id, dimension).await,
+                    "{label}: {dimension:?} rollups"
+                );
+            }
+        }
+    };
+
+    // Into empty days (PostgreSQL: one COPY, rollups summed on the way), then over them (the
+    // upsert): both as the slice write does it.
+    let first = in_key_order((0..6000).map(|i| record(i, i as i64 - 700)).collect());
+    let second = in_key_order((3000..9000).map(|i| record(i, 3 * i as i64)).collect());
+    for (label, rows) in [("into empty days", &first), ("over existing rows", &second)] {
+        let written = stream_costs(&store, streamed.id, days, batches(rows))
+            .await
+            .unwrap();
+        let expected = store.upsert_daily_costs(sliced.id, rows).await.unwrap();
+        assert_eq!(written, expected, "{label}: rows written");
+        compare(label).await;
+    }
+    assert_eq!(
+        stream_costs(&store, streamed.id, days, batches(&second))
+            .await
+            .unwrap(),
+        0,
+        "the same rows again change nothing"
+    );
+
+    // A producer that fails part-way, rows out of order, a row outside the days: an error
+    // naming why, and nothing written.
+    let before = store
+        .daily_costs(streamed.id, day(1), day(31))
+        .await
+        .unwrap();
+    let version_before = version(&store, streamed.id).await;
+    let changed: Vec<CostRecord> = in_key_order((0..3000).map(|i| record(i, 5)).collect());
+    let mut failing: Vec<Result<Vec<CostRecord>, String>> = batches(&changed);
+    failing.insert(2, Err("line 7: currency EUR differs from USD".into()));
+    let mut reversed = changed.clone();
+    reversed.reverse();
+    let mut outside = changed.clone();
+    outside.last_mut().unwrap().day = day(30);
+    for (label, sent, why) in [
+        ("failed producer", failing, "currency EUR differs"),
+        ("out of order", batches(&reversed), "out of key order"),
+        ("outside the days", batches(&outside), "outside the days"),
+    ] {
+        let error = stream_costs(&store, streamed.id, days, sent)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Source(m) if m.contains(why)),
+            "{label}: {error}"
+        );
+        assert_eq!(
+            store
+                .daily_costs(streamed.id, day(1), day(31))
+                .await
+                .unwrap(),
+            before,
+            "{label}: nothing written"
+        );
+    }
+    assert_eq!(version(&store, streamed.id).await, version_before);
+    assert!(
+        store
+            .daily_costs(other.id, day(1), day(31))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 fn cur(d: u32, service: &str, region: &str, amount: &str) -> CostRecord {
     CostRecord {
         source: CostSource::Cur,
@@ -1852,6 +2003,7 @@ macro_rules! conformance {
                 replacing_a_cost_window_touches_only_that_window_source_and_tenant,
                 large_cost_batches_are_written_in_chunks,
                 bulk_cost_writes_match_small_ones,
+                streamed_cost_writes_match_slice_ones_and_fail_whole,
                 instances_upsert_by_account_region_and_id,
                 syncing_an_inventory_marks_vanished_instances_terminated,
                 metric_points_are_ranged_ordered_and_scoped,

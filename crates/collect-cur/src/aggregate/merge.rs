@@ -195,7 +195,7 @@ fn build(runs: &[&[Ranked]], names: &[&str], capacity: usize) -> (Vec<CostRecord
         group.sort_unstable_by_key(|r| r.order);
         let mut sums = group[0].sums;
         for later in &group[1..] {
-            if let Err(e) = sums.combine(later.sums, true, &name) {
+            if let Err(e) = sums.combine(later.sums, true, &|r| name(*r)) {
                 errors.keep(e);
             }
         }
@@ -203,7 +203,8 @@ fn build(runs: &[&[Ranked]], names: &[&str], capacity: usize) -> (Vec<CostRecord
         if errors.any() {
             continue;
         }
-        match record(key, &sums, &name) {
+        let (day, dims) = key;
+        match record(day, dims.map(name), &sums, &|r| name(*r)) {
             Ok(record) => records.push(record),
             Err(e) => errors.keep(e),
         }
@@ -211,10 +212,13 @@ fn build(runs: &[&[Ranked]], names: &[&str], capacity: usize) -> (Vec<CostRecord
     (records, errors)
 }
 
-fn record(
-    (day, dims): (NaiveDate, [u32; 6]),
-    sums: &Sums,
-    name: &dyn Fn(u32) -> String,
+/// The record of one key: `dims` are account, service, region, usage type, resource id and line
+/// item type. Shared with the merge of spilled runs, whose sums hold strings.
+pub(super) fn record<S>(
+    day: NaiveDate,
+    dims: [String; 6],
+    sums: &Sums<S>,
+    name: &dyn Fn(&S) -> String,
 ) -> Result<CostRecord, ImportError> {
     let money = |value: Decimal, what: &str| {
         Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
@@ -229,7 +233,7 @@ fn record(
         usage_type,
         resource_id,
         line_item_type,
-    ] = dims.map(name);
+    ] = dims;
     Ok(CostRecord {
         day,
         source: CostSource::Cur,
@@ -246,7 +250,7 @@ fn record(
         } else {
             sums.usage_amount.map(|u| u.normalize().to_string())
         },
-        currency: name(sums.currency),
+        currency: name(&sums.currency),
         // A CUR line item is the bill itself, not Cost Explorer's provisional estimate.
         estimated: false,
     })
