@@ -405,26 +405,27 @@ impl<const N: usize> SortedWindow<N> {
         self.len += 1;
     }
 
-    /// `pop_oldest` then the insertion of `push`, in one pass: the new value slides from the
-    /// oldest value's slot, so only the values between the two move (the window is full on
-    /// almost every day, and the two passes were a tenth of detection). The result is the same
-    /// array: `x` ends up after every value not above it, as the insertion from the end puts it.
+    /// `pop_oldest` then the insertion of `push`, in one pass (the window is full on almost
+    /// every day, and the two passes were a tenth of detection). Every slot is written from a
+    /// position computed by counting, so no loop exit depends on the data: the oldest value
+    /// leaves the slot `partition_point` would find (the count of values below it), and `x`
+    /// goes after every remaining value not above it, as the insertion from the end puts it.
+    /// Values are never NaN (see `push`), so the counts are those positions.
     fn replace_oldest(&mut self, day: usize, x: f64) {
         let Some((_, old)) = self.order.pop_front() else {
             return;
         };
         self.order.push_back((day, x));
-        let s = &mut self.sorted[..self.len];
-        let mut i = s.partition_point(|&v| v < old);
-        while i + 1 < s.len() && s[i + 1] <= x {
-            s[i] = s[i + 1];
-            i += 1;
+        let s = self.sorted;
+        let n = self.len;
+        let removed = s[..n].iter().filter(|&&v| v < old).count();
+        let place = s[..n].iter().filter(|&&v| v <= x).count() - usize::from(old <= x);
+        for (j, slot) in self.sorted[..n].iter_mut().enumerate() {
+            // Slot j of the array without the oldest value, shifted past `x`'s place.
+            let k = j - usize::from(j > place);
+            let from = (k + usize::from(k >= removed)).min(n - 1);
+            *slot = if j == place { x } else { s[from] };
         }
-        while i > 0 && s[i - 1] > x {
-            s[i] = s[i - 1];
-            i -= 1;
-        }
-        s[i] = x;
     }
 
     fn pop_oldest(&mut self) {
