@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use cloudspend_anomaly::synthetic::{self, Rng};
-use cloudspend_anomaly::{Config, CostPoint, SeriesReport, detect};
+use cloudspend_anomaly::{Config, CostPoint, SeriesReport, Thresholds, detect};
 use cloudspend_core::Money;
 
 /// FNV-1a over the report's `Debug` text: `Debug` prints every field, and an `f64` as the
@@ -69,20 +69,25 @@ fn awkward(seed: u64, n: usize) -> Vec<Vec<CostPoint>> {
 }
 
 fn configs() -> Vec<Config> {
-    let mut out = vec![Config::default()];
-    let mut c = Config::default();
-    c.sensitivity = 3.0;
-    c.shift_confirm_days = 2;
-    c.min_history_days = 7;
-    out.push(c);
-    let mut c = Config::default();
-    c.sensitivity = 6.0;
-    c.shift_confirm_days = 5;
-    c.min_relative_spread = 0.0;
-    c.thresholds.min_impact = Money::ZERO;
-    c.thresholds.min_percent = 0.0;
-    out.push(c);
-    out
+    vec![
+        Config::default(),
+        Config {
+            sensitivity: 3.0,
+            shift_confirm_days: 2,
+            min_history_days: 7,
+            ..Config::default()
+        },
+        Config {
+            sensitivity: 6.0,
+            shift_confirm_days: 5,
+            min_relative_spread: 0.0,
+            thresholds: Thresholds {
+                min_impact: Money::ZERO,
+                min_percent: 0.0,
+            },
+            ..Config::default()
+        },
+    ]
 }
 
 #[test]
