@@ -207,24 +207,10 @@ async fn write_streamed(
     days: (chrono::NaiveDate, chrono::NaiveDate),
     records: cloudspend_collect_cur::CostRecords,
 ) -> anyhow::Result<u64> {
-    const BATCH: usize = 8192;
-    let (sender, batches) = tokio::sync::mpsc::channel(4);
-    let producer = tokio::task::spawn_blocking(move || {
-        for batch in records.batches(BATCH) {
-            // A closed channel means the write failed; it reports why.
-            if sender
-                .blocking_send(batch.map_err(|e| e.to_string()))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let written = store
-        .upsert_daily_costs_streamed(tenant, days, batches)
-        .await;
-    producer.await?;
-    match written {
+    let batches = records
+        .batches(8192)
+        .map(|batch| batch.map_err(|e| e.to_string()));
+    match cloudspend_store::upsert_daily_costs_from(store, tenant, days, batches).await {
         Ok(written) => Ok(written),
         Err(StoreError::Source(why)) => bail!("{why}"),
         Err(e) => Err(e).context("writing the imported rows"),

@@ -7,12 +7,14 @@
 //!
 //! For each size N (line items; default 100,000 and 1,000,000) a child process:
 //! 1. writes a legacy CUR CSV of N line items to the temp folder (not timed);
-//! 2. imports it as `import-cur` does, into a fresh database: `import_path` (parse + aggregate,
-//!    on as many threads as there are cores, up to 4) on a blocking thread, then
-//!    `upsert_daily_costs` (cost rows and their rollups, one transaction),
-//!    `upsert_resource_tags`, `start_run` / `finish_run`; then parses the file once more on
-//!    one thread (`ImportOptions { threads: 1, .. }`, not stored), to show what the threads
-//!    gain under the same load;
+//! 2. imports it as `import-cur` does, into a fresh database: `import_paths_streamed` (parse +
+//!    aggregate on as many threads as there are cores, up to 4, sums past 57k keys per thread
+//!    spilled to sorted temporary files) on a blocking thread, then the records merged on a
+//!    blocking thread while `upsert_daily_costs_streamed` COPYs them a batch at a time (cost
+//!    rows and their rollups, one transaction), `upsert_resource_tags`, `start_run` /
+//!    `finish_run`; then imports the file once more on one thread with every record collected
+//!    in memory (`import_paths_with`, not stored), to check the stored rows against and to show
+//!    what the threads gain under the same load;
 //! 3. `COPY`s the same normalised rows, already encoded as COPY text in memory, into
 //!    `daily_costs` of a second fresh database (same table, same primary key, empty);
 //! 4. imports the same file again into the first database (every row exists unchanged: the
@@ -33,7 +35,9 @@
 //! `--repeat K` writes every line item K times (K x N lines, the same keys and rows): with it
 //! the file grows while the normalised rows do not, which shows what memory follows.
 
-use cloudspend_collect_cur::{ImportOptions, import_path, import_paths_with};
+use cloudspend_collect_cur::{
+    ImportOptions, ImportResult, import_paths_streamed, import_paths_with,
+};
 use cloudspend_core::records::{CostRecord, RunStatus};
 use cloudspend_store::postgres::PgStore;
 use cloudspend_store::testing::{fresh_postgres_url, postgres_admin_url};
@@ -185,6 +189,71 @@ fn copy_text(tenant: cloudspend_core::TenantId, records: &[CostRecord]) -> Vec<u
     out
 }
 
+struct Parsed {
+    result: ImportResult,
+    parsed_secs: f64,
+}
+
+/// What `cloudspend import-cur` does with the file: parse on a blocking thread, then the
+/// records merged and written a batch at a time, in one transaction.
+async fn import_streamed(
+    store: &PgStore,
+    tenant: cloudspend_core::TenantId,
+    path: &Path,
+) -> (Parsed, u64) {
+    let begun = Instant::now();
+    let file = path.to_path_buf();
+    let streamed = tokio::task::spawn_blocking(move || {
+        import_paths_streamed(&[&file], ImportOptions::default(), &mut |_| {})
+    })
+    .await
+    .expect("import thread")
+    .expect("the synthetic CUR imports");
+    let parsed_secs = begun.elapsed().as_secs_f64();
+    let days = streamed.result.days.expect("the file has rows");
+    let batches = streamed
+        .records
+        .batches(8192)
+        .map(|batch| batch.map_err(|e| e.to_string()));
+    let written = cloudspend_store::upsert_daily_costs_from(store, tenant, days, batches)
+        .await
+        .expect("write the imported rows");
+    (
+        Parsed {
+            result: streamed.result,
+            parsed_secs,
+        },
+        written,
+    )
+}
+
+/// The tenant's cost rows, in key order.
+async fn stored_rows(
+    store: &PgStore,
+    tenant: cloudspend_core::TenantId,
+    (first, last): (chrono::NaiveDate, chrono::NaiveDate),
+) -> Vec<CostRecord> {
+    let mut rows = store
+        .daily_costs(tenant, first, last + chrono::Duration::days(1))
+        .await
+        .expect("read the rows back");
+    rows.sort_by(|a, b| {
+        let key = |r: &CostRecord| {
+            (
+                r.day,
+                r.account_id.clone(),
+                r.service.clone(),
+                r.region.clone(),
+                r.usage_type.clone(),
+                r.resource_id.clone(),
+                r.line_item_type.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    rows
+}
+
 async fn run_one(items: u64, repeat: u64) {
     let path: PathBuf = std::env::temp_dir().join(format!(
         "cloudspend-bench-{}-{items}x{repeat}.csv",
@@ -197,16 +266,9 @@ async fn run_one(items: u64, repeat: u64) {
     checkpoint(&store).await;
     let started_at = chrono::Utc::now();
     let begun = Instant::now();
-    let import_file = path.clone();
-    let result = tokio::task::spawn_blocking(move || import_path(&import_file, &mut |_| {}))
-        .await
-        .expect("import thread")
-        .expect("the synthetic CUR imports");
-    let parsed = begun.elapsed().as_secs_f64();
-    let written = store
-        .upsert_daily_costs(tenant, &result.records)
-        .await
-        .expect("write the imported rows");
+    let (result, written) = import_streamed(&store, tenant, &path).await;
+    let parsed = result.parsed_secs;
+    let result = result.result;
     store
         .upsert_resource_tags(tenant, &result.resource_tags, started_at)
         .await
@@ -238,22 +300,22 @@ async fn run_one(items: u64, repeat: u64) {
         .await
         .expect("finish run");
     let import_secs = begun.elapsed().as_secs_f64();
-    let rows = result.records.len() as u64;
+    let rows = written;
     assert_eq!(result.rows_read, items * repeat);
-    assert_eq!(written, rows);
     assert_eq!(count_rows(&store).await, rows as i64);
     let import_rate = rows as f64 / import_secs;
     // Phase 1 is the figure compared with COPY: a first import of a month, the common case.
     println!(
         "{items:>9} line items x{repeat} ({mib:.0} MiB) -> {rows} rows\n  \
          import-cur  {import_secs:>6.2} s  {import_rate:>9.0} rows/s  \
-         (parse+aggregate {parsed:.2} s, store {store_secs:.2} s)  peak RSS {rss}",
+         (parse+aggregate {parsed:.2} s, then merge+store {store_secs:.2} s)  peak RSS {rss}",
         mib = file_bytes as f64 / 1_048_576.0,
         store_secs = import_secs - parsed,
         rss = peak_rss_mib(),
     );
 
-    // The parse alone on one thread, for comparison; the same records come out.
+    // The parse alone on one thread, for comparison, with every record held in memory: the
+    // same records as those stored, and the rows the COPY below sends.
     let begun = Instant::now();
     let one_thread = ImportOptions {
         threads: 1,
@@ -261,19 +323,27 @@ async fn run_one(items: u64, repeat: u64) {
     };
     let serial = import_paths_with(&[&path], one_thread, &mut |_| {}).expect("one thread");
     let serial_secs = begun.elapsed().as_secs_f64();
-    assert!(
-        serial == result,
-        "one thread and several give the same result"
+    assert_eq!(serial.records.len() as u64, rows);
+    assert_eq!(
+        (serial.total_unblended, serial.total_amortized),
+        (result.total_unblended, result.total_amortized),
+        "one thread and several give the same totals"
     );
-    drop(serial);
+    assert_eq!(
+        stored_rows(&store, tenant, result.days.expect("days")).await,
+        serial.records,
+        "the rows stored are those of the import on one thread"
+    );
     println!(
-        "  parse+aggregate on 1 thread {serial_secs:.2} s, on {threads}: {parsed:.2} s",
+        "  parse+aggregate(+merge) on 1 thread, records in memory {serial_secs:.2} s; \
+         on {threads}: {parsed:.2} s",
         threads = ImportOptions::default().threads,
     );
 
     // Phase 2: COPY of the same rows, already encoded, into an empty daily_costs.
     let (copy_store, copy_tenant, copy_db) = fresh_tenant_store().await;
-    let text = copy_text(copy_tenant, &result.records);
+    let text = copy_text(copy_tenant, &serial.records);
+    drop(serial);
     checkpoint(&copy_store).await;
     let mut conn = copy_store.pool().acquire().await.expect("connection");
     let begun = Instant::now();
@@ -300,18 +370,9 @@ async fn run_one(items: u64, repeat: u64) {
     // Phase 3: the same file again: every row exists, so this is the upsert over existing rows.
     checkpoint(&store).await;
     let begun = Instant::now();
-    let import_file = path.clone();
-    let again = tokio::task::spawn_blocking(move || import_path(&import_file, &mut |_| {}))
-        .await
-        .expect("import thread")
-        .expect("the synthetic CUR imports");
-    let rewritten = store
-        .upsert_daily_costs(tenant, &again.records)
-        .await
-        .expect("rewrite the imported rows");
+    let (_, rewritten) = import_streamed(&store, tenant, &path).await;
     let reimport_secs = begun.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&path);
-    drop(again);
     // Every row exists with the same values: nothing is new or changed.
     assert_eq!(rewritten, 0);
     assert_eq!(count_rows(&store).await, rows as i64);

@@ -37,6 +37,40 @@ pub use shared::CostBatches;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Writes cost rows made on a blocking thread (an import's merge, reading temporary files) with
+/// [`Store::upsert_daily_costs_streamed`]: the batches are produced while the store writes the
+/// ones before them, and memory holds a few batches. `batches` must give the rows in key order,
+/// all on `days`; an `Err` from it ends the write with nothing written
+/// ([`StoreError::Source`] with its text).
+pub async fn upsert_daily_costs_from<I>(
+    store: &dyn Store,
+    tenant: TenantId,
+    days: (NaiveDate, NaiveDate),
+    batches: I,
+) -> Result<u64>
+where
+    I: Iterator<Item = std::result::Result<Vec<CostRecord>, String>> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let producer = tokio::task::spawn_blocking(move || {
+        for batch in batches {
+            // A closed channel means the write failed; it says why.
+            if sender.blocking_send(batch).is_err() {
+                break;
+            }
+        }
+    });
+    let written = store
+        .upsert_daily_costs_streamed(tenant, days, receiver)
+        .await;
+    if let Err(panic) = producer.await
+        && panic.is_panic()
+    {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    written
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken; `field` names the value that clashed.

@@ -258,12 +258,13 @@ async fn copy_batches(
     mut rollups: Option<&mut RollupSums>,
 ) -> crate::Result<u64> {
     let mut copy = conn.copy_in_raw(statement).await?;
+    let lines = CopyLines::new(tenant);
     let mut check = StreamCheck::default();
     let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
     let sent: crate::Result<()> = async {
         while let Some(batch) = batches.recv().await {
             for r in &check.batch(batch, days)? {
-                push_copy_line(&mut buf, tenant, r);
+                lines.push(&mut buf, r);
                 if let Some(rollups) = rollups.as_deref_mut() {
                     rollups.add(r);
                 }
@@ -333,9 +334,10 @@ async fn copy_costs(
     records: &[&CostRecord],
 ) -> Result<u64, sqlx::Error> {
     let mut copy = conn.copy_in_raw(statement).await?;
+    let lines = CopyLines::new(tenant);
     let mut buf = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
     for r in records {
-        push_copy_line(&mut buf, tenant, r);
+        lines.push(&mut buf, r);
         if buf.len() >= COPY_CHUNK_BYTES {
             copy.send(buf.as_slice()).await?;
             buf.clear();
@@ -351,38 +353,91 @@ async fn copy_costs(
 /// given, then [`COST_COLUMNS`]. Public so the import bench's bare-COPY baseline sends exactly
 /// the bytes the store sends.
 pub fn push_copy_line(out: &mut Vec<u8>, tenant: Option<TenantId>, r: &CostRecord) {
-    if let Some(tenant) = tenant {
-        use std::io::Write;
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{}\t", tenant.0);
-    }
-    push_copy_row(out, r);
+    CopyLines::new(tenant).push(out, r);
 }
 
-/// One row of COPY text format, columns in [`COST_COLUMNS`] order.
-fn push_copy_row(out: &mut Vec<u8>, r: &CostRecord) {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}\t{}\t", r.day, r.source.as_str());
-    for text in [
-        &r.account_id,
-        &r.service,
-        &r.region,
-        &r.usage_type,
-        &r.resource_id,
-        &r.line_item_type,
-    ] {
-        push_copy_text(out, text);
+/// Cost rows as COPY text, columns in [`COST_COLUMNS`] order after the tenant's id when given.
+/// Written without `fmt` for the numbers and the day: a million-row import encodes while the
+/// server ingests, on the same two cores.
+struct CopyLines {
+    /// The tenant's id and a tab, or nothing.
+    prefix: Vec<u8>,
+}
+
+impl CopyLines {
+    fn new(tenant: Option<TenantId>) -> Self {
+        Self {
+            prefix: tenant.map_or_else(Vec::new, |t| format!("{}\t", t.0).into_bytes()),
+        }
+    }
+
+    fn push(&self, out: &mut Vec<u8>, r: &CostRecord) {
+        use chrono::Datelike;
+        out.extend_from_slice(&self.prefix);
+        let (year, month, day) = (r.day.year(), r.day.month(), r.day.day());
+        if (0..=9999).contains(&year) {
+            let year = year as u32;
+            out.extend_from_slice(&[
+                b'0' + (year / 1000) as u8,
+                b'0' + (year / 100 % 10) as u8,
+                b'0' + (year / 10 % 10) as u8,
+                b'0' + (year % 10) as u8,
+                b'-',
+                b'0' + (month / 10) as u8,
+                b'0' + (month % 10) as u8,
+                b'-',
+                b'0' + (day / 10) as u8,
+                b'0' + (day % 10) as u8,
+            ]);
+        } else {
+            // No bill is dated there; chrono's spelling, as before, and PostgreSQL judges it.
+            use std::io::Write;
+            let _ = write!(out, "{}", r.day);
+        }
         out.push(b'\t');
+        out.extend_from_slice(r.source.as_str().as_bytes());
+        out.push(b'\t');
+        for text in [
+            &r.account_id,
+            &r.service,
+            &r.region,
+            &r.usage_type,
+            &r.resource_id,
+            &r.line_item_type,
+        ] {
+            push_copy_text(out, text);
+            out.push(b'\t');
+        }
+        push_integer(out, r.unblended.nanos());
+        out.push(b'\t');
+        push_integer(out, r.amortized.nanos());
+        out.push(b'\t');
+        match &r.usage_amount {
+            Some(amount) => push_copy_text(out, amount),
+            None => out.extend_from_slice(b"\\N"),
+        }
+        out.push(b'\t');
+        push_copy_text(out, &r.currency);
+        out.extend_from_slice(if r.estimated { b"\tt\n" } else { b"\tf\n" });
     }
-    let _ = write!(out, "{}\t{}\t", r.unblended.nanos(), r.amortized.nanos());
-    match &r.usage_amount {
-        Some(amount) => push_copy_text(out, amount),
-        None => out.extend_from_slice(b"\\N"),
+}
+
+fn push_integer(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
-    out.push(b'\t');
-    push_copy_text(out, &r.currency);
-    out.extend_from_slice(if r.estimated { b"\tt\n" } else { b"\tf\n" });
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// COPY text escapes: a backslash, tab or line break inside a value would end it early.

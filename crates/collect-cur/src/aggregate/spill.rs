@@ -160,28 +160,19 @@ fn put_str(out: &mut impl Write, s: &str) -> io::Result<()> {
     out.write_all(s.as_bytes())
 }
 
-/// One key read back from a run.
+/// One key read back from a run. Its strings are read into the `String`s the record will own,
+/// so a key costs no copies on its way to the store.
 struct RunRecord {
     day: NaiveDate,
-    /// The six dimension strings back to back; `ends[i]` is where the i-th ends.
-    dims: String,
-    ends: [usize; 6],
+    dims: [String; 6],
     sums: Sums<String>,
 }
 
 impl RunRecord {
-    fn dim(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.dims[start..self.ends[i]]
-    }
-
     fn key_cmp(&self, other: &RunRecord) -> Ordering {
-        self.day.cmp(&other.day).then_with(|| {
-            (0..6)
-                .map(|i| self.dim(i).cmp(other.dim(i)))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        })
+        self.day
+            .cmp(&other.day)
+            .then_with(|| self.dims.cmp(&other.dims))
     }
 
     fn read(input: &mut BufReader<File>) -> io::Result<Option<RunRecord>> {
@@ -191,11 +182,9 @@ impl RunRecord {
         let day = i32::from_le_bytes(take(input)?);
         let day = NaiveDate::from_num_days_from_ce_opt(day)
             .ok_or_else(|| corrupt("a day out of range"))?;
-        let mut dims = String::new();
-        let mut ends = [0; 6];
-        for end in &mut ends {
-            read_str_into(input, &mut dims)?;
-            *end = dims.len();
+        let mut dims: [String; 6] = Default::default();
+        for dim in &mut dims {
+            *dim = read_string(input)?;
         }
         let currency = read_string(input)?;
         let [flags] = take::<1>(input)?;
@@ -219,7 +208,6 @@ impl RunRecord {
         Ok(Some(RunRecord {
             day,
             dims,
-            ends,
             sums: Sums {
                 first,
                 unblended,
@@ -239,20 +227,11 @@ fn take<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
     Ok(bytes)
 }
 
-fn read_str_into(input: &mut impl Read, out: &mut String) -> io::Result<()> {
-    let len = u32::from_le_bytes(take(input)?) as usize;
-    let mut bytes = std::mem::take(out).into_bytes();
-    let start = bytes.len();
-    bytes.resize(start + len, 0);
-    input.read_exact(&mut bytes[start..])?;
-    *out = String::from_utf8(bytes).map_err(|_| corrupt("a string that is not UTF-8"))?;
-    Ok(())
-}
-
 fn read_string(input: &mut impl Read) -> io::Result<String> {
-    let mut s = String::new();
-    read_str_into(input, &mut s)?;
-    Ok(s)
+    let len = u32::from_le_bytes(take(input)?) as usize;
+    let mut bytes = vec![0; len];
+    input.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| corrupt("a string that is not UTF-8"))
 }
 
 fn corrupt(what: &str) -> io::Error {
@@ -348,8 +327,7 @@ impl SpilledRecords {
             if row_error.is_some() || out_of_range.is_some() {
                 continue;
             }
-            let dims = std::array::from_fn(|i| key.dim(i).to_string());
-            match record(key.day, dims, &key.sums, &same) {
+            match record(key.day, key.dims, &key.sums, &same) {
                 Ok(record) => return Ok(Some(record)),
                 Err(e) => out_of_range = Some(e),
             }
