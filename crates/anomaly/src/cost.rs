@@ -279,9 +279,10 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// `v.select_nth_unstable_by(k, f64::total_cmp)`, leaving `v` in the same order: the same
-/// selection runs on integer keys that order exactly as `total_cmp` does (it compares these
-/// keys), so every comparison, and so every swap, is the same; integers just compare faster.
+/// `*v.select_nth_unstable_by(k, f64::total_cmp).1`, on integer keys that order exactly as
+/// `total_cmp` does (it compares these keys): integers compare faster. The k-th value in that
+/// order is unique to the bit, and `v[..k]` ends up holding the same values (the same library
+/// selection makes the same comparisons, so it even leaves them in the same order).
 fn select_total(v: &mut [f64], k: usize) -> f64 {
     const MAX: usize = 64;
     if v.len() > MAX {
