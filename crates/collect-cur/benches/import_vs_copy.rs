@@ -16,8 +16,12 @@
 //!    in memory (`import_paths_with`, not stored), to check the stored rows against and to show
 //!    what the threads gain under the same load;
 //! 3. `COPY`s the same normalised rows, already encoded as COPY text in memory, into
-//!    `daily_costs` of a second fresh database (same table, same primary key, empty);
-//! 4. imports the same file again into the first database (every row exists unchanged: the
+//!    `daily_costs` of another fresh database (same table, same primary key, empty);
+//! 4. repeats 2 (without the checks) and 3 alternately, each into a fresh database, for
+//!    `--rounds K` rounds in all (default 3), and prints the median of each and their ratio: one
+//!    COPY of a million rows takes anywhere from 6.6 to 9.3 s on this shared machine, more
+//!    than the whole parse, so one pair of runs says little;
+//! 5. imports the same file again into the first database (every row exists unchanged: the
 //!    upsert path, which leaves unchanged rows alone).
 //!
 //! A CHECKPOINT starts each timed phase, so none pays for the dirty buffers of the one before.
@@ -49,6 +53,7 @@ use std::time::Instant;
 
 const CHILD_ROWS: &str = "CLOUDSPEND_COPY_BENCH_ROWS";
 const CHILD_REPEAT: &str = "CLOUDSPEND_COPY_BENCH_REPEAT";
+const CHILD_ROUNDS: &str = "CLOUDSPEND_COPY_BENCH_ROUNDS";
 const DAYS: u64 = 30;
 const COST_COLUMNS: &str = "tenant_id, day, source, account_id, service, region, usage_type, \
     resource_id, line_item_type, unblended_nanos, amortized_nanos, usage_amount, currency, estimated";
@@ -147,6 +152,16 @@ async fn fresh_tenant_store() -> (PgStore, cloudspend_core::TenantId, String) {
         )
         .await
         .expect("bench tenant");
+    // Autovacuum would otherwise visit a million freshly written rows (PostgreSQL 13+ vacuums
+    // after inserts too) while a later phase is being timed, in this database or the kept one.
+    for table in ["daily_costs", "cost_rollups"] {
+        sqlx::query(&format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+        ))
+        .execute(store.pool())
+        .await
+        .expect("autovacuum off for the bench's tables");
+    }
     let name = url.rsplit('/').next().unwrap_or_default();
     let name = name.split('?').next().unwrap_or_default().to_string();
     (store, tenant.id, name)
@@ -254,21 +269,26 @@ async fn stored_rows(
     rows
 }
 
-async fn run_one(items: u64, repeat: u64) {
-    let path: PathBuf = std::env::temp_dir().join(format!(
-        "cloudspend-bench-{}-{items}x{repeat}.csv",
-        std::process::id()
-    ));
-    let file_bytes = write_cur(&path, items, repeat).expect("write the CUR file");
-
-    // Phase 1: the import, as `cloudspend import-cur` runs it.
+/// Phase 1 once: the import as `cloudspend import-cur` runs it, into a fresh database, timed
+/// from the start of the parse to the run recorded. Returns the store (for the checks and the
+/// re-import), its database's name, the result, the rows written, the seconds and the parse's.
+async fn timed_import(
+    path: &Path,
+) -> (
+    PgStore,
+    cloudspend_core::TenantId,
+    String,
+    ImportResult,
+    u64,
+    f64,
+    f64,
+) {
     let (store, tenant, store_db) = fresh_tenant_store().await;
     checkpoint(&store).await;
     let started_at = chrono::Utc::now();
     let begun = Instant::now();
-    let (result, written) = import_streamed(&store, tenant, &path).await;
-    let parsed = result.parsed_secs;
-    let result = result.result;
+    let (parsed, written) = import_streamed(&store, tenant, path).await;
+    let result = parsed.result;
     store
         .upsert_resource_tags(tenant, &result.resource_tags, started_at)
         .await
@@ -299,23 +319,84 @@ async fn run_one(items: u64, repeat: u64) {
         )
         .await
         .expect("finish run");
-    let import_secs = begun.elapsed().as_secs_f64();
-    let rows = written;
+    let secs = begun.elapsed().as_secs_f64();
+    assert_eq!(count_rows(&store).await, written as i64);
+    (
+        store,
+        tenant,
+        store_db,
+        result,
+        written,
+        secs,
+        parsed.parsed_secs,
+    )
+}
+
+/// Phase 2 once: COPY of `text` (the rows as COPY text, already encoded) into the empty
+/// `daily_costs` of a fresh database. Returns the seconds.
+async fn timed_copy(text: &mut [u8], rows: u64) -> f64 {
+    let (copy_store, copy_tenant, copy_db) = fresh_tenant_store().await;
+    for_tenant(text, copy_tenant);
+    checkpoint(&copy_store).await;
+    let mut conn = copy_store.pool().acquire().await.expect("connection");
+    let begun = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY daily_costs ({COST_COLUMNS}) FROM STDIN"))
+        .await
+        .expect("COPY starts");
+    for chunk in text.chunks(1 << 20) {
+        copy.send(chunk).await.expect("COPY data");
+    }
+    let copied = copy.finish().await.expect("COPY ends");
+    let secs = begun.elapsed().as_secs_f64();
+    drop(conn);
+    assert_eq!(copied, rows);
+    drop_database(copy_store, &copy_db).await;
+    secs
+}
+
+/// Puts `tenant` in front of every line of COPY text: each line starts with a tenant's id
+/// (36 bytes), and a line break inside a value is escaped, so every raw `\n` ends a line.
+fn for_tenant(text: &mut [u8], tenant: cloudspend_core::TenantId) {
+    let id = tenant.0.to_string();
+    let mut line = 0;
+    while line < text.len() {
+        text[line..line + id.len()].copy_from_slice(id.as_bytes());
+        line += text[line..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |end| end + 1);
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+async fn run_one(items: u64, repeat: u64, rounds: usize) {
+    let path: PathBuf = std::env::temp_dir().join(format!(
+        "cloudspend-bench-{}-{items}x{repeat}.csv",
+        std::process::id()
+    ));
+    let file_bytes = write_cur(&path, items, repeat).expect("write the CUR file");
+
+    // Round 1's import comes first, so the peak RSS printed after it is import-cur's own.
+    let (store, tenant, store_db, result, rows, import_secs, parsed) = timed_import(&path).await;
     assert_eq!(result.rows_read, items * repeat);
-    assert_eq!(count_rows(&store).await, rows as i64);
-    let import_rate = rows as f64 / import_secs;
-    // Phase 1 is the figure compared with COPY: a first import of a month, the common case.
     println!(
         "{items:>9} line items x{repeat} ({mib:.0} MiB) -> {rows} rows\n  \
-         import-cur  {import_secs:>6.2} s  {import_rate:>9.0} rows/s  \
+         import-cur  {import_secs:>6.2} s  {rate:>9.0} rows/s  \
          (parse+aggregate {parsed:.2} s, then merge+store {store_secs:.2} s)  peak RSS {rss}",
         mib = file_bytes as f64 / 1_048_576.0,
+        rate = rows as f64 / import_secs,
         store_secs = import_secs - parsed,
         rss = peak_rss_mib(),
     );
 
     // The parse alone on one thread, for comparison, with every record held in memory: the
-    // same records as those stored, and the rows the COPY below sends.
+    // same records as those stored, and the rows the COPY sends.
     let begun = Instant::now();
     let one_thread = ImportOptions {
         threads: 1,
@@ -339,34 +420,41 @@ async fn run_one(items: u64, repeat: u64) {
          on {threads}: {parsed:.2} s",
         threads = ImportOptions::default().threads,
     );
-
-    // Phase 2: COPY of the same rows, already encoded, into an empty daily_costs.
-    let (copy_store, copy_tenant, copy_db) = fresh_tenant_store().await;
-    let text = copy_text(copy_tenant, &serial.records);
+    let mut text = copy_text(tenant, &serial.records);
     drop(serial);
-    checkpoint(&copy_store).await;
-    let mut conn = copy_store.pool().acquire().await.expect("connection");
-    let begun = Instant::now();
-    let mut copy = conn
-        .copy_in_raw(&format!("COPY daily_costs ({COST_COLUMNS}) FROM STDIN"))
-        .await
-        .expect("COPY starts");
-    for chunk in text.chunks(1 << 20) {
-        copy.send(chunk).await.expect("COPY data");
+
+    // COPY and import alternate, each into a fresh database, so that both meet the machine
+    // in the same moods: a single COPY varies by a third from one run to the next here.
+    let mut imports = vec![import_secs];
+    let mut copies = Vec::new();
+    for round in 1..=rounds {
+        let copy_secs = timed_copy(&mut text, rows).await;
+        copies.push(copy_secs);
+        if round > 1 {
+            let (other, _, other_db, _, written, secs, parsed) = timed_import(&path).await;
+            assert_eq!(written, rows);
+            drop_database(other, &other_db).await;
+            imports.push(secs);
+            println!(
+                "  import-cur  {secs:>6.2} s  {rate:>9.0} rows/s  (parse+aggregate {parsed:.2} s)",
+                rate = rows as f64 / secs,
+            );
+        }
+        println!(
+            "  COPY        {copy_secs:>6.2} s  {rate:>9.0} rows/s  (round {round}: import / COPY \
+             = {ratio:.2}x)",
+            rate = rows as f64 / copy_secs,
+            ratio = copy_secs / imports[round - 1],
+        );
     }
-    let copied = copy.finish().await.expect("COPY ends");
-    let copy_secs = begun.elapsed().as_secs_f64();
-    drop(conn);
-    assert_eq!(copied, rows);
-    let copy_rate = rows as f64 / copy_secs;
+    let (import_median, copy_median) = (median(&imports), median(&copies));
     println!(
-        "  COPY        {copy_secs:>6.2} s  {copy_rate:>9.0} rows/s  (process peak RSS {rss}, with \
-         the bench's own copies)\n  \
-         import / COPY = {ratio:.2}x",
+        "  median of {rounds}: import-cur {import_median:.2} s, COPY {copy_median:.2} s: \
+         import / COPY = {ratio:.2}x  (process peak RSS now {rss}, with the bench's own copies)",
+        ratio = copy_median / import_median,
         rss = peak_rss_mib(),
-        ratio = import_rate / copy_rate,
     );
-    drop_database(copy_store, &copy_db).await;
+
     // Phase 3: the same file again: every row exists, so this is the upsert over existing rows.
     checkpoint(&store).await;
     let begun = Instant::now();
@@ -387,18 +475,22 @@ async fn run_one(items: u64, repeat: u64) {
 
 fn main() {
     if let Ok(items) = std::env::var(CHILD_ROWS) {
-        let repeat = std::env::var(CHILD_REPEAT)
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(1);
+        let number = |name: &str| std::env::var(name).ok().and_then(|r| r.parse().ok());
+        let repeat = number(CHILD_REPEAT).unwrap_or(1);
+        let rounds = number(CHILD_ROUNDS).unwrap_or(3) as usize;
         tokio::runtime::Runtime::new()
             .expect("tokio runtime")
-            .block_on(run_one(items.parse().expect("line item count"), repeat));
+            .block_on(run_one(
+                items.parse().expect("line item count"),
+                repeat,
+                rounds.max(1),
+            ));
         return;
     }
     // `cargo bench` passes `--bench`; anything that is not a size or `--repeat K` is ignored.
     let mut sizes: Vec<u64> = Vec::new();
     let mut repeat = 1;
+    let mut rounds = 3;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--repeat" {
@@ -406,6 +498,11 @@ fn main() {
                 .next()
                 .and_then(|k| k.parse().ok())
                 .expect("--repeat K");
+        } else if arg == "--rounds" {
+            rounds = args
+                .next()
+                .and_then(|k| k.parse().ok())
+                .expect("--rounds K");
         } else if let Ok(size) = arg.parse() {
             sizes.push(size);
         }
@@ -422,6 +519,7 @@ fn main() {
         let status = Command::new(&exe)
             .env(CHILD_ROWS, items.to_string())
             .env(CHILD_REPEAT, repeat.to_string())
+            .env(CHILD_ROUNDS, rounds.to_string())
             .status()
             .expect("child bench");
         assert!(status.success(), "bench for {items} line items failed");
