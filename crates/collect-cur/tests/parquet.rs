@@ -3,7 +3,9 @@
 //! them: costs and usage as DOUBLE, times as TIMESTAMP(MILLIS), `product` and `resource_tags` as
 //! MAP<STRING, STRING>.
 
-use cloudspend_collect_cur::{Format, ImportError, import_path, import_paths, import_reader};
+use cloudspend_collect_cur::{
+    Format, ImportError, ImportOptions, import_path, import_paths, import_paths_with, import_reader,
+};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
@@ -259,6 +261,13 @@ fn parquet_parts_of_one_report_are_summed_together() {
     );
     let one = import_path(&a, &mut |_| {}).unwrap();
     let both = import_paths(&[&a, &b], &mut |_| {}).unwrap();
+    // With every key spilled to a run of its own, the merge of runs gives the same.
+    let spill_every_key = ImportOptions {
+        spill_keys: 1,
+        ..ImportOptions::default()
+    };
+    let spilled = import_paths_with(&[&a, &b], spill_every_key, &mut |_| {}).unwrap();
+    assert_eq!(spilled, both);
     std::fs::remove_file(&a).unwrap();
     std::fs::remove_file(&b).unwrap();
     assert_eq!(both.records.len(), one.records.len());
