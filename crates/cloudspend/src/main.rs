@@ -20,10 +20,10 @@ async fn main() -> std::process::ExitCode {
     let dotenv = dotenvy::dotenv();
     let cli = cli::Cli::parse();
     cloudspend_api::telemetry::init_tracing();
-    if let Err(err) = dotenv {
-        if !err.not_found() {
-            tracing::warn!("ignoring .env: {err}");
-        }
+    if let Err(err) = dotenv
+        && !err.not_found()
+    {
+        tracing::warn!("ignoring .env: {err}");
     }
     match commands::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -53,10 +53,10 @@ async fn wait_healthy(base: &str, child: &mut Child) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("cloudspend exited early with {status}");
         }
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -251,7 +251,8 @@ async fn migrate_user_create_and_serve_on_postgres() {
 fn legacy_cur_sample() -> std::path::PathBuf {
     let dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur/anonymized-legacy");
-    let file = std::fs::read_dir(&dir)
+
+    std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(
                 "the shared billing samples are missing at {} ({e})",
@@ -261,8 +262,7 @@ fn legacy_cur_sample() -> std::path::PathBuf {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with(".csv") && p.to_string_lossy().contains("sample"))
-        .expect("a legacy CUR csv in the sample folder");
-    file
+        .expect("a legacy CUR csv in the sample folder")
 }
 
 #[tokio::test]

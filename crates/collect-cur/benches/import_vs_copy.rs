@@ -269,20 +269,20 @@ async fn stored_rows(
     rows
 }
 
+/// One timed import, with the store it wrote to (for the checks and the re-import).
+struct Imported {
+    store: PgStore,
+    tenant: cloudspend_core::TenantId,
+    database: String,
+    result: ImportResult,
+    rows: u64,
+    secs: f64,
+    parse_secs: f64,
+}
+
 /// Phase 1 once: the import as `cloudspend import-cur` runs it, into a fresh database, timed
-/// from the start of the parse to the run recorded. Returns the store (for the checks and the
-/// re-import), its database's name, the result, the rows written, the seconds and the parse's.
-async fn timed_import(
-    path: &Path,
-) -> (
-    PgStore,
-    cloudspend_core::TenantId,
-    String,
-    ImportResult,
-    u64,
-    f64,
-    f64,
-) {
+/// from the start of the parse to the run recorded.
+async fn timed_import(path: &Path) -> Imported {
     let (store, tenant, store_db) = fresh_tenant_store().await;
     checkpoint(&store).await;
     let started_at = chrono::Utc::now();
@@ -321,15 +321,15 @@ async fn timed_import(
         .expect("finish run");
     let secs = begun.elapsed().as_secs_f64();
     assert_eq!(count_rows(&store).await, written as i64);
-    (
+    Imported {
         store,
         tenant,
-        store_db,
+        database: store_db,
         result,
-        written,
+        rows: written,
         secs,
-        parsed.parsed_secs,
-    )
+        parse_secs: parsed.parsed_secs,
+    }
 }
 
 /// Phase 2 once: COPY of `text` (the rows as COPY text, already encoded) into the empty
@@ -383,7 +383,15 @@ async fn run_one(items: u64, repeat: u64, rounds: usize) {
     let file_bytes = write_cur(&path, items, repeat).expect("write the CUR file");
 
     // Round 1's import comes first, so the peak RSS printed after it is import-cur's own.
-    let (store, tenant, store_db, result, rows, import_secs, parsed) = timed_import(&path).await;
+    let Imported {
+        store,
+        tenant,
+        database: store_db,
+        result,
+        rows,
+        secs: import_secs,
+        parse_secs: parsed,
+    } = timed_import(&path).await;
     assert_eq!(result.rows_read, items * repeat);
     println!(
         "{items:>9} line items x{repeat} ({mib:.0} MiB) -> {rows} rows\n  \
@@ -431,7 +439,14 @@ async fn run_one(items: u64, repeat: u64, rounds: usize) {
         let copy_secs = timed_copy(&mut text, rows).await;
         copies.push(copy_secs);
         if round > 1 {
-            let (other, _, other_db, _, written, secs, parsed) = timed_import(&path).await;
+            let Imported {
+                store: other,
+                database: other_db,
+                rows: written,
+                secs,
+                parse_secs: parsed,
+                ..
+            } = timed_import(&path).await;
             assert_eq!(written, rows);
             drop_database(other, &other_db).await;
             imports.push(secs);

@@ -59,10 +59,10 @@ impl Scheduler {
             }
             // New connections get their jobs when they connect; this also repairs any tenant
             // whose jobs are missing, once a minute or so.
-            if ensure_every % 12 == 0 {
-                if let Err(err) = self.ensure_all_jobs().await {
-                    tracing::warn!(error = %err, "could not ensure collection jobs");
-                }
+            if ensure_every.is_multiple_of(12)
+                && let Err(err) = self.ensure_all_jobs().await
+            {
+                tracing::warn!(error = %err, "could not ensure collection jobs");
             }
             ensure_every = ensure_every.wrapping_add(1);
             if let Err(err) = self.run_due(&permits).await {

@@ -195,15 +195,17 @@ pub(crate) struct RollupSums {
     /// The keys (service, account and region names), interned: a row is added without
     /// allocating.
     names: std::collections::HashMap<String, u32>,
-    /// By (day, dimension, key): [Cost Explorer's sum, the CUR's sum], each in nanos with
-    /// whether any of it is an estimate; `None` where that source has no row.
-    sums: std::collections::HashMap<(NaiveDate, RollupDimension, u32), [Option<(i128, bool)>; 2]>,
+    sums: std::collections::HashMap<(NaiveDate, RollupDimension, u32), BySource>,
     cur_days: std::collections::HashSet<NaiveDate>,
     /// Rows in key order come in runs of one day, source, account, service and region (the
     /// resources and usage types under them): a run is summed here and added to `sums` once,
     /// which spares four hash lookups on most rows of an import.
     run: Option<Run>,
 }
+
+/// One rollup key's [Cost Explorer's sum, the CUR's sum], each in nanos with whether any of it
+/// is an estimate; `None` where that source has no row.
+type BySource = [Option<(i128, bool)>; 2];
 
 struct Run {
     day: NaiveDate,

@@ -97,13 +97,13 @@ async fn add_member(
             what: "a CloudSpend user with this email (they must sign up first)".into(),
         })?;
     let previous = state.store.role_in(caller.tenant.id, user.id).await?;
-    if let Some(previous) = previous {
-        if !caller.role.can_assign(previous) {
-            return Err(ApiError::forbidden(
-                "insufficient_role",
-                format!("a {} cannot change the role of a {previous}", caller.role),
-            ));
-        }
+    if let Some(previous) = previous
+        && !caller.role.can_assign(previous)
+    {
+        return Err(ApiError::forbidden(
+            "insufficient_role",
+            format!("a {} cannot change the role of a {previous}", caller.role),
+        ));
     }
     state
         .store

@@ -647,10 +647,10 @@ impl DyingProxy {
                                 Ok(n) => n,
                             };
                             // Each request starts with its method; count them as they pass.
-                            if buf[..n].starts_with(b"POST ") || buf[..n].starts_with(b"GET ") {
-                                if seen.fetch_add(1, Ordering::SeqCst) >= allowed {
-                                    return;
-                                }
+                            if (buf[..n].starts_with(b"POST ") || buf[..n].starts_with(b"GET "))
+                                && seen.fetch_add(1, Ordering::SeqCst) >= allowed
+                            {
+                                return;
                             }
                             if sw.write_all(&buf[..n]).await.is_err() {
                                 return;

@@ -205,7 +205,7 @@ async fn the_dashboard_equals_the_stored_rows_to_the_cent_and_is_per_tenant() {
         "Amazon Elastic Compute Cloud - Compute"
     );
     assert_eq!(d["connection"]["status"], "not_connected");
-    assert_eq!(d["source_rule"].as_str().unwrap().contains("CUR"), true);
+    assert!(d["source_rule"].as_str().unwrap().contains("CUR"));
 
     // A window given explicitly, and a bad one.
     let window = app
@@ -259,7 +259,7 @@ async fn the_dashboard_equals_the_stored_rows_to_the_cent_and_is_per_tenant() {
         true,
     );
     app.store
-        .upsert_daily_costs(tenant, &[late.clone()])
+        .upsert_daily_costs(tenant, std::slice::from_ref(&late))
         .await
         .unwrap();
     rows.push(late);
