@@ -101,6 +101,21 @@ struct Sums<S = u32> {
     currency: S,
 }
 
+impl<S> Sums<S> {
+    /// These sums with their strings (currency, unit) given another way.
+    fn with_strings<T>(&self, currency: T, unit: Option<T>) -> Sums<T> {
+        Sums {
+            first: self.first,
+            unblended: self.unblended,
+            amortized: self.amortized,
+            usage_amount: self.usage_amount,
+            unit,
+            mixed_units: self.mixed_units,
+            currency,
+        }
+    }
+}
+
 impl<S: Clone + PartialEq> Sums<S> {
     /// Adds another part's sums for the same key; on a conflict the sums are left as good as
     /// they can be (the import fails anyway) and the error names the later part's first line.

@@ -55,25 +55,50 @@ impl Runs {
     /// The merge of every run. `paths` name the files imported together (by their index in
     /// [`Place::file`]), so that an error found in the merge names its file.
     pub fn into_records(self, paths: Option<&[String]>) -> Result<SpilledRecords, ImportError> {
-        let files = self
+        let mut files = self
             .files
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut merge = SpilledRecords {
-            runs: Vec::with_capacity(files.len()),
-            heads: BinaryHeap::with_capacity(files.len()),
-            paths: paths.map(<[String]>::to_vec),
-            done: false,
-        };
-        for mut file in files {
-            file.seek(SeekFrom::Start(0)).map_err(spill_error)?;
-            merge
-                .runs
-                .push(BufReader::with_capacity(BUFFER_BYTES, file));
-            merge.refill(merge.runs.len() - 1)?;
+        // A huge export (tens of millions of keys) makes more runs than a process may hold
+        // open: merge them a fan-in at a time into longer runs first.
+        while files.len() > MAX_FAN_IN {
+            let rest = files.split_off(MAX_FAN_IN);
+            let merged = merge_runs(files).map_err(spill_error)?;
+            files = rest;
+            files.push(merged);
         }
+        let mut merge = SpilledRecords::open(files).map_err(spill_error)?;
+        merge.paths = paths.map(<[String]>::to_vec);
         Ok(merge)
     }
+}
+
+/// Runs merged at once: each holds an open file and a read buffer.
+const MAX_FAN_IN: usize = 64;
+
+/// One run with every key of `files`, in order, keys left unsummed: equal keys stay separate
+/// records (in the order their rows came, as the heap pops them), and the final merge sums them
+/// as it sums equal keys of different runs.
+fn merge_runs(files: Vec<File>) -> io::Result<File> {
+    let mut merge = SpilledRecords::open(files)?;
+    let mut out = BufWriter::with_capacity(BUFFER_BYTES, anonymous_file()?);
+    while let Some(Reverse(head)) = merge.heads.pop() {
+        let r = &head.record;
+        put_record(
+            &mut out,
+            r.day,
+            r.dims.each_ref().map(String::as_str),
+            &r.sums
+                .with_strings(r.sums.currency.as_str(), r.sums.unit.as_deref()),
+        )?;
+        if let Some(record) = RunRecord::read(&mut merge.runs[head.run])? {
+            merge.heads.push(Reverse(Head {
+                record,
+                run: head.run,
+            }));
+        }
+    }
+    out.into_inner().map_err(io::IntoInnerError::into_error)
 }
 
 fn spill_error(error: io::Error) -> ImportError {
@@ -125,26 +150,8 @@ fn write_run(sums: &mut Aggregator) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, anonymous_file()?);
     let name = |id: u32| sums.strings.name(id);
     for (key, s) in &keys {
-        out.write_all(&key.day.num_days_from_ce().to_le_bytes())?;
-        for dim in key.dims {
-            put_str(&mut out, name(dim))?;
-        }
-        put_str(&mut out, name(s.currency))?;
-        let flags = u8::from(s.unit.is_some())
-            | u8::from(s.usage_amount.is_some()) << 1
-            | u8::from(s.mixed_units) << 2;
-        out.write_all(&[flags])?;
-        if let Some(unit) = s.unit {
-            put_str(&mut out, name(unit))?;
-        }
-        out.write_all(&s.first.file.to_le_bytes())?;
-        out.write_all(&s.first.block.to_le_bytes())?;
-        out.write_all(&s.first.line.to_le_bytes())?;
-        out.write_all(&s.unblended.serialize())?;
-        out.write_all(&s.amortized.serialize())?;
-        if let Some(usage) = s.usage_amount {
-            out.write_all(&usage.serialize())?;
-        }
+        let strings = s.with_strings(name(s.currency), s.unit.map(name));
+        put_record(&mut out, key.day, key.dims.map(name), &strings)?;
     }
     drop(keys);
     // The table keeps its room for the next keys; the strings start afresh, so a part holds
@@ -152,6 +159,35 @@ fn write_run(sums: &mut Aggregator) -> io::Result<File> {
     sums.strings.ids.clear();
     sums.strings.names.clear();
     out.into_inner().map_err(io::IntoInnerError::into_error)
+}
+
+fn put_record(
+    out: &mut impl Write,
+    day: NaiveDate,
+    dims: [&str; 6],
+    s: &Sums<&str>,
+) -> io::Result<()> {
+    out.write_all(&day.num_days_from_ce().to_le_bytes())?;
+    for dim in dims {
+        put_str(out, dim)?;
+    }
+    put_str(out, s.currency)?;
+    let flags = u8::from(s.unit.is_some())
+        | u8::from(s.usage_amount.is_some()) << 1
+        | u8::from(s.mixed_units) << 2;
+    out.write_all(&[flags])?;
+    if let Some(unit) = s.unit {
+        put_str(out, unit)?;
+    }
+    out.write_all(&s.first.file.to_le_bytes())?;
+    out.write_all(&s.first.block.to_le_bytes())?;
+    out.write_all(&s.first.line.to_le_bytes())?;
+    out.write_all(&s.unblended.serialize())?;
+    out.write_all(&s.amortized.serialize())?;
+    if let Some(usage) = s.usage_amount {
+        out.write_all(&usage.serialize())?;
+    }
+    Ok(())
 }
 
 fn put_str(out: &mut impl Write, s: &str) -> io::Result<()> {
@@ -282,6 +318,28 @@ pub(crate) struct SpilledRecords {
 }
 
 impl SpilledRecords {
+    /// The merge of `files`, each read from its start.
+    fn open(files: Vec<File>) -> io::Result<SpilledRecords> {
+        let mut merge = SpilledRecords {
+            runs: Vec::with_capacity(files.len()),
+            heads: BinaryHeap::with_capacity(files.len()),
+            paths: None,
+            done: false,
+        };
+        for mut file in files {
+            file.seek(SeekFrom::Start(0))?;
+            let mut run = BufReader::with_capacity(BUFFER_BYTES, file);
+            if let Some(record) = RunRecord::read(&mut run)? {
+                merge.heads.push(Reverse(Head {
+                    record,
+                    run: merge.runs.len(),
+                }));
+            }
+            merge.runs.push(run);
+        }
+        Ok(merge)
+    }
+
     /// Puts the next key of run `run`, if any, among the heads.
     fn refill(&mut self, run: usize) -> Result<(), ImportError> {
         if let Some(record) = RunRecord::read(&mut self.runs[run]).map_err(spill_error)? {
@@ -367,5 +425,56 @@ impl Iterator for SpilledRecords {
         };
         self.done = !matches!(next, Some(Ok(_)));
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{RowValues, merge_into_records};
+
+    #[test]
+    fn more_runs_than_the_fan_in_merge_in_stages_to_the_in_memory_result() {
+        let mut whole = Aggregator::default();
+        let mut part = Aggregator::default();
+        let runs = Runs::default();
+        let rows = 6 * MAX_FAN_IN as u64;
+        for i in 0..rows {
+            let resource = format!("r-{}", i % 50);
+            let row = || RowValues {
+                day: NaiveDate::from_ymd_opt(2024, 3, 1 + (i % 3) as u32).unwrap(),
+                dims: [
+                    "111",
+                    "AmazonEC2",
+                    "us-east-1",
+                    "BoxUsage",
+                    &resource,
+                    "Usage",
+                ],
+                unblended: Decimal::new(i as i64 - 100, 3),
+                amortized: Decimal::new(i as i64, 2),
+                usage_amount: (i % 4 != 0).then_some(Decimal::ONE),
+                unit: ["Hrs", "Hrs", "GB"][(i % 7 % 3) as usize],
+                currency: "USD",
+            };
+            let place = Place {
+                file: 0,
+                block: i,
+                line: i + 2,
+            };
+            whole.add(place, row()).unwrap();
+            part.add(place, row()).unwrap();
+            // A run per row: six times more runs than are merged at once.
+            runs.spill(&mut part).unwrap();
+        }
+        assert_eq!(runs.files.lock().unwrap().len(), rows as usize);
+        let expected = merge_into_records(None, vec![whole], 1).unwrap().records;
+        let merged: Vec<CostRecord> = runs
+            .into_records(None)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(expected.len(), 150);
+        assert_eq!(merged, expected);
     }
 }
