@@ -1,6 +1,8 @@
 //! The per-key running sums. Memory grows with the number of distinct keys (day x account x
 //! service x region x usage type x resource x line item type), never with the number of rows:
-//! every string is interned once, and a key is a date plus six small integers.
+//! every string is interned once, and a key is a date plus six small integers. A part that
+//! reaches the import's spill size is written to a sorted run on disk and starts afresh
+//! (`spill.rs`).
 //!
 //! Each parse thread fills its own [`Aggregator`]; [`merge_into_records`] merges them in key
 //! order as it builds the records, and [`Aggregator::absorb`] adds a finished file to the files

@@ -24,8 +24,10 @@
 //!
 //! # How rows become records
 //! Rows are streamed and summed per natural key: (usage day, account, service, region, usage
-//! type, resource id, line item type), so memory grows with the number of distinct keys and
-//! tagged resources, never with the number of rows. The parse uses the machine's cores
+//! type, resource id, line item type). A thread holds at most `ImportOptions::spill_keys` keys:
+//! past that it writes them, sorted, to a temporary file, and the files are merged as the
+//! records are read ([`import_paths_streamed`]), so memory follows neither the rows nor the keys
+//! (only the tagged resources, which a tag map needs). The parse uses the machine's cores
 //! ([`ImportOptions`]): the file is read in blocks that end where a record ends, each thread
 //! sums the blocks it is given, and the threads' sums are merged in key order; the result, and
 //! the first error in the file, are those of one pass from top to bottom. Sums are exact decimals (`rust_decimal`)
