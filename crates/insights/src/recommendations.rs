@@ -101,23 +101,15 @@ pub async fn compute(
             continue;
         };
         views.push(RecommendationView {
-            kind: kind.to_string(),
-            action: action.to_string(),
-            name: instance.name().map(str::to_string),
-            instance_id: instance.instance_id.clone(),
-            account_id: instance.account_id.clone(),
-            region: instance.region.clone(),
-            instance_type: instance.instance_type.clone(),
-            state: instance.state.clone(),
             suggested_type,
             cpu_p95: Some(round1(p95)),
             cpu_max: Some(round1(max)),
             hours_of_data: Some(hours_of_data),
-            volumes: Vec::new(),
             monthly_cost: monthly_cost.round_to_cents(),
             monthly_savings: savings.round_to_cents(),
             cost_basis: cost_basis.to_string(),
             evidence,
+            ..finding(&instance, kind, action)
         });
     }
     let computed_at = now.with_nanosecond(0).unwrap_or(now);
@@ -181,8 +173,24 @@ fn stopped_with_volumes(
             .join(", "),
     );
     Some(RecommendationView {
-        kind: "stopped_with_volumes".to_string(),
-        action: "delete_volumes".to_string(),
+        volumes,
+        monthly_cost: cost.round_to_cents(),
+        monthly_savings: cost.round_to_cents(),
+        cost_basis: "cur".to_string(),
+        evidence,
+        ..finding(instance, "stopped_with_volumes", "delete_volumes")
+    })
+}
+
+/// A finding of `kind` about `instance`: who it is, with nothing measured or priced yet.
+fn finding(
+    instance: &cloudspend_core::records::Instance,
+    kind: &str,
+    action: &str,
+) -> RecommendationView {
+    RecommendationView {
+        kind: kind.to_string(),
+        action: action.to_string(),
         name: instance.name().map(str::to_string),
         instance_id: instance.instance_id.clone(),
         account_id: instance.account_id.clone(),
@@ -193,12 +201,12 @@ fn stopped_with_volumes(
         cpu_p95: None,
         cpu_max: None,
         hours_of_data: None,
-        volumes,
-        monthly_cost: cost.round_to_cents(),
-        monthly_savings: cost.round_to_cents(),
-        cost_basis: "cur".to_string(),
-        evidence,
-    })
+        volumes: Vec::new(),
+        monthly_cost: Money::ZERO,
+        monthly_savings: Money::ZERO,
+        cost_basis: String::new(),
+        evidence: String::new(),
+    }
 }
 
 #[cfg(test)]
