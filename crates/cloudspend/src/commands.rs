@@ -135,7 +135,17 @@ async fn import_cur(database_url: &str, args: ImportCurArgs) -> anyhow::Result<(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let cloudspend_collect_cur::StreamedImport { result, records } = streamed;
     let written = match result.days {
-        Some(days) => write_streamed(&*store, tenant, days, records).await?,
+        Some(days) => {
+            if interactive {
+                // The merge and the write show no progress of their own, and a large export
+                // takes about as long to write as to read.
+                eprintln!(
+                    "read {} rows; writing the daily cost rows of {} to {} in one transaction...",
+                    result.rows_read, days.0, days.1
+                );
+            }
+            write_streamed(&*store, tenant, days, records).await?
+        }
         None => 0,
     };
     store
