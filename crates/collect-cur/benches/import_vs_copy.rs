@@ -19,7 +19,7 @@
 //!    `daily_costs` of another fresh database (same table, same primary key, empty);
 //! 4. repeats 2 (without the checks) and 3 alternately, each into a fresh database, for
 //!    `--rounds K` rounds in all (default 3), and prints the median of each and their ratio: one
-//!    COPY of a million rows takes anywhere from 7.0 to 9.5 s on this shared machine, more
+//!    COPY of a million rows takes anywhere from 7.0 to 10.6 s on this shared machine, more
 //!    than the whole parse, so one pair of runs says little;
 //! 5. imports the same file again into the first database (every row exists unchanged: the
 //!    upsert path, which leaves unchanged rows alone).
