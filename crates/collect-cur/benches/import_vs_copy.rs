@@ -5,8 +5,9 @@
 //!   cargo bench -p cloudspend-collect-cur --bench import_vs_copy [-- 100000 1000000]
 //! ```
 //!
-//! For each size N (line items; default 100,000 and 1,000,000) a child process:
-//! 1. writes a legacy CUR CSV of N line items to the temp folder (not timed);
+//! For each size N (normalised rows, what lands in `daily_costs`; default 100,000 and
+//! 1,000,000) a child process:
+//! 1. writes a legacy CUR CSV of N x 11/10 line items to the temp folder (not timed);
 //! 2. imports it as `import-cur` does, into a fresh database: `import_paths_streamed` (parse +
 //!    aggregate on as many threads as there are cores, up to 4, sums past 57k keys per thread
 //!    spilled to sorted temporary files) on a blocking thread, then the records merged on a
@@ -31,10 +32,10 @@
 //! after the first import is import-cur's own (later phases add the bench's extra copies).
 //!
 //! The file: 11 line items per 10 natural keys (every key has one line item, every tenth a
-//! second one for another hour, summed by the import), so N line items give N x 10/11
+//! second one for another hour, summed by the import), so 11 N / 10 line items give N
 //! normalised rows. Keys are 30 days x resources, each resource fixed to one of 5 accounts,
 //! 4 services (2 usage types each), 3 regions; about 1 resource in 50 is a Credit line instead
-//! of Usage. Resources grow with N (about N / 33), as in a real account that is larger.
+//! of Usage. Resources grow with N (about N / 30), as in a real account that is larger.
 //!
 //! `--repeat K` writes every line item K times (K x N lines, the same keys and rows): with it
 //! the file grows while the normalised rows do not, which shows what memory follows.
@@ -375,7 +376,10 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
-async fn run_one(items: u64, repeat: u64, rounds: usize) {
+/// The bench of one size: `wanted` normalised rows.
+async fn run_one(wanted: u64, repeat: u64, rounds: usize) {
+    // floor(10 i / 11) for i below 11 N / 10 takes N values.
+    let items = (wanted * 11).div_ceil(10);
     let path: PathBuf = std::env::temp_dir().join(format!(
         "cloudspend-bench-{}-{items}x{repeat}.csv",
         std::process::id()
@@ -393,6 +397,7 @@ async fn run_one(items: u64, repeat: u64, rounds: usize) {
         parse_secs: parsed,
     } = timed_import(&path).await;
     assert_eq!(result.rows_read, items * repeat);
+    assert_eq!(rows, wanted, "{items} line items make {wanted} rows");
     println!(
         "{items:>9} line items x{repeat} ({mib:.0} MiB) -> {rows} rows\n  \
          import-cur  {import_secs:>6.2} s  {rate:>9.0} rows/s  \
@@ -489,17 +494,14 @@ async fn run_one(items: u64, repeat: u64, rounds: usize) {
 }
 
 fn main() {
-    if let Ok(items) = std::env::var(CHILD_ROWS) {
+    if let Ok(rows) = std::env::var(CHILD_ROWS) {
         let number = |name: &str| std::env::var(name).ok().and_then(|r| r.parse().ok());
         let repeat = number(CHILD_REPEAT).unwrap_or(1);
         let rounds = number(CHILD_ROUNDS).unwrap_or(3) as usize;
+        let rows: u64 = rows.parse().expect("row count");
         tokio::runtime::Runtime::new()
             .expect("tokio runtime")
-            .block_on(run_one(
-                items.parse().expect("line item count"),
-                repeat,
-                rounds.max(1),
-            ));
+            .block_on(run_one(rows, repeat, rounds.max(1)));
         return;
     }
     // `cargo bench` passes `--bench`; anything that is not a size or `--repeat K` is ignored.
@@ -526,17 +528,17 @@ fn main() {
         sizes = vec![100_000, 1_000_000];
     }
     println!(
-        "import-cur vs COPY into PostgreSQL: synthetic legacy CUR, one process per size \
-         (10 normalised rows per 11 line items)"
+        "import-cur vs COPY into PostgreSQL: synthetic legacy CUR, one process per size in \
+         normalised rows (11 line items per 10 rows)"
     );
     let exe = std::env::current_exe().expect("own executable");
-    for items in sizes {
+    for rows in sizes {
         let status = Command::new(&exe)
-            .env(CHILD_ROWS, items.to_string())
+            .env(CHILD_ROWS, rows.to_string())
             .env(CHILD_REPEAT, repeat.to_string())
             .env(CHILD_ROUNDS, rounds.to_string())
             .status()
             .expect("child bench");
-        assert!(status.success(), "bench for {items} line items failed");
+        assert!(status.success(), "bench for {rows} rows failed");
     }
 }

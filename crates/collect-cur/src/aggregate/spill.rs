@@ -2,8 +2,8 @@
 //! writes them, sorted by key, to a temporary file (a *run*) and starts afresh; at the end of the
 //! import every part still in memory becomes a run too, and [`SpilledRecords`] merges the runs,
 //! equal keys summed, into records in key order as they are read. Memory then holds at most
-//! `spill_keys` keys per parse thread while parsing and one key per run while merging, however
-//! many keys the export has. The runs take about 100 bytes per key on disk, in the temporary
+//! `spill_keys` keys per parse thread while parsing and one key per run while merging (runs are
+//! merged 64 at a time), however many keys the export has. The runs take about 100 bytes per key on disk, in the temporary
 //! folder (`TMPDIR`), and are gone when the import ends, however it ends: each file is unlinked
 //! as soon as it is created.
 //!
@@ -34,7 +34,10 @@ pub(crate) struct Runs {
 
 impl Runs {
     pub fn is_empty(&self) -> bool {
-        self.files.lock().map_or(true, |files| files.is_empty())
+        self.files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
     }
 
     /// Writes the keys of `sums`, sorted, to a new run, and empties `sums` (its totals stay).
