@@ -10,9 +10,10 @@ use cloudspend_anomaly::metric;
 use cloudspend_anomaly::nab::{self, PROFILES};
 use common::nab_data::{self, corpus};
 
-/// Measured 73.5 (standard, threshold optimised on the 17 files) when this floor was set; the
-/// margin leaves room for harmless numeric changes, not for a worse detector.
-const STANDARD_FLOOR: f64 = 72.0;
+/// Measured 76.6 (standard, threshold optimised on the 17 files) when this floor was set; the
+/// margin leaves room for harmless numeric changes, not for a worse detector, and keeps the
+/// score above NAB numenta's stored results on these files (73.4).
+const STANDARD_FLOOR: f64 = 75.0;
 
 fn standard(files: &[nab_data::NabFile], scores: &[Vec<f64>]) -> f64 {
     nab::score_corpus(&corpus(files, scores), &PROFILES[0].costs).normalized
@@ -72,6 +73,8 @@ fn context_detector_with_nabs_file_range_scores_like_stored_context_ose() {
             let config = ContextConfig {
                 rest_period: nab::probationary_length(f.values.len()) / 5,
                 base_threshold: 0.75,
+                // CAD reads one quantisation.
+                phases: 1,
                 range: Range::Fixed { min, max },
                 ..ContextConfig::default()
             };
