@@ -140,13 +140,7 @@ impl BulkCostWrite for sqlx::Postgres {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Lives only as long as the writing transaction; no key of its own, since `records`
-        // arrive unique by key and the upsert below must touch each row once.
-        sqlx::query(&format!(
-            "CREATE TEMP TABLE cost_staging ON COMMIT DROP AS SELECT {COST_COLUMNS} FROM daily_costs WITH NO DATA"
-        ))
-        .execute(&mut *conn)
-        .await?;
+        create_cost_staging(conn).await?;
         copy_costs(
             conn,
             &format!("COPY cost_staging ({COST_COLUMNS}) FROM STDIN"),
@@ -154,16 +148,8 @@ impl BulkCostWrite for sqlx::Postgres {
             records,
         )
         .await?;
-        let written = sqlx::query(&format!(
-            "INSERT INTO daily_costs (tenant_id, {COST_COLUMNS}) \
-             SELECT $1, {COST_COLUMNS} FROM cost_staging{COST_ON_CONFLICT}"
-        ))
-        .bind(tenant.0)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
         Ok(Some(CostsWritten {
-            rows: written,
+            rows: upsert_from_staging(conn, tenant).await?,
             rollups_written: false,
         }))
     }
@@ -201,11 +187,7 @@ impl BulkCostWrite for sqlx::Postgres {
                 rollups_written,
             }));
         }
-        sqlx::query(&format!(
-            "CREATE TEMP TABLE cost_staging ON COMMIT DROP AS SELECT {COST_COLUMNS} FROM daily_costs WITH NO DATA"
-        ))
-        .execute(&mut *conn)
-        .await?;
+        create_cost_staging(conn).await?;
         copy_batches(
             conn,
             &format!("COPY cost_staging ({COST_COLUMNS}) FROM STDIN"),
@@ -215,19 +197,35 @@ impl BulkCostWrite for sqlx::Postgres {
             None,
         )
         .await?;
-        let rows = sqlx::query(&format!(
-            "INSERT INTO daily_costs (tenant_id, {COST_COLUMNS}) \
-             SELECT $1, {COST_COLUMNS} FROM cost_staging{COST_ON_CONFLICT}"
-        ))
-        .bind(tenant.0)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
         Ok(Some(CostsWritten {
-            rows,
+            rows: upsert_from_staging(conn, tenant).await?,
             rollups_written: false,
         }))
     }
+}
+
+/// The table a bulk write over existing rows is COPYed into first. It lives only as long as the
+/// writing transaction, and has no key of its own: the rows arrive unique by key, and the upsert
+/// from it must touch each row once.
+async fn create_cost_staging(conn: &mut PgConnection) -> crate::Result<()> {
+    sqlx::query(&format!(
+        "CREATE TEMP TABLE cost_staging ON COMMIT DROP AS SELECT {COST_COLUMNS} FROM daily_costs WITH NO DATA"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Upserts the staging table's rows for `tenant`; returns the rows new or changed.
+async fn upsert_from_staging(conn: &mut PgConnection, tenant: TenantId) -> crate::Result<u64> {
+    Ok(sqlx::query(&format!(
+        "INSERT INTO daily_costs (tenant_id, {COST_COLUMNS}) \
+         SELECT $1, {COST_COLUMNS} FROM cost_staging{COST_ON_CONFLICT}"
+    ))
+    .bind(tenant.0)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }
 
 /// Whether the tenant has any cost row on `first..=last`.
