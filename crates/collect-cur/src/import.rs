@@ -38,7 +38,7 @@ pub struct ImportOptions {
 const MAX_THREADS: usize = 4;
 
 /// 7/8 of 2^16: the most keys a hash table of 2^16 slots takes before it doubles, so a thread's
-/// sums never take more than about 9 MiB (2^16 slots of 136 bytes). A million-row export then
+/// sums never take more than about 8 MiB (2^16 slots of 129 bytes). A million-row export then
 /// spills in runs of 57k keys; one of 100k rows does not spill on two threads.
 const SPILL_KEYS: usize = 57_344;
 
