@@ -253,20 +253,7 @@ async fn stored_rows(
         .daily_costs(tenant, first, last + chrono::Duration::days(1))
         .await
         .expect("read the rows back");
-    rows.sort_by(|a, b| {
-        let key = |r: &CostRecord| {
-            (
-                r.day,
-                r.account_id.clone(),
-                r.service.clone(),
-                r.region.clone(),
-                r.usage_type.clone(),
-                r.resource_id.clone(),
-                r.line_item_type.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    rows.sort_by(|a, b| a.natural_key().cmp(&b.natural_key()));
     rows
 }
 

@@ -82,7 +82,35 @@ pub struct CostRecord {
     pub estimated: bool,
 }
 
+/// A cost row's natural key: see [`CostRecord::natural_key`].
+pub type CostKey<'a> = (
+    NaiveDate,
+    CostSource,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
 impl CostRecord {
+    /// What identifies the row (day, source, account, service, region, usage type, resource id,
+    /// line item type), in the order the primary key of `daily_costs` sorts it (tenant aside):
+    /// writes are unique by it, and an import's records come sorted by it.
+    pub fn natural_key(&self) -> CostKey<'_> {
+        (
+            self.day,
+            self.source,
+            &self.account_id,
+            &self.service,
+            &self.region,
+            &self.usage_type,
+            &self.resource_id,
+            &self.line_item_type,
+        )
+    }
+
     /// A Cost Explorer row: only account and service are broken down.
     pub fn from_cost_explorer(
         day: NaiveDate,

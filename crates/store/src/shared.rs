@@ -27,31 +27,6 @@ pub(crate) fn last_per_key<'a, T, K: Ord>(items: &'a [T], key: impl Fn(&'a T) ->
     latest.into_values().collect()
 }
 
-/// The natural key of a cost row, as the primary key of `daily_costs` orders it (tenant aside).
-pub(crate) fn cost_key(
-    r: &CostRecord,
-) -> (
-    NaiveDate,
-    cloudspend_core::records::CostSource,
-    &str,
-    &str,
-    &str,
-    &str,
-    &str,
-    &str,
-) {
-    (
-        r.day,
-        r.source,
-        &r.account_id,
-        &r.service,
-        &r.region,
-        &r.usage_type,
-        &r.resource_id,
-        &r.line_item_type,
-    )
-}
-
 /// How every cost write resolves a row that exists: the new values replace the old.
 /// Rows whose values are unchanged are left alone: a CUR month is delivered again several times a
 /// day with most of it the same, and an update that writes the same values still costs a new
@@ -135,7 +110,7 @@ impl StreamCheck {
                     r.day
                 )));
             }
-            if previous.is_some_and(|p| cost_key(p) >= cost_key(r)) {
+            if previous.is_some_and(|p| p.natural_key() >= r.natural_key()) {
                 return Err(crate::StoreError::Source(format!(
                     "cost rows out of key order or repeated at {} {} {}",
                     r.day, r.service, r.resource_id
@@ -2505,10 +2480,10 @@ macro_rules! impl_store {
         ) -> $crate::Result<$crate::shared::CostsWritten> {
             let mut written = 0;
             // Imports hand over rows already unique and in key order: skip the sort for them.
-            let records: Vec<&CostRecord> = if records.windows(2).all(|w| cost_key(&w[0]) < cost_key(&w[1])) {
+            let records: Vec<&CostRecord> = if records.windows(2).all(|w| w[0].natural_key() < w[1].natural_key()) {
                 records.iter().collect()
             } else {
-                last_per_key(records, cost_key)
+                last_per_key(records, CostRecord::natural_key)
             };
             if let Some(written) = <$db as BulkCostWrite>::bulk_upsert_costs(&mut **tx, tenant, &records, rollups).await? {
                 return Ok(written);

@@ -928,21 +928,7 @@ async fn stream_costs(
 }
 
 fn in_key_order(mut rows: Vec<CostRecord>) -> Vec<CostRecord> {
-    rows.sort_by(|a, b| {
-        let key = |r: &CostRecord| {
-            (
-                r.day,
-                r.source,
-                r.account_id.clone(),
-                r.service.clone(),
-                r.region.clone(),
-                r.usage_type.clone(),
-                r.resource_id.clone(),
-                r.line_item_type.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    rows.sort_by(|a, b| a.natural_key().cmp(&b.natural_key()));
     rows
 }
 

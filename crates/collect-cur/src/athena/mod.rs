@@ -423,18 +423,6 @@ fn read_records(answer: &Answer) -> Result<Vec<CostRecord>, AthenaError> {
         });
     }
     // The file import's order, so the two paths compare equal.
-    records.sort_by(|a, b| key(a).cmp(&key(b)));
+    records.sort_by(|a, b| a.natural_key().cmp(&b.natural_key()));
     Ok(records)
-}
-
-fn key(r: &CostRecord) -> (NaiveDate, &str, &str, &str, &str, &str, &str) {
-    (
-        r.day,
-        &r.account_id,
-        &r.service,
-        &r.region,
-        &r.usage_type,
-        &r.resource_id,
-        &r.line_item_type,
-    )
 }
