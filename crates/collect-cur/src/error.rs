@@ -142,3 +142,15 @@ impl fmt::Display for MissingColumns {
         Ok(())
     }
 }
+
+/// An exact sum rounded once to [`Money`](cloudspend_core::Money)'s nano-unit, or the error that
+/// names `what` was out of range.
+pub(crate) fn money(
+    value: rust_decimal::Decimal,
+    what: &str,
+) -> Result<cloudspend_core::Money, ImportError> {
+    cloudspend_core::Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
+        what: what.to_string(),
+        value: value.to_string(),
+    })
+}

@@ -2,7 +2,7 @@
 
 use crate::aggregate::{Aggregator, Place, RowValues, Runs, SpilledRecords, merge_into_records};
 use crate::blocks::{self, Block, Splitter};
-use crate::error::ImportError;
+use crate::error::{ImportError, money};
 use crate::format::{Amortization, CurAmortization, Format, Layout, Source, TagSource};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use cloudspend_core::Money;
@@ -946,12 +946,6 @@ impl State {
                 totals.total_unblended,
                 totals.total_amortized,
             )
-        };
-        let money = |value: Decimal, what: &str| {
-            Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
-                what: what.to_string(),
-                value: value.to_string(),
-            })
         };
         let total_unblended = money(total_unblended, "the file's total unblended cost")?;
         let total_amortized = money(total_amortized, "the file's total amortized cost")?;

@@ -1,9 +1,8 @@
 //! The threads' sums merged in key order into records, on several threads.
 
 use super::{Aggregator, Errors, Interner, Place, Sums, overflow};
-use crate::error::ImportError;
+use crate::error::{ImportError, money};
 use chrono::NaiveDate;
-use cloudspend_core::Money;
 use cloudspend_core::records::{CostRecord, CostSource};
 use rust_decimal::Decimal;
 
@@ -220,12 +219,6 @@ pub(super) fn record<S>(
     sums: &Sums<S>,
     name: &dyn Fn(&S) -> String,
 ) -> Result<CostRecord, ImportError> {
-    let money = |value: Decimal, what: &str| {
-        Money::from_decimal(value).map_err(|_| ImportError::OutOfRange {
-            what: what.to_string(),
-            value: value.to_string(),
-        })
-    };
     let [
         account_id,
         service,
