@@ -1446,18 +1446,8 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 <$db as BulkCostWrite>::lock_tenant_costs(&mut *tx, tenant).await?;
                 let written = insert_costs(&mut tx, tenant, records, true).await?;
-                // Nothing new or changed: the rollups and the dashboard still hold, so neither is
-                // touched.
-                if written.rollups_written {
-                    bump_data_version(&mut *tx, tenant).await?;
-                } else if written.rows > 0
-                    && let (Some(first), Some(last)) = (
-                        records.iter().map(|r| r.day).min(),
-                        records.iter().map(|r| r.day).max(),
-                    )
-                {
-                    refresh_rollups(&mut tx, tenant, first, last + chrono::Duration::days(1)).await?;
-                }
+                let days = records.iter().map(|r| r.day).min().zip(records.iter().map(|r| r.day).max());
+                settle_rollups(&mut tx, tenant, &written, days).await?;
                 tx.commit().await?;
                 Ok(written.rows)
             }
@@ -1482,11 +1472,7 @@ macro_rules! impl_store {
                         $crate::shared::CostsWritten { rows, rollups_written: false }
                     }
                 };
-                if written.rollups_written {
-                    bump_data_version(&mut *tx, tenant).await?;
-                } else if written.rows > 0 {
-                    refresh_rollups(&mut tx, tenant, days.0, days.1 + chrono::Duration::days(1)).await?;
-                }
+                settle_rollups(&mut tx, tenant, &written, Some(days)).await?;
                 tx.commit().await?;
                 Ok(written.rows)
             }
@@ -2467,6 +2453,25 @@ macro_rules! impl_store {
                 .bind(tenant.0)
                 .execute(executor)
                 .await?;
+            Ok(())
+        }
+
+        /// After an upsert on days `first..=last`: rollups the write left to SQL are refreshed,
+        /// those it wrote itself ([`BulkCostWrite`]) only move the data version. Nothing new or
+        /// changed: the rollups and the dashboard still hold, so neither is touched.
+        async fn settle_rollups(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+            written: &$crate::shared::CostsWritten,
+            days: Option<(NaiveDate, NaiveDate)>,
+        ) -> $crate::Result<()> {
+            if written.rollups_written {
+                bump_data_version(&mut **tx, tenant).await?;
+            } else if written.rows > 0
+                && let Some((first, last)) = days
+            {
+                refresh_rollups(tx, tenant, first, last + chrono::Duration::days(1)).await?;
+            }
             Ok(())
         }
 
