@@ -2,7 +2,7 @@
 //! in `cloudspend_anomaly::nab`), and the cost detector on the labelled synthetic cost set.
 //!
 //! `cargo run -p cloudspend-anomaly --release --example nab_eval [NAB_DIR]`
-//! (default: `$NAB_AWS_DIR`, else `../shared/data/nab-aws` next to the repository).
+//! (default: `$NAB_AWS_DIR`, else the repository's `tests/data/nab-aws`).
 //!
 //! Every detector is scored the same way: for each profile the threshold that maximises the
 //! total over these 17 files (NAB's optimiser), normalised with NAB's null detector = 0 and a

@@ -1,5 +1,5 @@
 //! The metric detector on NAB's real AWS CloudWatch files, scored with NAB's rules. The data is
-//! read from `../shared/data/nab-aws` next to the repository (or `NAB_AWS_DIR`); when it is
+//! read from the repository's `tests/data/nab-aws` (or `NAB_AWS_DIR`); when it is
 //! missing these tests fail and say where they looked, they never pass by scoring nothing.
 
 mod common;
@@ -103,7 +103,7 @@ fn scorer_windows_match_nabs_stored_labels_and_numenta_rescores_as_measured() {
         let labels = f
             .nab_labels
             .as_ref()
-            .unwrap_or_else(|| panic!("NAB's stored null results missing for {}", f.name));
+            .unwrap_or_else(|| panic!("NAB's stored labels (numenta results) missing for {}", f.name));
         let ours: Vec<u8> = f
             .timestamps
             .iter()

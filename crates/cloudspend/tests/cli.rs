@@ -246,23 +246,13 @@ async fn migrate_user_create_and_serve_on_postgres() {
     assert_eq!(ready.status(), 200);
 }
 
-/// The public legacy CUR sample (../shared/data), whose lineItem/UnblendedCost column sums to
-/// 1.68230869740.
+/// The public legacy CUR sample (the repository's `tests/data`, gzipped as `import-cur` reads
+/// it), whose lineItem/UnblendedCost column sums to 1.68230869740.
 fn legacy_cur_sample() -> std::path::PathBuf {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cur/anonymized-legacy");
-
-    std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "the shared billing samples are missing at {} ({e})",
-                dir.display()
-            )
-        })
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".csv") && p.to_string_lossy().contains("sample"))
-        .expect("a legacy CUR csv in the sample folder")
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv.gz");
+    assert!(path.exists(), "the legacy CUR sample is missing at {}", path.display());
+    path
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! moto runs no SQL: each query takes the next preset result of its account (moto's
 //! `/moto-api/static/athena/query-results`), rows exactly as given, header included, `{}` for
 //! NULL. So every run presets two answers: information_schema's columns (the real column lists
-//! of `shared/data/cur-ddl`), then the aggregate rows Athena computes for a small CUR, which is
+//! of `tests/data/cur-ddl`), then the aggregate rows Athena computes for a small CUR, which is
 //! also written as a CSV and imported by the file path. The two must give equal records.
 
 use aws_sdk_athena::Client;
@@ -79,14 +79,14 @@ async fn moto_post(path: &str, body: Value) {
     );
 }
 
-/// information_schema's answer for a DDL column list in `shared/data/cur-ddl`, plus `extra`.
+/// information_schema's answer for a DDL column list in `tests/data/cur-ddl`, plus `extra`.
 fn columns_answer(ddl_file: &str, extra: &[(&str, &str)]) -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/cur-ddl")
+        .join("../../tests/data/cur-ddl")
         .join(ddl_file);
     assert!(
         path.exists(),
-        "{} is missing: these tests need the project's shared/data folder",
+        "{} is missing (the repository ships it in tests/data/cur-ddl)",
         path.display()
     );
     let mut reader = csv::Reader::from_path(&path).unwrap();

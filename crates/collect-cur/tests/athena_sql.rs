@@ -1,5 +1,5 @@
 //! The Athena SQL built for real CUR table schemas: the column lists in
-//! `shared/data/cur-ddl` (AWS Well-Architected Labs' legacy CUR DDL, the Cloud Intelligence
+//! `tests/data/cur-ddl` (AWS Well-Architected Labs' legacy CUR DDL, the Cloud Intelligence
 //! Dashboards' CUR 2.0 and FOCUS tables).
 
 use chrono::NaiveDate;
@@ -16,11 +16,11 @@ fn d(s: &str) -> NaiveDate {
 /// them. Missing data is a failure, never a skipped test.
 fn ddl_columns(file: &str) -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/cur-ddl")
+        .join("../../tests/data/cur-ddl")
         .join(file);
     assert!(
         path.exists(),
-        "{} is missing: these tests need the project's shared/data folder",
+        "{} is missing (the repository ships it in tests/data/cur-ddl)",
         path.display()
     );
     let mut reader = csv::Reader::from_path(&path).unwrap();

@@ -1,4 +1,5 @@
-//! File import against the real public exports in `shared/data` and small fixtures of our own.
+//! File import against the real public exports in the repository's `tests/data` (each with its
+//! PROVENANCE and licence) and small fixtures of our own.
 
 use cloudspend_collect_cur::{
     Format, ImportError, ImportResult, Progress, import_path, import_paths, import_reader,
@@ -9,16 +10,17 @@ use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// `shared/data` beside the repository. Missing data is a failure, never a skipped test.
+/// The repository's public test data (`tests/data`). Missing data is a failure, never a skipped
+/// test.
 fn data(relative: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let path = root.join(relative);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(relative);
     assert!(
         path.exists(),
-        "test data {} is missing: these tests need the project's shared/data folder next to the \
-         repository (expected at {})",
+        "test data {} is missing (expected at {})",
         relative,
-        root.display()
+        path.display()
     );
     path
 }
@@ -48,7 +50,13 @@ fn column_sum(
     column: &str,
     keep: impl Fn(&csv::StringRecord, &csv::StringRecord) -> bool,
 ) -> Decimal {
-    let mut reader = csv::Reader::from_path(path).unwrap();
+    let file = std::fs::File::open(path).unwrap();
+    let input: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut reader = csv::Reader::from_reader(input);
     let header = reader.headers().unwrap().clone();
     let index = header.iter().position(|h| h == column).unwrap();
     let mut sum = Decimal::ZERO;
@@ -70,7 +78,7 @@ fn record_total(result: &ImportResult) -> Money {
 
 #[test]
 fn legacy_cur_sample_total_equals_the_files_unblended_sum_to_the_cent() {
-    let path = data("cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv");
+    let path = data("cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv.gz");
     let expected = column_sum(&path, "lineItem/UnblendedCost", |_, _| true);
     // Known figure: 1,281 rows summing to 1.68230869740 USD.
     assert_eq!(expected, Decimal::from_str("1.68230869740").unwrap());
@@ -125,7 +133,7 @@ fn legacy_cur_sample_total_equals_the_files_unblended_sum_to_the_cent() {
 
 #[test]
 fn focus_sample_imports_aws_rows_with_tags_and_counts_the_rest() {
-    let path = data("focus/focus_sample.csv");
+    let path = data("focus/focus_sample.csv.gz");
     let is_aws = |h: &csv::StringRecord, r: &csv::StringRecord| {
         let i = h.iter().position(|c| c == "ProviderName").unwrap();
         &r[i] == "AWS"
@@ -182,7 +190,7 @@ fn focus_sample_imports_aws_rows_with_tags_and_counts_the_rest() {
     assert!(sqs.usage_amount.is_some());
 
     // The AWS-only extract of the same file gives the same records and tags.
-    let aws_only = import(&data("focus/DERIVED_focus_sample_aws_only.csv"));
+    let aws_only = import(&data("focus/DERIVED_focus_sample_aws_only.csv.gz"));
     assert_eq!(aws_only.rows_read, 942);
     assert_eq!(aws_only.rows_skipped, 0);
     assert_eq!(aws_only.records, result.records);
@@ -294,8 +302,8 @@ fn a_truncated_gzip_is_an_error_not_a_partial_import() {
 #[test]
 fn importing_the_same_file_twice_gives_identical_results() {
     for path in [
-        data("cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv"),
-        data("focus/focus_sample.csv"),
+        data("cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv.gz"),
+        data("focus/focus_sample.csv.gz"),
     ] {
         assert_eq!(import(&path), import(&path));
     }
@@ -453,7 +461,7 @@ fn cur2_map_columns_give_service_region_and_tags() {
 
 #[test]
 fn progress_reports_rows_and_bytes_up_to_the_file_size() {
-    let path = data("focus/focus_sample.csv");
+    let path = data("focus/focus_sample.csv.gz");
     let size = std::fs::metadata(&path).unwrap().len();
     let mut seen: Vec<Progress> = Vec::new();
     let result = import_path(&path, &mut |p| seen.push(p)).unwrap();
@@ -485,11 +493,11 @@ fn parts_of_one_report_are_summed_together_before_they_are_stored() {
         std::fs::metadata(&plain).unwrap().len() + std::fs::metadata(&zipped).unwrap().len();
     assert_eq!((last.rows, last.total_bytes), (6, Some(sizes)));
 
-    let focus = data("focus/DERIVED_focus_sample_aws_only.csv");
+    let focus = data("focus/DERIVED_focus_sample_aws_only.csv.gz");
     let err = import_paths(&[&plain, &focus], &mut |_| {}).unwrap_err();
     let message = err.to_string();
     assert!(
-        message.contains("DERIVED_focus_sample_aws_only.csv") && message.contains("two formats"),
+        message.contains("DERIVED_focus_sample_aws_only.csv.gz") && message.contains("two formats"),
         "{message}"
     );
 }

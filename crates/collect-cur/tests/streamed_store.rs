@@ -9,15 +9,16 @@ use cloudspend_store::{NewUser, RollupDimension, Store, StoreError, upsert_daily
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// `shared/data` beside the repository. Missing data is a failure, never a skipped test.
+/// The repository's public test data (`tests/data`). Missing data is a failure, never a skipped
+/// test.
 fn data(relative: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../tests/data")
         .join(relative);
     assert!(
         path.exists(),
-        "test data {relative} is missing: these tests need the project's shared/data folder next \
-         to the repository"
+        "test data {relative} is missing (expected at {})",
+        path.display()
     );
     path
 }
@@ -70,7 +71,7 @@ async fn import_streamed(
 }
 
 async fn spilled_import_stores_what_the_in_memory_one_stores(store: Arc<dyn Store>) {
-    let sample = data("cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv");
+    let sample = data("cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv.gz");
     let streamed = tenant(&store, "streamed@example.com").await;
     let held = tenant(&store, "held@example.com").await;
     let bystander = tenant(&store, "bystander@example.com").await;

@@ -1,10 +1,11 @@
 //! Loads the NAB AWS CloudWatch files, their labelled windows and NAB's stored detector results
-//! from `../shared/data/nab-aws` (next to the repository, as on CI). Shared by the `nab_eval`
+//! from the repository's `tests/data/nab-aws` (see its PROVENANCE.txt). Shared by the `nab_eval`
 //! example and the NAB integration test; test-side I/O, so the library stays free of it.
 
 #![allow(dead_code)] // each includer uses a different part
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
@@ -20,13 +21,11 @@ pub struct NabFile {
     pub nab_labels: Option<Vec<u8>>,
 }
 
-/// `NAB_AWS_DIR` when set, else `../shared/data/nab-aws` relative to the repository root.
+/// `NAB_AWS_DIR` when set, else the copy in the repository's `tests/data/nab-aws`.
 pub fn default_dir() -> PathBuf {
     std::env::var_os("NAB_AWS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nab-aws")
-        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/nab-aws"))
 }
 
 pub fn parse_ts(s: &str) -> i64 {
@@ -37,8 +36,18 @@ pub fn parse_ts(s: &str) -> i64 {
         .timestamp()
 }
 
+/// The rows of a CSV file after its header; `.csv.gz` files (the stored results) are unzipped.
 fn read_rows(path: &Path) -> Vec<Vec<String>> {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text
+    } else {
+        String::from_utf8(bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
     text.lines()
         .skip(1)
         .filter(|l| !l.is_empty())
@@ -52,8 +61,8 @@ pub fn load(dir: &Path) -> Vec<NabFile> {
     let windows_path = dir.join("labels/combined_windows.json");
     let text = fs::read_to_string(&windows_path).unwrap_or_else(|e| {
         panic!(
-            "NAB data not found at {} ({e}); it lives at ../shared/data/nab-aws next to the \
-             repository, or set NAB_AWS_DIR",
+            "NAB data not found at {} ({e}); the repository ships it in tests/data/nab-aws, \
+             or set NAB_AWS_DIR",
             windows_path.display()
         )
     });
@@ -72,7 +81,8 @@ pub fn load(dir: &Path) -> Vec<NabFile> {
             let w = windows[&key]
                 .as_array()
                 .unwrap_or_else(|| panic!("no windows for {key}"));
-            let nab_labels = stored_column(dir, "null", &name, 3)
+            // Every stored result file carries NAB's label column; numenta's is read.
+            let nab_labels = stored_column(dir, "numenta", &name, 3)
                 .map(|c| c.iter().map(|&v| u8::from(v > 0.5)).collect());
             NabFile {
                 timestamps: rows.iter().map(|r| parse_ts(&r[0])).collect(),
@@ -98,13 +108,12 @@ pub fn load(dir: &Path) -> Vec<NabFile> {
 
 /// Column `column` of NAB's stored result file for `detector` (2 = anomaly_score, 3 = label).
 pub fn stored_column(dir: &Path, detector: &str, file: &str, column: usize) -> Option<Vec<f64>> {
-    let path = dir
-        .join("results")
-        .join(detector)
-        .join(format!("{detector}_{file}"));
-    if !path.exists() {
-        return None;
-    }
+    // Stored gzipped in the repository; a plain NAB checkout (NAB_AWS_DIR) has them as .csv.
+    let folder = dir.join("results").join(detector);
+    let path = [format!("{detector}_{file}.gz"), format!("{detector}_{file}")]
+        .into_iter()
+        .map(|name| folder.join(name))
+        .find(|path| path.exists())?;
     Some(
         read_rows(&path)
             .iter()

@@ -700,13 +700,13 @@ async fn preset_athena(account: &str, results: Vec<Vec<Value>>) {
     assert!(response.status().is_success());
 }
 
-/// information_schema's answer for a CUR 2.0 table: the real column list from shared/data.
+/// information_schema's answer for a CUR 2.0 table: the real column list in `tests/data/cur-ddl`.
 fn cur2_columns() -> Vec<Value> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/cur-ddl/DERIVED_cur2_columns_from_cid.csv");
+        .join("../../tests/data/cur-ddl/DERIVED_cur2_columns_from_cid.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{} is missing ({e}): the shared data folder is needed",
+            "{} is missing ({e}): the repository ships it in tests/data/cur-ddl",
             path.display()
         )
     });
