@@ -115,7 +115,14 @@ pub enum DayStatus {
     Credit,
     /// The 1st of the month before any earlier 1st taught us the monthly fees.
     FirstOfMonthUnlearned,
+    /// Within [`PLANNED_SETTLE_DAYS`] of a change the tenant marked planned: not scored; the
+    /// baseline restarts from the level these days show.
+    Planned,
 }
+
+/// Days after a planned change that are not scored: the new level is read from them, then the
+/// history before the change is rescaled to it (as for a level the detector accepted itself).
+pub const PLANNED_SETTLE_DAYS: usize = 7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -839,6 +846,20 @@ impl<'a> Model<'a> {
 }
 
 impl Model<'_> {
+    /// After the settle days of a planned change: the history before it is rescaled to the level
+    /// the settle days show, as for a level the detector accepted itself. `seen` holds (day,
+    /// amount, what the level before the change expected of it).
+    fn restart_after_planned(&mut self, seen: &[(usize, f64, f64)]) {
+        if seen.is_empty() {
+            return;
+        }
+        let clean_before = self.clean_in_lookback;
+        self.accept_new_level(seen);
+        // `accept_new_level` writes the seen days into history; they were recorded already.
+        debug_assert_eq!(clean_before, self.clean_in_lookback);
+        self.run.clear();
+    }
+
     /// The usual amount around day `f` (a 1st of the month), from the clean days a week either
     /// side, on `f`'s weekday.
     fn typical_around(&self, f: usize) -> Option<f64> {
@@ -895,6 +916,16 @@ impl FirstOfMonth {
 
 /// Detects anomalies in one daily cost series. Pure: the same input always gives the same report.
 pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
+    detect_planned(points, &[], config)
+}
+
+/// [`detect`], told the days on which the tenant marked a change as planned (a new workload, a
+/// migration, a purchase): from each such day, [`PLANNED_SETTLE_DAYS`] days are not scored
+/// ([`DayStatus::Planned`]) and the baseline then restarts from the level they show, so the
+/// planned change neither alerts nor leaves the days after it judged against the old level.
+/// Days in `planned` outside the series are ignored. Still pure: marking a change planned later
+/// and calling again gives the report as if it had been marked from the start.
+pub fn detect_planned(points: &[CostPoint], planned: &[NaiveDate], config: &Config) -> SeriesReport {
     let required = config.min_history_days;
     let Some(d) = densify(points) else {
         return SeriesReport {
@@ -907,9 +938,12 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
     let k = config.sensitivity;
     let mut model = Model::new(config, d.start, n);
     let mut first_of_month = FirstOfMonth::default();
+    let mut drift = Drift::new(n);
     let mut days = Vec::with_capacity(n);
     let mut usable_days = 0;
     let mut scorable = false;
+    // The planned change being settled: (its first day, level before it, days seen since).
+    let mut settling: Option<(usize, Option<f64>, Vec<(usize, f64, f64)>)> = None;
     for (t, date) in d.start.iter_days().take(n).enumerate() {
         let actual = d.amount[t];
         let x = to_f64(actual);
@@ -917,6 +951,18 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
         let is_first = date.day() == 1;
         first_of_month.learn(&model, t);
         let forecast = model.forecast();
+        if planned.contains(&date) {
+            if let Some((_, _, seen)) = settling.take() {
+                model.restart_after_planned(&seen);
+            }
+            let level = forecast.map(|f| f.expected * model.inverse[model.dow(t)]);
+            settling = Some((t, level, Vec::new()));
+            model.run.clear();
+            drift.rearm = t;
+        }
+        let in_settle = settling
+            .as_ref()
+            .is_some_and(|&(p, _, _)| t < p + PLANNED_SETTLE_DAYS);
         let history = forecast.map_or(0, |f| f.history);
         let monthly = if is_first {
             first_of_month.expectation()
@@ -931,6 +977,7 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
         let status = match kind {
             Kind::Estimated => DayStatus::Estimated,
             Kind::Credit => DayStatus::Credit,
+            Kind::Final if in_settle => DayStatus::Planned,
             Kind::Final if history < config.min_history_days => DayStatus::Warmup,
             Kind::Final if is_first && monthly.is_none() => DayStatus::FirstOfMonthUnlearned,
             Kind::Final => DayStatus::Scored,
@@ -952,17 +999,52 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
             result.anomalous =
                 score > k && clears_thresholds(actual, to_money(e), &config.thresholds);
         }
+        if kind == Kind::Final && !is_first && !in_settle {
+            drift.push(t, x * model.inverse[model.dow(t)]);
+        } else {
+            drift.push(t, f64::NAN);
+        }
+        if status == DayStatus::Scored && !is_first {
+            if let Some(reference) = drift.check(t) {
+                let e = reference * model.season[model.dow(t)];
+                if x > e && clears_thresholds(actual, to_money(e), &config.thresholds) {
+                    drift.rearm = t + 1;
+                    if !result.anomalous {
+                        result.expected = Some(to_money(e));
+                        result.lower = Some(to_money(e - k * sigma));
+                        result.upper = Some(to_money(e + k * sigma));
+                        result.score = Some((x - e) / sigma);
+                        result.anomalous = true;
+                    }
+                }
+            }
+        }
         match kind {
             Kind::Final if is_first => {
                 // The 1st is judged by its own rule and kept out of the weekday baseline.
                 first_of_month.pending.push((t, x));
                 model.push(None, None);
             }
+            Kind::Final if in_settle => {
+                usable_days += 1;
+                if let Some((_, Some(level), seen)) = settling.as_mut() {
+                    seen.push((t, x, *level * model.season[model.dow(t)]));
+                }
+                // Taken as it is, as in warm-up: the new level is what is being learned.
+                model.push(Some(x), None);
+            }
             Kind::Final => {
                 usable_days += 1;
                 model.push(Some(x), forecast.as_ref());
             }
             Kind::Estimated | Kind::Credit => model.push(None, None),
+        }
+        if let Some((p, _, seen)) = settling.as_ref()
+            && t + 1 == p + PLANNED_SETTLE_DAYS
+        {
+            let seen = seen.clone();
+            settling = None;
+            model.restart_after_planned(&seen);
         }
         days.push(result);
     }
@@ -979,6 +1061,81 @@ pub fn detect(points: &[CostPoint], config: &Config) -> SeriesReport {
         status,
         days,
         anomalies,
+    }
+}
+
+/// Rise (fraction) a week's median must show over the level of two to six weeks before before
+/// it is a slow leak or a level shift, whatever the noise.
+const DRIFT_MIN_RISE: f64 = 0.10;
+/// The rise must also exceed this many robust relative standard deviations of the reference.
+const DRIFT_NOISE_FACTOR: f64 = 2.5;
+
+/// Slow leaks and modest level shifts stay inside the daily band: the band's level follows the
+/// cost up (a median of two weeks, extended by the trend), so a cost growing 3% a day is always
+/// only a little above what is expected of it. This test compares instead the last week with
+/// the level of two to six weeks before, and alerts when the week rose clearly above it and is
+/// still rising (above the week before it): a plateau after a leak, a step that happened weeks
+/// ago or steady growth (extrapolated from the weeks before the reference) does not fire. After
+/// it fires, only days after the alert form a reference, so one change alerts once unless it
+/// keeps growing (a leak left running alerts again about every month).
+struct Drift {
+    /// De-seasonalised final days, NaN for days that must not count (credits, estimated, 1sts,
+    /// zero days: an outage is not a level).
+    z: Vec<f64>,
+    /// First day a reference may come from.
+    rearm: usize,
+}
+
+impl Drift {
+    fn new(n: usize) -> Self {
+        Self {
+            z: Vec::with_capacity(n),
+            rearm: 0,
+        }
+    }
+
+    fn push(&mut self, t: usize, z: f64) {
+        debug_assert_eq!(self.z.len(), t);
+        self.z.push(if z > 0.0 { z } else { f64::NAN });
+    }
+
+    /// Median of the valid values of days `[from, to)` (clipped to the re-arm day), if at least
+    /// `min` exist.
+    fn median_of(&self, from: isize, to: isize, min: usize) -> Option<f64> {
+        let from = from.max(self.rearm as isize).max(0) as usize;
+        let to = to.max(0) as usize;
+        if from >= to {
+            return None;
+        }
+        let mut v: Vec<f64> = self.z[from..to].iter().copied().filter(|z| !z.is_nan()).collect();
+        (v.len() >= min).then(|| median(&mut v))
+    }
+
+    /// The de-seasonalised level the last week rose from, when it is a leak or a shift.
+    fn check(&self, t: usize) -> Option<f64> {
+        let t = t as isize;
+        let recent = self.median_of(t - 6, t + 1, 5)?;
+        let previous = self.median_of(t - 13, t - 6, 4)?;
+        let reference = self.median_of(t - 41, t - 13, 10)?;
+        if reference <= 0.0 {
+            return None;
+        }
+        let from = (t - 41).max(self.rearm as isize).max(0) as usize;
+        let mut dev: Vec<f64> = self.z[from..(t - 13) as usize]
+            .iter()
+            .filter(|z| !z.is_nan())
+            .map(|z| (z - reference).abs())
+            .collect();
+        let noise = MAD_TO_SIGMA * median(&mut dev) / reference;
+        // Growth the series already had before the reference, carried over the 24 days between
+        // the reference's middle and the last week's.
+        let growth = self
+            .median_of(t - 69, t - 41, 10)
+            .filter(|&older| older > 0.0 && reference > older)
+            .map_or(1.0, |older| (reference / older).powf(24.0 / 28.0));
+        let expected = reference * growth;
+        let bar = DRIFT_MIN_RISE.max(DRIFT_NOISE_FACTOR * noise);
+        (recent > expected * (1.0 + bar) && recent > previous * (1.0 + bar / 2.0)).then_some(expected)
     }
 }
 

@@ -1,12 +1,48 @@
-//! Event-level evaluation of the cost detector: a labelled event counts as found when any reported
-//! event overlaps it by at least one day; a reported event overlapping no label is a false alert.
+//! Event-level evaluation of the cost detector.
+//!
+//! How a detection is matched to a label:
+//! - a labelled event is a window of days (a spike: its days; a level shift: its first day and
+//!   the six after; a slow leak: every day it grows);
+//! - it is **found** when any reported event (a run of consecutive anomalous days) overlaps the
+//!   window by at least one day, so for a leak flagging any day of its growth counts;
+//! - a reported event that overlaps no labelled window is a **false alert**; false alerts are
+//!   given per series-year (series length in days / 365), and those inside the window after a
+//!   planned change are counted apart as well (they are the "must not alert" cases);
+//! - precision = reported events that overlap a label / reported events; recall = found /
+//!   labelled; F1 their harmonic mean. A long run that covers two labels finds both.
+//!
+//! Runs, not days, are counted, because an operator is paged once per run; [`KindCounts`] also
+//! keeps the flagged days outside any window, for a stricter reading.
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::cost::{Config, detect};
+use crate::cost::{Config, detect, detect_planned};
 use crate::synthetic::LabelledSeries;
 
 pub type Event = (NaiveDate, NaiveDate);
+
+/// What a labelled event is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    /// One to a few days far above the usual.
+    Spike,
+    /// A new, higher level that stays.
+    Shift,
+    /// A cost growing a few percent a day for weeks.
+    Leak,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Spike => "spike",
+            EventKind::Shift => "level shift",
+            EventKind::Leak => "slow leak",
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EventCounts {
@@ -94,4 +130,70 @@ pub fn evaluate(set: &[LabelledSeries], config: &Config) -> EventCounts {
         total.add(&score_events(&s.events, &reported, s.points.len()));
     }
     total
+}
+
+/// Counts over a labelled set, overall and per event kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KindCounts {
+    pub total: EventCounts,
+    /// (labelled, found) per kind.
+    pub by_kind: BTreeMap<EventKind, (usize, usize)>,
+    /// Planned changes in the set, and reported events that overlap a planned change's window
+    /// and no label (already counted in `total.false_alerts`).
+    pub planned: usize,
+    pub planned_alerts: usize,
+    /// Flagged days outside every labelled window.
+    pub false_days: usize,
+    pub series: usize,
+}
+
+impl KindCounts {
+    pub fn recall_of(&self, kind: EventKind) -> Option<f64> {
+        self.by_kind
+            .get(&kind)
+            .filter(|(l, _)| *l > 0)
+            .map(|&(l, f)| f as f64 / l as f64)
+    }
+
+    pub fn false_days_per_series_year(&self) -> f64 {
+        if self.total.series_years == 0.0 {
+            0.0
+        } else {
+            self.false_days as f64 / self.total.series_years
+        }
+    }
+}
+
+/// Runs the detector over every series, telling it the planned changes when `tell_planned` (as
+/// the service does once a tenant marks a change planned), and counts per event kind.
+pub fn evaluate_kinds(set: &[LabelledSeries], config: &Config, tell_planned: bool) -> KindCounts {
+    let mut out = KindCounts::default();
+    for s in set {
+        let planned: &[NaiveDate] = if tell_planned { &s.planned } else { &[] };
+        let report = detect_planned(&s.points, planned, config);
+        let reported: Vec<Event> = report
+            .anomalies
+            .iter()
+            .map(|a| (a.first_day, a.last_day))
+            .collect();
+        out.total.add(&score_events(&s.events, &reported, s.points.len()));
+        for (event, kind) in s.events.iter().zip(&s.kinds) {
+            let entry = out.by_kind.entry(*kind).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(reported.iter().any(|r| overlaps(event, r)));
+        }
+        out.planned += s.planned.len();
+        out.planned_alerts += reported
+            .iter()
+            .filter(|r| !s.events.iter().any(|l| overlaps(l, r)))
+            .filter(|r| s.quiet.iter().any(|q| overlaps(q, r)))
+            .count();
+        out.false_days += report
+            .days
+            .iter()
+            .filter(|d| d.anomalous && !s.events.iter().any(|l| l.0 <= d.day && d.day <= l.1))
+            .count();
+        out.series += 1;
+    }
+    out
 }

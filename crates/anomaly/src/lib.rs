@@ -17,6 +17,7 @@
 //! - [`eval`]: event-level precision / recall / F1 and false alerts per series-year.
 //! - [`csv`]: the `cloudspend anomalies detect` helpers.
 
+pub mod billing;
 pub mod context;
 pub mod cost;
 pub mod csv;
@@ -28,5 +29,5 @@ pub mod synthetic;
 
 pub use cost::{
     Anomaly, Config, CostPoint, DayResult, DayStatus, SeriesReport, SeriesStatus, Severity,
-    Thresholds, detect,
+    PLANNED_SETTLE_DAYS, Thresholds, detect, detect_planned,
 };

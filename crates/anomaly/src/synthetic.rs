@@ -11,6 +11,7 @@ use chrono::{Datelike, NaiveDate};
 use cloudspend_core::Money;
 
 use crate::cost::CostPoint;
+use crate::eval::{Event, EventKind};
 
 /// SplitMix64: tiny, fast, and good enough for test data; its output is fixed by the seed.
 #[derive(Clone, Debug)]
@@ -71,7 +72,13 @@ pub struct LabelledSeries {
     pub name: String,
     pub points: Vec<CostPoint>,
     /// Anomaly events that should be reported: (first day, last day).
-    pub events: Vec<(NaiveDate, NaiveDate)>,
+    pub events: Vec<Event>,
+    /// What each of `events` is, in the same order.
+    pub kinds: Vec<EventKind>,
+    /// Days the tenant marked a planned change on (passed to [`crate::cost::detect_planned`]).
+    pub planned: Vec<NaiveDate>,
+    /// Windows after planned changes: an alert there is a false alert, counted apart.
+    pub quiet: Vec<Event>,
     pub traits: Traits,
 }
 
@@ -86,12 +93,32 @@ pub fn generate(seed: u64, n_series: usize, n_days: usize) -> Vec<LabelledSeries
     (0..n_series)
         .map(|i| {
             let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-            series(&mut rng, format!("series-{i:05}"), n_days)
+            series(&mut rng, format!("series-{i:05}"), n_days, false)
         })
         .collect()
 }
 
-fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
+/// Days a level shift may be found in (its first day and six after): a detector that needs a few
+/// days to be sure of a new level still finds it, one that takes two weeks does not.
+pub const SHIFT_WINDOW_DAYS: usize = 7;
+/// Days after a planned change in which an alert is counted as crying wolf on a planned change.
+pub const PLANNED_WINDOW_DAYS: usize = 14;
+
+/// As [`generate`], with the events [`generate`] lacks: slow leaks (a cost growing 1.5% to 6% a
+/// day for two to six weeks, then fixed or left running) and planned changes (steps up or down
+/// that the tenant marked, which must not alert). Upward steps are labelled as level shifts over
+/// [`SHIFT_WINDOW_DAYS`] instead of their first day. Series differ from [`generate`]'s from the
+/// first leak or planned change on; the rest of the random sequence is the same.
+pub fn generate_with_leaks(seed: u64, n_series: usize, n_days: usize) -> Vec<LabelledSeries> {
+    (0..n_series)
+        .map(|i| {
+            let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+            series(&mut rng, format!("series-{i:05}"), n_days, true)
+        })
+        .collect()
+}
+
+fn series(rng: &mut Rng, name: String, n: usize, extended: bool) -> LabelledSeries {
     let start = start_day();
     let tiny = rng.chance(0.15);
     let level = if tiny {
@@ -161,7 +188,8 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
             .for_each(|b| *b = true);
         // An upward step worth an alert is labelled once: the day it happened.
         if f > 1.0 {
-            events.push((s, s));
+            let last = if extended { s + SHIFT_WINDOW_DAYS - 1 } else { s };
+            events.push((s, last.min(n - 1), EventKind::Shift));
         }
     }
     if !tiny {
@@ -184,7 +212,14 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
                 let extra = (*base * rel).max(20.0);
                 *x += extra;
             }
-            events.push((s, s + len - 1));
+            events.push((s, s + len - 1, EventKind::Spike));
+        }
+    }
+    let mut planned = Vec::new();
+    if extended && !tiny {
+        plant_leak(rng, &mut amounts, &mut blocked, &mut events, noise);
+        if rng.chance(0.25) {
+            plant_planned(rng, &mut amounts, &mut blocked, &mut planned);
         }
     }
     if credits {
@@ -215,15 +250,21 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
     }
     // Events that start in the estimated tail cannot be judged yet.
     let last_final = n - estimated_tail;
-    events.retain(|&(s, _)| s < last_final);
+    events.retain(|&(s, _, _)| s < last_final);
     let day = |t: usize| start + chrono::Days::new(t as u64);
     LabelledSeries {
         name,
         points,
+        kinds: events.iter().map(|e| e.2).collect(),
         events: events
             .into_iter()
-            .map(|(a, b)| (day(a), day(b.min(last_final - 1))))
+            .map(|(a, b, _)| (day(a), day(b.min(last_final - 1))))
             .collect(),
+        quiet: planned
+            .iter()
+            .map(|&p| (day(p), day((p + PLANNED_WINDOW_DAYS - 1).min(n - 1))))
+            .collect(),
+        planned: planned.into_iter().map(day).collect(),
         traits: Traits {
             tiny,
             weekly,
@@ -234,4 +275,70 @@ fn series(rng: &mut Rng, name: String, n: usize) -> LabelledSeries {
             estimated_tail,
         },
     }
+}
+
+/// Free days `[s, s + len)` with three days' margin, claimed if free.
+fn claim(blocked: &mut [bool], s: usize, len: usize) -> bool {
+    let n = blocked.len();
+    let span = s.saturating_sub(3)..(s + len + 3).min(n);
+    if s + len > n || blocked[span.clone()].iter().any(|&b| b) {
+        return false;
+    }
+    blocked[span].iter_mut().for_each(|b| *b = true);
+    true
+}
+
+/// A slow leak on a third of the series: the cost grows `g` per day for two to six weeks; then
+/// it is fixed (back to the usual level) or left running at the level it reached. Labelled over
+/// the days it grows: flagging any of them finds it.
+fn plant_leak(
+    rng: &mut Rng,
+    amounts: &mut [(f64, f64)],
+    blocked: &mut [bool],
+    events: &mut Vec<(usize, usize, EventKind)>,
+    noise: f64,
+) {
+    let n = amounts.len();
+    if !rng.chance(0.35) || n < 120 {
+        return;
+    }
+    let len = 14 + rng.below(29);
+    let g = rng.range(0.015, 0.06).max(noise / 3.0);
+    let s = 45 + rng.below(n.saturating_sub(60 + len).max(1));
+    let fixed = rng.chance(0.5);
+    if !claim(blocked, s, len) {
+        return;
+    }
+    let end = if fixed { s + len } else { n };
+    for (t, (x, base)) in amounts.iter_mut().enumerate().take(end).skip(s) {
+        let k = (t - s + 1).min(len) as f64;
+        let extra = *base * ((1.0 + g).powf(k) - 1.0);
+        *x += extra;
+    }
+    events.push((s, s + len - 1, EventKind::Leak));
+}
+
+/// A planned change (new workload, decommission, reserved capacity): a step of x0.4 to x3 that
+/// the tenant marked on its first day.
+fn plant_planned(
+    rng: &mut Rng,
+    amounts: &mut [(f64, f64)],
+    blocked: &mut [bool],
+    planned: &mut Vec<usize>,
+) {
+    let n = amounts.len();
+    let p = 40 + rng.below(n.saturating_sub(60).max(1));
+    let factor = if rng.chance(0.7) {
+        rng.range(1.4, 3.0)
+    } else {
+        rng.range(0.4, 0.7)
+    };
+    if !claim(blocked, p, PLANNED_WINDOW_DAYS) {
+        return;
+    }
+    for (x, base) in &mut amounts[p..] {
+        *x *= factor;
+        *base *= factor;
+    }
+    planned.push(p);
 }
