@@ -16,7 +16,11 @@ fn sets() -> Vec<(&'static str, bool, Vec<LabelledSeries>)> {
     let mut tune = synthetic::generate_with_leaks(101, 300, 400);
     tune.extend(synthetic::generate(102, 100, 400));
     vec![
-        ("TUNE   synthetic seeds 101 (with leaks) + 102, 400 series", true, tune),
+        (
+            "TUNE   synthetic seeds 101 (with leaks) + 102, 400 series",
+            true,
+            tune,
+        ),
         (
             "REPORT synthetic seed 9001 (with leaks), 300 series",
             false,
@@ -43,7 +47,7 @@ fn row(name: &str, c: &KindCounts) {
         .collect::<Vec<_>>()
         .join(" | ");
     println!(
-        "  {name:<14} P {:.3} R {:.3} F1 {:.3} | false alerts/series-year {:.3} (days {:.3}) | planned {} alerted {} | {kinds}",
+        "  {name:<22} P {:.3} R {:.3} F1 {:.3} | false alerts/series-year {:.3} (days {:.3}) | planned {} alerted {} | {kinds}",
         c.total.precision(),
         c.total.recall(),
         c.total.f1(),
@@ -57,6 +61,12 @@ fn row(name: &str, c: &KindCounts) {
 fn main() {
     // `--tune-only` while tuning, so the report sets' scores are not seen before the choice.
     let tune_only = std::env::args().any(|a| a == "--tune-only");
+    if std::env::args().any(|a| a == "--sweep") {
+        return sweep();
+    }
+    if std::env::args().any(|a| a == "--explain") {
+        return explain();
+    }
     let config = Config::default();
     for (name, tune, set) in sets() {
         if tune_only && !tune {
@@ -66,5 +76,63 @@ fn main() {
         println!("{name}: {} series, {events} labelled events", set.len());
         row("planned told", &evaluate_kinds(&set, &config, true));
         row("planned untold", &evaluate_kinds(&set, &config, false));
+    }
+}
+
+/// The tune set under neighbouring settings of the constants chosen on it.
+fn sweep() {
+    let (_, _, set) = sets().swap_remove(0);
+    for sensitivity in [3.5, 4.0, 4.5] {
+        for (rise, noise) in [
+            (0.0, 0.0),
+            (0.08, 2.0),
+            (0.10, 2.5),
+            (0.10, 3.0),
+            (0.15, 2.5),
+        ] {
+            let config = Config {
+                sensitivity,
+                drift_min_rise: rise,
+                drift_noise_factor: noise,
+                ..Config::default()
+            };
+            row(
+                &format!("k {sensitivity} drift {rise}/{noise}"),
+                &evaluate_kinds(&set, &config, true),
+            );
+        }
+    }
+}
+
+/// Where the tune set's false alerts and misses are (`--explain`).
+fn explain() {
+    let (_, _, set) = sets().swap_remove(0);
+    for s in &set {
+        let report = cloudspend_anomaly::detect_planned(&s.points, &s.planned, &Config::default());
+        let hit =
+            |a: &(chrono::NaiveDate, chrono::NaiveDate),
+             b: &(chrono::NaiveDate, chrono::NaiveDate)| a.0 <= b.1 && b.0 <= a.1;
+        for a in &report.anomalies {
+            let r = (a.first_day, a.last_day);
+            if !s.events.iter().any(|l| hit(l, &r)) {
+                println!(
+                    "FALSE {} {:?} score {:.1} impact {} {:?}",
+                    s.name, r, a.score, a.impact, s.traits
+                );
+            }
+        }
+        for (l, k) in s.events.iter().zip(&s.kinds) {
+            if !report
+                .anomalies
+                .iter()
+                .any(|a| hit(l, &(a.first_day, a.last_day)))
+            {
+                let d = report.days.iter().find(|d| d.day == l.0).unwrap();
+                println!(
+                    "MISS  {} {:?} {:?} actual {} expected {:?} upper {:?} {:?} {:?}",
+                    s.name, k, l, d.actual, d.expected, d.upper, d.status, s.traits
+                );
+            }
+        }
     }
 }

@@ -94,9 +94,21 @@ impl Shape {
         };
         let flat = [1.0; 7];
         let (weekday, sigma, phi, growth, presence) = match line {
-            Line::Compute => (business, rng.range(0.02, 0.08), rng.range(0.3, 0.7), 0.0, 1.0),
+            Line::Compute => (
+                business,
+                rng.range(0.02, 0.08),
+                rng.range(0.3, 0.7),
+                0.0,
+                1.0,
+            ),
             Line::Database => (flat, rng.range(0.01, 0.03), 0.5, 0.0, 1.0),
-            Line::Network => (business, rng.range(0.10, 0.30), rng.range(0.2, 0.5), 0.0, 1.0),
+            Line::Network => (
+                business,
+                rng.range(0.10, 0.30),
+                rng.range(0.2, 0.5),
+                0.0,
+                1.0,
+            ),
             Line::Monitoring => (flat, rng.range(0.03, 0.08), 0.6, 0.0, 1.0),
             Line::Storage => (
                 flat,
@@ -134,7 +146,9 @@ pub fn start_day() -> NaiveDate {
 pub fn generate(seed: u64, n_series: usize, n_days: usize) -> Vec<LabelledSeries> {
     (0..n_series)
         .map(|i| {
-            let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9) ^ (i as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+            let mut rng = Rng::new(
+                seed.wrapping_mul(0x9E37_79B9) ^ (i as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
+            );
             bill(&mut rng, format!("bill-{i:05}"), n_days)
         })
         .collect()
@@ -143,11 +157,29 @@ pub fn generate(seed: u64, n_series: usize, n_days: usize) -> Vec<LabelledSeries
 /// What a line carries on top of its usual shape.
 #[derive(Clone, Copy)]
 enum Plant {
-    Spike { day: usize, len: usize, factor: f64 },
-    Shift { day: usize, factor: f64 },
-    Leak { day: usize, len: usize, growth: f64, fixed: bool },
-    Planned { day: usize, factor: f64 },
-    Outage { day: usize, len: usize },
+    Spike {
+        day: usize,
+        len: usize,
+        factor: f64,
+    },
+    Shift {
+        day: usize,
+        factor: f64,
+    },
+    Leak {
+        day: usize,
+        len: usize,
+        growth: f64,
+        fixed: bool,
+    },
+    Planned {
+        day: usize,
+        factor: f64,
+    },
+    Outage {
+        day: usize,
+        len: usize,
+    },
 }
 
 fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
@@ -172,7 +204,10 @@ fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
         .collect();
     // A few bills are only a sporadic service: zero most days.
     if rng.chance(0.08) {
-        lines = vec![(Line::Sporadic, Shape::of(Line::Sporadic, total.min(200.0), rng))];
+        lines = vec![(
+            Line::Sporadic,
+            Shape::of(Line::Sporadic, total.min(200.0), rng),
+        )];
     }
     let sporadic_only = lines.len() == 1 && lines[0].0 == Line::Sporadic;
     let support = (!single_line && rng.chance(0.4)).then(|| (total * 30.0 * 0.03).max(29.0));
@@ -274,8 +309,8 @@ fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
                 // Sized against the whole bill, so the planted spike is one an operator would
                 // call a spike on the bill (at least a quarter of it), not only on its line.
                 let floor = 0.25 * base_total[day];
-                for t in day..day + len {
-                    line[t] += (line[t] * (factor - 1.0)).max(floor);
+                for x in &mut line[day..day + len] {
+                    *x += (*x * (factor - 1.0)).max(floor);
                 }
                 events.push((day, day + len - 1, EventKind::Spike));
             }
@@ -321,18 +356,18 @@ fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
     let mut amounts: Vec<f64> = (0..n).map(|t| usual.iter().map(|l| l[t]).sum()).collect();
     // Month-start fees: tax on the previous month's usage, a support charge.
     let mut month_usage = 0.0;
-    for t in 0..n {
+    for (t, amount) in amounts.iter_mut().enumerate() {
         let day = start + chrono::Days::new(t as u64);
         if day.day() == 1 && t > 0 {
             if tax {
-                amounts[t] += TAX_SHARE * month_usage;
+                *amount += TAX_SHARE * month_usage;
             }
             if let Some(s) = support {
-                amounts[t] += s;
+                *amount += s;
             }
             month_usage = 0.0;
         }
-        month_usage += amounts[t];
+        month_usage += *amount;
     }
     // Credits: a promotional credit of about four days' usage on a day, as in the FOCUS sample,
     // on a quarter of the bills, once every month or two.

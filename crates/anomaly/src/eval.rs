@@ -176,7 +176,8 @@ pub fn evaluate_kinds(set: &[LabelledSeries], config: &Config, tell_planned: boo
             .iter()
             .map(|a| (a.first_day, a.last_day))
             .collect();
-        out.total.add(&score_events(&s.events, &reported, s.points.len()));
+        out.total
+            .add(&score_events(&s.events, &reported, s.points.len()));
         for (event, kind) in s.events.iter().zip(&s.kinds) {
             let entry = out.by_kind.entry(*kind).or_default();
             entry.0 += 1;

@@ -28,6 +28,6 @@ pub mod root_cause;
 pub mod synthetic;
 
 pub use cost::{
-    Anomaly, Config, CostPoint, DayResult, DayStatus, SeriesReport, SeriesStatus, Severity,
-    PLANNED_SETTLE_DAYS, Thresholds, detect, detect_planned,
+    Anomaly, Config, CostPoint, DayResult, DayStatus, PLANNED_SETTLE_DAYS, SeriesReport,
+    SeriesStatus, Severity, Thresholds, detect, detect_planned,
 };

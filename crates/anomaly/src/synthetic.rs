@@ -104,7 +104,7 @@ pub const SHIFT_WINDOW_DAYS: usize = 7;
 /// Days after a planned change in which an alert is counted as crying wolf on a planned change.
 pub const PLANNED_WINDOW_DAYS: usize = 14;
 
-/// As [`generate`], with the events [`generate`] lacks: slow leaks (a cost growing 1.5% to 6% a
+/// As [`generate`], with the events [`generate`] lacks: slow leaks (a cost growing 1% to 5% a
 /// day for two to six weeks, then fixed or left running) and planned changes (steps up or down
 /// that the tenant marked, which must not alert). Upward steps are labelled as level shifts over
 /// [`SHIFT_WINDOW_DAYS`] instead of their first day. Series differ from [`generate`]'s from the
@@ -143,8 +143,9 @@ fn series(rng: &mut Rng, name: String, n: usize, extended: bool) -> LabelledSeri
     let credits = rng.chance(0.25);
     let step = (rng.chance(0.3) && n > 120 && level >= 100.0).then(|| {
         let day = 60 + rng.below(n - 120);
+        // With leaks, smaller steps too: a +25% step is news on a bill.
         let factor = if rng.chance(0.7) {
-            rng.range(1.5, 2.5)
+            rng.range(if extended { 1.25 } else { 1.5 }, 2.5)
         } else {
             rng.range(0.4, 0.7)
         };
@@ -188,7 +189,11 @@ fn series(rng: &mut Rng, name: String, n: usize, extended: bool) -> LabelledSeri
             .for_each(|b| *b = true);
         // An upward step worth an alert is labelled once: the day it happened.
         if f > 1.0 {
-            let last = if extended { s + SHIFT_WINDOW_DAYS - 1 } else { s };
+            let last = if extended {
+                s + SHIFT_WINDOW_DAYS - 1
+            } else {
+                s
+            };
             events.push((s, last.min(n - 1), EventKind::Shift));
         }
     }
@@ -207,7 +212,12 @@ fn series(rng: &mut Rng, name: String, n: usize, extended: bool) -> LabelledSeri
             blocked[s.saturating_sub(3)..(s + len + 3).min(n)]
                 .iter_mut()
                 .for_each(|b| *b = true);
-            let rel = rng.range(0.3, 2.0).max(6.0 * noise);
+            // With leaks, smaller spikes too: 4.5 noise standard deviations rather than 6.
+            let rel = if extended {
+                rng.range(0.2, 2.0).max(4.5 * noise)
+            } else {
+                rng.range(0.3, 2.0).max(6.0 * noise)
+            };
             for (x, base) in &mut amounts[s..s + len] {
                 let extra = (*base * rel).max(20.0);
                 *x += extra;
@@ -303,7 +313,7 @@ fn plant_leak(
         return;
     }
     let len = 14 + rng.below(29);
-    let g = rng.range(0.015, 0.06).max(noise / 3.0);
+    let g = rng.range(0.01, 0.05).max(noise / 4.0);
     let s = 45 + rng.below(n.saturating_sub(60 + len).max(1));
     let fixed = rng.chance(0.5);
     if !claim(blocked, s, len) {

@@ -100,10 +100,12 @@ fn scorer_windows_match_nabs_stored_labels_and_numenta_rescores_as_measured() {
     let dir = nab_data::default_dir();
     let files = nab_data::load(&dir);
     for f in &files {
-        let labels = f
-            .nab_labels
-            .as_ref()
-            .unwrap_or_else(|| panic!("NAB's stored labels (numenta results) missing for {}", f.name));
+        let labels = f.nab_labels.as_ref().unwrap_or_else(|| {
+            panic!(
+                "NAB's stored labels (numenta results) missing for {}",
+                f.name
+            )
+        });
         let ours: Vec<u8> = f
             .timestamps
             .iter()

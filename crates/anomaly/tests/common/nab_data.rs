@@ -110,10 +110,13 @@ pub fn load(dir: &Path) -> Vec<NabFile> {
 pub fn stored_column(dir: &Path, detector: &str, file: &str, column: usize) -> Option<Vec<f64>> {
     // Stored gzipped in the repository; a plain NAB checkout (NAB_AWS_DIR) has them as .csv.
     let folder = dir.join("results").join(detector);
-    let path = [format!("{detector}_{file}.gz"), format!("{detector}_{file}")]
-        .into_iter()
-        .map(|name| folder.join(name))
-        .find(|path| path.exists())?;
+    let path = [
+        format!("{detector}_{file}.gz"),
+        format!("{detector}_{file}"),
+    ]
+    .into_iter()
+    .map(|name| folder.join(name))
+    .find(|path| path.exists())?;
     Some(
         read_rows(&path)
             .iter()
