@@ -131,10 +131,13 @@ impl Shape {
     }
 }
 
-/// A Student-t-like draw: mostly normal, now and then three times wider.
+/// A Student-t-like draw: mostly normal, now and then twice as wide, never beyond 3.5 standard
+/// deviations (round 1 drew three times as wide without a bound: on a line with 80% log noise
+/// that made unlabelled days a hundred times the usual, larger than any labelled spike).
 fn heavy(rng: &mut Rng) -> f64 {
     let z = rng.normal();
-    if rng.chance(0.05) { 3.0 * z } else { z }
+    let z = if rng.chance(0.05) { 2.0 * z } else { z };
+    z.clamp(-3.5, 3.5)
 }
 
 /// The first day of every billing series: the FOCUS sample's month.
@@ -222,6 +225,9 @@ fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
             let day = start + chrono::Days::new(t as u64);
             let dow = day.weekday().num_days_from_monday() as usize;
             e = shape.phi * e + (1.0 - shape.phi * shape.phi).sqrt() * shape.sigma * heavy(rng);
+            // No line's usual day is more than three times another's without a label.
+            let bound = (3.5 * shape.sigma).min(3f64.ln());
+            e = e.clamp(-bound, bound);
             let present = shape.presence >= 1.0 || rng.chance(shape.presence);
             let x = if present {
                 shape.daily * shape.weekday[dow] * (1.0 + shape.growth).powi(t as i32) * e.exp()
@@ -236,6 +242,12 @@ fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
     // The line events act on: the largest.
     let main = 0;
     let base_total: Vec<f64> = (0..n).map(|t| usual.iter().map(|l| l[t]).sum()).collect();
+    // The bill's daily noise in money: what a labelled spike must stand out from.
+    let bill_sigma = lines
+        .iter()
+        .map(|(_, s)| (s.daily * s.sigma).powi(2) * s.presence)
+        .sum::<f64>()
+        .sqrt();
     let mut plants = Vec::new();
     let mut blocked = vec![false; n];
     let claim = |blocked: &mut Vec<bool>, s: usize, len: usize| {
@@ -307,8 +319,9 @@ fn bill(rng: &mut Rng, name: String, n_days: usize) -> LabelledSeries {
         match *plant {
             Plant::Spike { day, len, factor } => {
                 // Sized against the whole bill, so the planted spike is one an operator would
-                // call a spike on the bill (at least a quarter of it), not only on its line.
-                let floor = 0.25 * base_total[day];
+                // call a spike on the bill (at least a quarter of it and five times its daily
+                // noise), not only on its line.
+                let floor = (0.25 * base_total[day]).max(5.0 * bill_sigma);
                 for x in &mut line[day..day + len] {
                     *x += (*x * (factor - 1.0)).max(floor);
                 }

@@ -91,9 +91,9 @@ impl Default for Config {
             sensitivity: 4.5,
             min_history_days: 14,
             shift_confirm_days: 3,
-            min_relative_spread: 0.01,
-            drift_min_rise: 0.10,
-            drift_noise_factor: 2.5,
+            min_relative_spread: 0.03,
+            drift_min_rise: 0.15,
+            drift_noise_factor: 3.0,
         }
     }
 }
@@ -479,6 +479,8 @@ pub(crate) struct Model<'a> {
     config: &'a Config,
     start_dow: usize,
     clean: Vec<f64>,
+    /// The final amounts as billed, NaN where `clean` is NaN by kind (not by outage).
+    raw: Vec<f64>,
     season: [f64; 7],
     /// `1 / season`, multiplied rather than divided on the daily path.
     inverse: [f64; 7],
@@ -518,6 +520,7 @@ impl<'a> Model<'a> {
             config,
             start_dow: start.weekday().num_days_from_monday() as usize,
             clean: Vec::with_capacity(n),
+            raw: Vec::with_capacity(n),
             season: [1.0; 7],
             inverse: [1.0; 7],
             level_window: SortedWindow::new(),
@@ -743,6 +746,7 @@ impl<'a> Model<'a> {
     /// Records the next day's amount: `Some(amount)` for a final day scored against `forecast`,
     /// `None` for a day history must ignore.
     pub(crate) fn push(&mut self, amount: Option<f64>, forecast: Option<&Forecast>) {
+        self.raw.push(amount.unwrap_or(f64::NAN));
         let t = self.clean.len();
         let Some(x) = amount else {
             self.record(f64::NAN);
@@ -868,25 +872,56 @@ impl Model<'_> {
         self.run.clear();
     }
 
-    /// The usual amount around day `f` (a 1st of the month), from the clean days a week either
-    /// side, on `f`'s weekday.
+    /// The usual amount around day `f` (a 1st of the month), from the final days a week either
+    /// side as they were billed, on `f`'s weekday. Not from `clean`: a level accepted in the
+    /// meantime rescales that history, which would move the fee learned by the change.
     fn typical_around(&self, f: usize) -> Option<f64> {
-        let end = (f + 8).min(self.clean.len());
+        let end = (f + 8).min(self.raw.len());
         let mut vals: Vec<f64> = (f.saturating_sub(7)..end)
-            .filter(|&i| i != f && !self.clean[i].is_nan())
-            .map(|i| self.clean[i] / self.season[self.dow(i)])
+            .filter(|&i| i != f && !self.raw[i].is_nan())
+            .map(|i| self.raw[i] / self.season[self.dow(i)])
             .collect();
         (vals.len() >= 6).then(|| median(&mut vals) * self.season[self.dow(f)])
     }
 }
 
-/// Support plans and RI / Savings Plan fees land on the 1st: the extra amount a 1st carries over
-/// the days around it is learned from the last few months and added to that day's expectation.
+/// Support plans, RI / Savings Plan fees and tax land on the 1st: the extra amount a 1st carries
+/// over the days around it is learned from the last few months and added to that day's
+/// expectation. Some fees are fixed (RI), others a share of last month's usage (tax, support):
+/// both readings are kept, the extra as an amount and as a share of the month before, and a 1st
+/// is judged against the more generous, so neither a fixed fee after a drop in usage nor a tax
+/// after a month of growth alerts.
 #[derive(Default)]
 struct FirstOfMonth {
     /// 1sts whose following week is not complete yet: (index, amount).
     pending: Vec<(usize, f64)>,
     excess: VecDeque<f64>,
+    /// The same extras divided by the median final day of the 28 days before their 1st.
+    relative: VecDeque<f64>,
+}
+
+/// The median final day of the 28 days before day `f`, as billed.
+fn month_before(model: &Model<'_>, f: usize) -> Option<f64> {
+    let mut v: Vec<f64> = model.raw[f.saturating_sub(28)..f.min(model.raw.len())]
+        .iter()
+        .copied()
+        .filter(|x| !x.is_nan())
+        .collect();
+    (v.len() >= 14).then(|| median(&mut v)).filter(|&m| m > 0.0)
+}
+
+/// (median, half-width): at least a quarter of the median, half of it while only one value is
+/// known, as fees move from month to month.
+fn spread_of(values: &VecDeque<f64>) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v: Vec<f64> = values.iter().copied().collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mid = median(&mut v);
+    let floor = if v.len() == 1 { 0.5 } else { 0.25 };
+    Some((mid, ((hi - lo) / 2.0).max(floor * mid.abs())))
 }
 
 impl FirstOfMonth {
@@ -894,7 +929,7 @@ impl FirstOfMonth {
         if self.pending.is_empty() {
             return;
         }
-        let excess = &mut self.excess;
+        let (excess, relative) = (&mut self.excess, &mut self.relative);
         self.pending.retain(|&(f, x)| {
             if t < f + 8 {
                 return true;
@@ -904,21 +939,26 @@ impl FirstOfMonth {
                     excess.pop_front();
                 }
                 excess.push_back(x - typical);
+                if relative.len() == FIRST_OF_MONTH_MEMORY {
+                    relative.pop_front();
+                }
+                relative.push_back(month_before(model, f).map_or(f64::NAN, |m| (x - typical) / m));
             }
             false
         });
     }
 
-    /// (typical extra amount, extra band half-width), once at least one 1st has been seen.
-    fn expectation(&self) -> Option<(f64, f64)> {
-        if self.excess.is_empty() {
-            return None;
-        }
-        let mut v: Vec<f64> = self.excess.iter().copied().collect();
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mid = median(&mut v);
-        Some((mid, ((hi - lo) / 2.0).max(0.1 * mid.abs())))
+    /// (typical extra amount, extra band half-width) for the 1st at day `t`, once at least one
+    /// 1st has been seen.
+    fn expectation(&self, model: &Model<'_>, t: usize) -> Option<(f64, f64)> {
+        let absolute = spread_of(&self.excess)?;
+        let relative = month_before(model, t)
+            .filter(|_| self.relative.iter().all(|r| !r.is_nan()))
+            .and_then(|m| spread_of(&self.relative).map(|(mid, w)| (mid * m, w * m)));
+        Some(match relative {
+            Some(r) if r.0 + r.1 > absolute.0 + absolute.1 => r,
+            _ => absolute,
+        })
     }
 }
 
@@ -978,7 +1018,7 @@ pub fn detect_planned(
             .is_some_and(|&(p, _, _)| t < p + PLANNED_SETTLE_DAYS);
         let history = forecast.map_or(0, |f| f.history);
         let monthly = if is_first {
-            first_of_month.expectation()
+            first_of_month.expectation(&model, t)
         } else {
             None
         };
@@ -1062,7 +1102,11 @@ pub fn detect_planned(
         match kind {
             Kind::Final if is_first => {
                 // The 1st is judged by its own rule and kept out of the weekday baseline.
-                first_of_month.pending.push((t, x));
+                // A series' first day is often partial (data from mid-day, a fee not yet
+                // charged): it does not teach the fees.
+                if t > 0 {
+                    first_of_month.pending.push((t, x));
+                }
                 model.push(None, None);
             }
             Kind::Final if in_settle => {
@@ -1111,7 +1155,7 @@ pub fn detect_planned(
 type Settling = (usize, Option<f64>, Vec<(usize, f64, f64)>);
 
 /// Series billed on few days (a service used now and then, a job that runs weekly): the
-/// weekday model's level is zero, so every billed day would alert. When more than half of the
+/// weekday model's level is zero, so every billed day would alert. When a quarter or more of the
 /// last eight weeks' final days were zero, a billed day is judged against the billed days.
 #[derive(Default)]
 struct Sporadic {
@@ -1133,7 +1177,9 @@ impl Sporadic {
     /// billed days are known.
     fn usual_when_billed(&self) -> Option<Option<(f64, f64)>> {
         let mut billed: Vec<f64> = self.recent.iter().copied().filter(|&x| x > 0.0).collect();
-        if self.recent.len() < 14 || billed.len() * 2 >= self.recent.len() {
+        // A quarter of zero days is enough: the weekday model's two-week median is zero as
+        // soon as half of a fortnight is, which happens often at a quarter over eight weeks.
+        if self.recent.len() < 14 || billed.len() * 4 >= self.recent.len() * 3 {
             return None;
         }
         if billed.len() < 5 {
