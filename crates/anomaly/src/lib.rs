@@ -7,14 +7,21 @@
 //!
 //! Layout:
 //! - [`cost`]: daily cost detection (weekly pattern, trend, 1st-of-month fees, credits, step
-//!   changes, estimated days, per-subscription minimum impact) into anomaly events.
+//!   changes, slow leaks, series billed on few days, estimated days, planned changes,
+//!   per-subscription minimum impact) into anomaly events.
 //! - [`root_cause`]: ranks the components of a series by their share of an anomaly's impact.
 //! - [`metric`]: online detectors for CPU-style metric series (NAB format), score in [0, 1].
 //! - [`context`]: the default metric detector, a contextual (sequence) anomaly detector after
 //!   CAD OSE.
 //! - [`nab`]: the Numenta Anomaly Benchmark scoring rules, re-implemented.
+//! - [`forecast`]: month-end forecast of a cost series (weekday rhythm, fees on the 1st), with
+//!   an interval.
 //! - [`synthetic`]: a seeded generator of labelled daily cost series with the traps planted.
-//! - [`eval`]: event-level precision / recall / F1 and false alerts per series-year.
+//! - [`billing`]: a second generator, from other assumptions (bills as sums of service lines
+//!   shaped after public AWS billing samples), so the detector is judged on data it was not
+//!   tuned on.
+//! - [`eval`]: event-level precision / recall / F1 and false alerts per series-year, per event
+//!   kind (how a detection is matched to a label is documented there).
 //! - [`csv`]: the `cloudspend anomalies detect` helpers.
 
 pub mod billing;
@@ -22,6 +29,7 @@ pub mod context;
 pub mod cost;
 pub mod csv;
 pub mod eval;
+pub mod forecast;
 pub mod metric;
 pub mod nab;
 pub mod root_cause;
