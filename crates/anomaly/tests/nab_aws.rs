@@ -10,10 +10,13 @@ use cloudspend_anomaly::metric;
 use cloudspend_anomaly::nab::{self, PROFILES};
 use common::nab_data::{self, corpus};
 
-/// Measured 76.6 (standard, threshold optimised on the 17 files) when this floor was set; the
-/// margin leaves room for harmless numeric changes, not for a worse detector, and keeps the
-/// score above NAB numenta's stored results on these files (73.4).
-const STANDARD_FLOOR: f64 = 75.0;
+/// Measured 72.2 (standard, threshold optimised on the 17 files) for the default chosen over
+/// seven NAB folders (`examples/nab_more.rs`). The floor was 75.0 for the earlier default, a
+/// two-phase setting chosen on these 17 files alone (76.6 here, 50.9 on NAB's six other folders
+/// at its threshold); it was lowered with the default, which trades 4.4 points on these files for
+/// 10.6 on the others. Below NAB numenta's stored results on these files (73.4), which the README
+/// says.
+const STANDARD_FLOOR: f64 = 71.0;
 
 fn standard(files: &[nab_data::NabFile], scores: &[Vec<f64>]) -> f64 {
     nab::score_corpus(&corpus(files, scores), &PROFILES[0].costs).normalized
@@ -42,8 +45,10 @@ fn metric_detector_beats_the_rolling_mad_baseline_and_stays_above_its_floor() {
     );
 }
 
+/// The label threshold is chosen over seven folders, not these 17 files: on them it must stay
+/// within a point of their own optimum (71.5 against 72.2 when written).
 #[test]
-fn label_threshold_scores_as_the_optimum_does() {
+fn label_threshold_scores_near_the_optimum_of_these_files() {
     let files = nab_data::load(&nab_data::default_dir());
     let scores: Vec<Vec<f64>> = files
         .iter()
@@ -53,7 +58,7 @@ fn label_threshold_scores_as_the_optimum_does() {
     let optimum = nab::score_corpus(&c, &PROFILES[0].costs).normalized;
     let at_label = nab::score_corpus_at(&c, &PROFILES[0].costs, METRIC_LABEL_THRESHOLD).normalized;
     assert!(
-        (optimum - at_label).abs() < 0.05,
+        (optimum - at_label).abs() < 1.0,
         "{at_label:.2} at the label threshold vs {optimum:.2}"
     );
 }

@@ -155,3 +155,57 @@ pub fn corpus<'a>(files: &'a [NabFile], scores: &'a [Vec<f64>]) -> Vec<ScoredFil
         })
         .collect()
 }
+
+/// The repository's copy of NAB's other folders (see its PROVENANCE.txt).
+pub fn more_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/nab-more")
+}
+
+/// The files of one folder of `tests/data/nab-more`, sorted by name.
+pub fn load_more(folder: &str, windows: &serde_json::Value) -> Vec<NabFile> {
+    let dir = more_dir().join("data").join(folder);
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".csv.gz"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|gz| {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&fs::read(dir.join(&gz)).expect("readable")[..])
+                .read_to_string(&mut text)
+                .expect("gzip");
+            let name = gz.trim_end_matches(".gz").to_owned();
+            let rows: Vec<(i64, f64)> = text
+                .lines()
+                .skip(1)
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (t, v) = l.split_once(',').expect("two columns");
+                    (parse_ts(t), v.trim().parse().unwrap_or(f64::NAN))
+                })
+                .collect();
+            let key = format!("{folder}/{name}");
+            let w = windows[&key]
+                .as_array()
+                .unwrap_or_else(|| panic!("no windows for {key}"));
+            NabFile {
+                timestamps: rows.iter().map(|r| r.0).collect(),
+                values: rows.iter().map(|r| r.1).collect(),
+                windows: w
+                    .iter()
+                    .map(|p| {
+                        (
+                            parse_ts(p[0].as_str().unwrap()),
+                            parse_ts(p[1].as_str().unwrap()),
+                        )
+                    })
+                    .collect(),
+                nab_labels: None,
+                name,
+            }
+        })
+        .collect()
+}
