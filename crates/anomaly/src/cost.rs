@@ -343,6 +343,33 @@ fn median_is_below(v: &[f64], bound: f64) -> bool {
     }
 }
 
+/// [`median_is_below`] over the values of `v` that are not NaN, false when fewer than `min`:
+/// one pass, nothing copied (the weekly leak test asks it of every scored day).
+fn valid_median_is_below(v: &[f64], min: usize, bound: f64) -> bool {
+    let (mut n, mut below, mut max_below, mut min_above) = (0, 0, f64::NEG_INFINITY, f64::INFINITY);
+    for &x in v {
+        let valid = !x.is_nan();
+        let is_below = x < bound;
+        n += usize::from(valid);
+        below += usize::from(is_below);
+        if is_below {
+            max_below = max_below.max(x);
+        } else if valid {
+            min_above = min_above.min(x);
+        }
+    }
+    let k = n / 2;
+    if n < min {
+        false
+    } else if below > k {
+        true
+    } else if n % 2 == 1 || below < k {
+        false
+    } else {
+        (max_below + min_above) / 2.0 < bound
+    }
+}
+
 /// Sorts exactly as the stepwise insertion sort below (ascending, equal values, zeros of either
 /// sign included, in their original order) without its data-dependent loop exits: each value
 /// goes straight to its place, counted as the values below it plus its equals before it. For
@@ -1060,8 +1087,10 @@ pub fn detect_planned(
         } else {
             drift.push(t, f64::NAN);
         }
+        // A day worth less than the minimum impact cannot clear it over any expectation.
         if status == DayStatus::Scored
             && !is_first
+            && actual >= config.thresholds.min_impact
             && let Some(reference) = drift.check(t)
         {
             let e = reference * model.season[model.dow(t)];
@@ -1160,31 +1189,35 @@ type Settling = (usize, Option<f64>, Vec<(usize, f64, f64)>);
 #[derive(Default)]
 struct Sporadic {
     recent: VecDeque<f64>,
+    /// Days of `recent` above zero.
+    billed: usize,
 }
 
 impl Sporadic {
     const WINDOW: usize = 56;
 
     fn push(&mut self, x: f64) {
-        if self.recent.len() == Self::WINDOW {
-            self.recent.pop_front();
+        if self.recent.len() == Self::WINDOW && self.recent.pop_front().is_some_and(|old| old > 0.0)
+        {
+            self.billed -= 1;
         }
         self.recent.push_back(x);
+        self.billed += usize::from(x > 0.0);
     }
 
     /// (median, robust standard deviation) of the billed days.
     /// `None` when the series is not sporadic, `Some(None)` when it is but fewer than five
     /// billed days are known.
     fn usual_when_billed(&self) -> Option<Option<(f64, f64)>> {
-        let mut billed: Vec<f64> = self.recent.iter().copied().filter(|&x| x > 0.0).collect();
         // A quarter of zero days is enough: the weekday model's two-week median is zero as
         // soon as half of a fortnight is, which happens often at a quarter over eight weeks.
-        if self.recent.len() < 14 || billed.len() * 4 >= self.recent.len() * 3 {
+        if self.recent.len() < 14 || self.billed * 4 >= self.recent.len() * 3 {
             return None;
         }
-        if billed.len() < 5 {
+        if self.billed < 5 {
             return Some(None);
         }
+        let mut billed: Vec<f64> = self.recent.iter().copied().filter(|&x| x > 0.0).collect();
         let typical = median(&mut billed);
         let mut dev: Vec<f64> = billed.iter().map(|x| (x - typical).abs()).collect();
         // The out-of-sample inflation, as for the weekday model's in-sample spread.
@@ -1197,7 +1230,7 @@ impl Sporadic {
 /// cost up (a median of two weeks, extended by the trend), so a cost growing 3% a day is always
 /// only a little above what is expected of it. This test compares instead the last week with
 /// the level of two to six weeks before, and alerts when the week rose clearly above it and is
-/// still rising (above the week before it): a plateau after a leak, a step that happened weeks
+/// still rising (above the week before it, and the day itself too): a plateau after a leak, a step that happened weeks
 /// ago or steady growth (extrapolated from the weeks before the reference) does not fire. After
 /// it fires, only days after the alert form a reference, so one change alerts once unless it
 /// keeps growing (a leak left running alerts again about every month).
@@ -1226,20 +1259,21 @@ impl Drift {
         self.z.push(if z > 0.0 { z } else { f64::NAN });
     }
 
-    /// Median of the valid values of days `[from, to)` (clipped to the re-arm day), if at least
-    /// `min` exist.
+    /// Median of the valid values of days `[from, to)` (clipped to the re-arm day, at most 28
+    /// days), if at least `min` exist. On the stack: this runs every scored day.
     fn median_of(&self, from: isize, to: isize, min: usize) -> Option<f64> {
         let from = from.max(self.rearm as isize).max(0) as usize;
         let to = to.max(0) as usize;
         if from >= to {
             return None;
         }
-        let mut v: Vec<f64> = self.z[from..to]
-            .iter()
-            .copied()
-            .filter(|z| !z.is_nan())
-            .collect();
-        (v.len() >= min).then(|| median(&mut v))
+        let mut v = [0.0; 28];
+        let mut m = 0;
+        for &z in self.z[from..to].iter().filter(|z| !z.is_nan()) {
+            v[m] = z;
+            m += 1;
+        }
+        (m >= min).then(|| median(&mut v[..m]))
     }
 
     /// The de-seasonalised level the last week rose from, when it is a leak or a shift.
@@ -1247,20 +1281,48 @@ impl Drift {
         if self.min_rise <= 0.0 {
             return None;
         }
+        // The day itself must stand above the week before it by half the least bar: a change
+        // is reported on a day that shows it. One pass without sorting; most days end here.
+        let today = self.z[t];
+        let half = 1.0 + self.min_rise / 2.0;
+        let from = (t as isize - 13).max(self.rearm as isize).max(0) as usize;
+        let to = t.saturating_sub(6);
+        if today.is_nan() || !valid_median_is_below(&self.z[from.min(to)..to], 4, today / half) {
+            return None;
+        }
         let t = t as isize;
         let recent = self.median_of(t - 6, t + 1, 5)?;
         let previous = self.median_of(t - 13, t - 6, 4)?;
+        // The bar is at least `min_rise`.
+        if recent <= previous * half {
+            return None;
+        }
+        // Growth (below) only raises what is expected, and the bar is at least `min_rise`: the
+        // reference must be below the last week by that much, which one pass tells.
+        let from = (t - 41).max(self.rearm as isize).max(0) as usize;
+        let to = (t - 13).max(0) as usize;
+        if !valid_median_is_below(
+            &self.z[from.min(to)..to],
+            20,
+            recent / (1.0 + self.min_rise),
+        ) {
+            return None;
+        }
         let reference = self.median_of(t - 41, t - 13, 20)?;
         if reference <= 0.0 {
             return None;
         }
         let from = (t - 41).max(self.rearm as isize).max(0) as usize;
-        let mut dev: Vec<f64> = self.z[from..(t - 13) as usize]
+        let mut dev = [0.0; 28];
+        let mut m = 0;
+        for &z in self.z[from..(t - 13) as usize]
             .iter()
             .filter(|z| !z.is_nan())
-            .map(|z| (z - reference).abs())
-            .collect();
-        let noise = MAD_TO_SIGMA * median(&mut dev) / reference;
+        {
+            dev[m] = (z - reference).abs();
+            m += 1;
+        }
+        let noise = MAD_TO_SIGMA * median(&mut dev[..m]) / reference;
         // Growth the series already had before the reference, carried over the 24 days between
         // the reference's middle and the last week's.
         let growth = self
@@ -1383,6 +1445,32 @@ mod tests {
             let m = median(&mut v.clone());
             for bound in [m - 0.5, m, m + 0.25, m + 0.5, m + 1.0] {
                 assert_eq!(median_is_below(&v, bound), m < bound, "{v:?} {bound}");
+            }
+        }
+    }
+
+    #[test]
+    fn valid_median_is_below_agrees_with_the_median_of_the_valid_values() {
+        let mut rng = crate::synthetic::Rng::new(6);
+        for _ in 0..5000 {
+            let n = rng.below(12);
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    if rng.chance(0.3) {
+                        f64::NAN
+                    } else {
+                        (rng.unit() * 8.0).floor()
+                    }
+                })
+                .collect();
+            let mut valid: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+            for bound in [2.5, 3.0, 4.0, 5.5] {
+                let expected = valid.len() >= 3 && median(&mut valid) < bound;
+                assert_eq!(
+                    valid_median_is_below(&v, 3, bound),
+                    expected,
+                    "{v:?} {bound}"
+                );
             }
         }
     }
