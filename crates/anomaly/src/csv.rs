@@ -2,8 +2,9 @@
 //! only over the caller's `Read` / `Write`. The CSV is simple (no quoting): series names and
 //! amounts never contain commas.
 //!
-//! Cost mode reads `series,day,amount[,estimated]` (any column order; amount a decimal string,
-//! parsed exactly) and writes `series,day,expected,lower,upper,score,anomaly`. Days that were not
+//! Cost mode reads `series,day,amount[,estimated][,planned]` (any column order; amount a decimal
+//! string, parsed exactly; `planned` true on the first day of a change the tenant planned, which
+//! then does not alert: [`crate::cost::detect_planned`]) and writes `series,day,expected,lower,upper,score,anomaly`. Days that were not
 //! scored (warm-up, estimated, credits) have empty expected/score fields when there was nothing
 //! to expect, and `anomaly=false`.
 //!
@@ -17,7 +18,7 @@ use chrono::NaiveDate;
 use cloudspend_core::Money;
 
 use crate::context::ContextDetector;
-use crate::cost::{Config, CostPoint, SeriesStatus, detect};
+use crate::cost::{Config, CostPoint, SeriesStatus, detect_planned};
 
 /// The NAB-optimal threshold (standard profile) of the default metric detector over seven NAB
 /// folders pooled (0.7302, chosen with the configuration: `examples/nab_more.rs`), rounded down;
@@ -71,7 +72,9 @@ pub fn detect_cost_csv<R: Read, W: Write>(
         column(&header, "amount")?,
     );
     let c_estimated = column(&header, "estimated").ok();
-    let mut series: BTreeMap<String, Vec<CostPoint>> = BTreeMap::new();
+    let c_planned = column(&header, "planned").ok();
+    // Per series: its days, and the days a planned change starts on.
+    let mut series: BTreeMap<String, (Vec<CostPoint>, Vec<NaiveDate>)> = BTreeMap::new();
     let mut summary = CsvSummary::default();
     for (i, line) in lines.enumerate() {
         let line = line?;
@@ -90,30 +93,31 @@ pub fn detect_cost_csv<R: Read, W: Write>(
         let amount: Money = get(c_amount)?
             .parse()
             .map_err(|e| row_error(line_no, format!("amount: {e}")))?;
-        let estimated = match c_estimated.map(get).transpose()? {
-            None | Some("" | "0" | "false" | "False" | "FALSE") => false,
-            Some("1" | "true" | "True" | "TRUE") => true,
-            Some(other) => {
-                return Err(row_error(
-                    line_no,
-                    format!("estimated: `{other}` is not true/false"),
-                ));
-            }
+        let flag = |column: Option<usize>, name: &str| match column.map(get).transpose()? {
+            None | Some("" | "0" | "false" | "False" | "FALSE") => Ok(false),
+            Some("1" | "true" | "True" | "TRUE") => Ok(true),
+            Some(other) => Err(row_error(
+                line_no,
+                format!("{name}: `{other}` is not true/false"),
+            )),
         };
-        series
-            .entry(get(c_series)?.to_string())
-            .or_default()
-            .push(CostPoint {
-                day,
-                amount,
-                estimated,
-            });
+        let estimated = flag(c_estimated, "estimated")?;
+        let planned = flag(c_planned, "planned")?;
+        let entry = series.entry(get(c_series)?.to_string()).or_default();
+        entry.0.push(CostPoint {
+            day,
+            amount,
+            estimated,
+        });
+        if planned {
+            entry.1.push(day);
+        }
         summary.rows += 1;
     }
     writeln!(writer, "series,day,expected,lower,upper,score,anomaly")?;
     let show = |m: Option<Money>| m.map(|m| m.to_string()).unwrap_or_default();
-    for (name, points) in &series {
-        let report = detect(points, config);
+    for (name, (points, planned)) in &series {
+        let report = detect_planned(points, planned, config);
         summary.series += 1;
         if let SeriesStatus::InsufficientHistory { .. } = report.status {
             summary.insufficient_history.push(name.clone());
@@ -198,6 +202,24 @@ mod tests {
             "{spike}"
         );
         assert!(out.contains("new-service,2024-04-10,,,,,false"));
+    }
+
+    #[test]
+    fn cost_csv_planned_column_silences_a_planned_step() {
+        let start = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+        let csv = |with_planned: bool| {
+            let mut input = String::from("series,day,amount,planned\n");
+            for d in 0..80u64 {
+                let day = start + chrono::Days::new(d);
+                let amount = if d >= 50 { "300.00" } else { "100.00" };
+                let planned = with_planned && d == 50;
+                input += &format!("total,{day},{amount},{planned}\n");
+            }
+            let mut out = Vec::new();
+            detect_cost_csv(input.as_bytes(), &mut out, &Config::default()).unwrap()
+        };
+        assert!(csv(false).anomalous_rows > 0);
+        assert_eq!(csv(true).anomalous_rows, 0);
     }
 
     #[test]
