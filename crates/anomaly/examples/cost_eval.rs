@@ -7,7 +7,8 @@
 //! series-year, flagged days outside every label per series-year, and alerts on planned changes,
 //! with the planned days told to the detector (as the service does) and not told.
 
-use cloudspend_anomaly::eval::{EventKind, KindCounts, evaluate_kinds};
+use chrono::{Datelike, NaiveDate};
+use cloudspend_anomaly::eval::{EventKind, KindCounts, evaluate_kinds, evaluate_kinds_with};
 use cloudspend_anomaly::synthetic::LabelledSeries;
 use cloudspend_anomaly::{Config, billing, synthetic};
 
@@ -92,6 +93,10 @@ fn main() {
         println!("{name}: {} series, {events} labelled events", set.len());
         row("planned told", &evaluate_kinds(&set, &config, true));
         row("planned untold", &evaluate_kinds(&set, &config, false));
+        row(
+            "same-weekday baseline",
+            &evaluate_kinds_with(&set, same_weekday_baseline),
+        );
     }
 }
 
@@ -156,4 +161,68 @@ fn explain(which: usize) {
             }
         }
     }
+}
+
+/// The reference: a same-weekday robust baseline. A final day (not a 1st, not negative)
+/// is flagged when it exceeds the median of the same weekday over the four weeks before by more
+/// than four robust standard deviations (1.4826 x the median absolute deviation of the last 28
+/// days from their own same-weekday medians) and clears the default minimum impact ($10 and 10%).
+/// Planned changes are not told to it.
+fn same_weekday_baseline(s: &LabelledSeries) -> Vec<NaiveDate> {
+    let Some(start) = s.points.iter().map(|p| p.day).min() else {
+        return Vec::new();
+    };
+    let n = s
+        .points
+        .iter()
+        .map(|p| (p.day - start).num_days() as usize)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut x = vec![f64::NAN; n];
+    for p in s.points.iter().filter(|p| !p.estimated) {
+        let a = p.amount.nanos() as f64 / 1e9;
+        let day = p.day;
+        if a >= 0.0 && day.day() != 1 {
+            let i = (day - start).num_days() as usize;
+            x[i] = if x[i].is_nan() { a } else { x[i] + a };
+        }
+    }
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        Some(if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            (v[m - 1] + v[m]) / 2.0
+        })
+    };
+    let expected = |t: usize| -> Option<f64> {
+        let v: Vec<f64> = (1..=4)
+            .filter_map(|w| t.checked_sub(7 * w))
+            .map(|i| x[i])
+            .filter(|v| !v.is_nan())
+            .collect();
+        (v.len() >= 3).then(|| median(v)).flatten()
+    };
+    let mut out = Vec::new();
+    for t in 56..n {
+        let (Some(e), false) = (expected(t), x[t].is_nan()) else {
+            continue;
+        };
+        let dev: Vec<f64> = (t - 28..t)
+            .filter(|&i| !x[i].is_nan())
+            .filter_map(|i| expected(i).map(|e| (x[i] - e).abs()))
+            .collect();
+        let Some(mad) = median(dev) else { continue };
+        let sigma = (1.4826 * mad).max(0.01 * e);
+        let impact = x[t] - e;
+        if x[t] > e + 4.0 * sigma && impact >= 10.0 && (e <= 0.0 || impact >= 0.1 * e) {
+            out.push(start + chrono::Days::new(t as u64));
+        }
+    }
+    out
 }

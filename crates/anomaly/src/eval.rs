@@ -167,15 +167,33 @@ impl KindCounts {
 /// Runs the detector over every series, telling it the planned changes when `tell_planned` (as
 /// the service does once a tenant marks a change planned), and counts per event kind.
 pub fn evaluate_kinds(set: &[LabelledSeries], config: &Config, tell_planned: bool) -> KindCounts {
+    evaluate_kinds_with(set, |s| {
+        let planned: &[NaiveDate] = if tell_planned { &s.planned } else { &[] };
+        detect_planned(&s.points, planned, config)
+            .days
+            .iter()
+            .filter(|d| d.anomalous)
+            .map(|d| d.day)
+            .collect()
+    })
+}
+
+/// Counts per event kind for any detector that flags days (consecutive flagged days are one
+/// reported event, as [`crate::cost::detect`] merges them).
+pub fn evaluate_kinds_with(
+    set: &[LabelledSeries],
+    flagged_days: impl Fn(&LabelledSeries) -> Vec<NaiveDate>,
+) -> KindCounts {
     let mut out = KindCounts::default();
     for s in set {
-        let planned: &[NaiveDate] = if tell_planned { &s.planned } else { &[] };
-        let report = detect_planned(&s.points, planned, config);
-        let reported: Vec<Event> = report
-            .anomalies
-            .iter()
-            .map(|a| (a.first_day, a.last_day))
-            .collect();
+        let days = flagged_days(s);
+        let mut reported: Vec<Event> = Vec::new();
+        for &d in &days {
+            match reported.last_mut() {
+                Some(last) if last.1.succ_opt() == Some(d) => last.1 = d,
+                _ => reported.push((d, d)),
+            }
+        }
         out.total
             .add(&score_events(&s.events, &reported, s.points.len()));
         for (event, kind) in s.events.iter().zip(&s.kinds) {
@@ -189,10 +207,9 @@ pub fn evaluate_kinds(set: &[LabelledSeries], config: &Config, tell_planned: boo
             .filter(|r| !s.events.iter().any(|l| overlaps(l, r)))
             .filter(|r| s.quiet.iter().any(|q| overlaps(q, r)))
             .count();
-        out.false_days += report
-            .days
+        out.false_days += days
             .iter()
-            .filter(|d| d.anomalous && !s.events.iter().any(|l| l.0 <= d.day && d.day <= l.1))
+            .filter(|&&d| !s.events.iter().any(|l| l.0 <= d && d <= l.1))
             .count();
         out.series += 1;
     }
