@@ -47,6 +47,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        log "$* missing: install Debian's $* (apt-get install $*) or run as root, which installs them"
+        exit 1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
         || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
 }
@@ -87,7 +91,7 @@ base="http://127.0.0.1:$port"
         CLOUDSPEND_MASTER_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')" \
         CLOUDSPEND_BIND="127.0.0.1:$port" \
         CLOUDSPEND_SCHEDULER_POLL_SECONDS=1 \
-        CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL=true \
+        CLOUDSPEND_EGRESS_ALLOW=127.0.0.1/32 \
         CLOUDSPEND_LOG="${CLOUDSPEND_LOG:-info,sqlx=warn,aws=warn,hyper=warn}" \
         AWS_ENDPOINT_URL="$CLOUDSPEND_TEST_MOTO_URL" \
         AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \

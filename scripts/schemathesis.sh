@@ -8,7 +8,10 @@
 #   response_schema_conformance   the body matches the documented schema
 #
 # Database: a fresh PostgreSQL database on CLOUDSPEND_TEST_POSTGRES_URL when it is set (as
-# scripts/test.sh sets it), else a SQLite file. AWS: CLOUDSPEND_TEST_MOTO_URL when set.
+# scripts/test.sh sets it), else a SQLite file. AWS: the moto server at CLOUDSPEND_TEST_MOTO_URL,
+# required: without it the fuzzed server would call real AWS endpoints, so the script refuses to
+# start. Nothing leaves the machine: alerts may go only to 127.0.0.1 (CLOUDSPEND_EGRESS_ALLOW), so
+# a fuzzed webhook subscription to any other address is refused, and so is its delivery.
 # Bounded: SCHEMATHESIS_MAX_EXAMPLES cases per operation (default 30) and
 # SCHEMATHESIS_MAX_TIME seconds in all (default 240).
 #
@@ -16,6 +19,10 @@
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
+if [ -z "${CLOUDSPEND_TEST_MOTO_URL:-}" ]; then
+    printf '\033[1m[schemathesis.sh]\033[0m %s\n' "CLOUDSPEND_TEST_MOTO_URL is not set: refusing to fuzz a server that would call real AWS; run scripts/test.sh, which starts moto" >&2
+    exit 1
+fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
@@ -71,8 +78,9 @@ base="http://127.0.0.1:$port"
     export CLOUDSPEND_BIND="127.0.0.1:$port"
     export CLOUDSPEND_MASTER_KEY=6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f3f
     export CLOUDSPEND_LOG="warn"
+    export CLOUDSPEND_EGRESS_ALLOW="127.0.0.1/32"
     export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-    if [ -n "${CLOUDSPEND_TEST_MOTO_URL:-}" ]; then export AWS_ENDPOINT_URL="$CLOUDSPEND_TEST_MOTO_URL"; fi
+    export AWS_ENDPOINT_URL="$CLOUDSPEND_TEST_MOTO_URL"
     exec "$bin" serve
 ) >"$work/serve.log" 2>&1 &
 server_pid=$!

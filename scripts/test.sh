@@ -3,10 +3,18 @@
 #   - a throwaway PostgreSQL cluster (initdb in a temp dir, a free port, run as the `postgres`
 #     user when we are root, because initdb and postgres refuse to run as root),
 #   - the moto AWS emulator, pinned, from PyPI, in a virtualenv under the cargo target dir,
-#   - checks of the repository's config files (docker-compose.yml, the CloudFormation template),
-# then `cargo test --workspace` with the services' addresses in the environment.
+# and runs these stages (a full run, no arguments, runs them all; CI runs it that way):
+#   checks   cargo fmt --check, rust-version against the lock file, docker-compose.yml, cfn-lint
+#   build    every target (libraries, binaries, tests, benches, examples) with clippy's lints
+#            as errors: clippy-driver is the workspace's compiler wrapper, so the test build and
+#            the lint share every compiled dependency instead of building them twice
+#   test     cargo test --locked --workspace against PostgreSQL and moto
+#   browser  the dashboard in headless Chromium (scripts/browser-test.sh)
+#   fuzz     the API fuzzed from its OpenAPI document (scripts/schemathesis.sh)
+# Arguments go to `cargo test` instead (e.g. -p cloudspend-store); only build and test run then,
+# and the stages skipped are named on one line.
 #
-# usage: scripts/test.sh [extra arguments for cargo test, e.g. -p cloudspend-store]
+# usage: scripts/test.sh [extra arguments for cargo test]
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"
@@ -15,6 +23,7 @@ cd "$repo"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 mkdir -p "$target_dir"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cloudspend-test.XXXXXX")
+pg_root=""
 pids=()
 
 log() { printf '\033[1m[test.sh]\033[0m %s\n' "$*" >&2; }
@@ -24,10 +33,11 @@ cleanup() {
     for pid in "${pids[@]:-}"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     done
-    if [ -n "${pg_ctl:-}" ] && [ -d "$work/pg/data" ]; then
-        as_pg "$pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    if [ -n "${pg_ctl:-}" ] && [ -d "$pg_root/data" ]; then
+        as_pg "$pg_ctl" -D "$pg_root/data" -m immediate stop >/dev/null 2>&1 || true
     fi
     rm -rf "$work"
+    case "$pg_root" in "$work"/*|"") ;; *) rm -rf "$pg_root" ;; esac
     exit $rc
 }
 trap cleanup EXIT INT TERM
@@ -68,16 +78,23 @@ start_postgres() {
     fi
     pg_ctl="$bindir/pg_ctl"
     local port; port=$(free_port)
-    # Everything the server writes lives in one folder the postgres user owns.
+    # Everything the server writes lives in one folder the postgres user owns. As root, that
+    # user must be able to reach it: a TMPDIR in root's home (mode 700) is out of its reach, and
+    # then the cluster lives under /tmp instead.
     chmod 755 "$work"
-    mkdir -p "$work/pg"
-    if [ "$(id -u)" = 0 ]; then chown postgres "$work/pg"; fi
-    as_pg "$bindir/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 \
+    pg_root="$work/pg"
+    if [ "$(id -u)" = 0 ] && ! (cd / && runuser -u postgres -- test -x "$work"); then
+        pg_root=$(mktemp -d /tmp/cloudspend-pg.XXXXXX)
+        chmod 755 "$pg_root"
+    fi
+    mkdir -p "$pg_root"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$pg_root"; fi
+    as_pg "$bindir/initdb" -D "$pg_root/data" -U postgres -A trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 \
         || { cat "$work/initdb.log" >&2; exit 1; }
     # Durability off: a throwaway cluster, and tests are much faster without fsync.
-    as_pg "$pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w -t 60 \
-        -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-        start >/dev/null || { cat "$work/pg/postgres.log" >&2; exit 1; }
+    as_pg "$pg_ctl" -D "$pg_root/data" -l "$pg_root/postgres.log" -w -t 60 \
+        -o "-p $port -k $pg_root -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null || { cat "$pg_root/postgres.log" >&2; exit 1; }
     export CLOUDSPEND_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
     # Tests that inspect a database dump run this cluster's pg_dump.
     export CLOUDSPEND_TEST_PG_BINDIR="$bindir"
@@ -108,30 +125,59 @@ start_moto() {
 }
 
 check_compose() {
-    if ! command -v docker-compose >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-        log "installing Debian's docker-compose to validate docker-compose.yml"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1 \
-            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null; }
+    # docker-compose validates the file where it is installed; elsewhere (an ordinary user
+    # cannot apt-get it) the file's structure and variables are checked without Docker.
+    if command -v docker-compose >/dev/null 2>&1; then
+        # .env.example supplies every variable the compose file uses.
+        docker-compose --env-file .env.example -f docker-compose.yml config -q
+        log "docker-compose.yml is valid (docker-compose config)"
+    else
+        "$target_dir/cfn-lint-venv/bin/python" scripts/check-compose.py docker-compose.yml .env.example
     fi
-    command -v docker-compose >/dev/null 2>&1 || { log "docker-compose is needed to validate docker-compose.yml"; exit 1; }
-    # .env.example supplies every variable the compose file uses.
-    docker-compose --env-file .env.example -f docker-compose.yml config -q
-    log "docker-compose.yml is valid"
 }
+
+# clippy-driver wraps rustc for the workspace's own crates only: the lints run during the test
+# build, and dependencies are compiled once for both. (This is how `cargo clippy` itself works,
+# with a full build instead of `cargo check`.)
+clippy_build() {
+    RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" \
+    CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
+        "$@"
+}
+
+full_run=0
+skipped=""
+if [ $# -eq 0 ]; then
+    full_run=1
+    set -- --workspace --no-fail-fast
+else
+    skipped="checks (fmt, rust-version, compose, cfn-lint), benches and examples build, browser, fuzz"
+    log "arguments given: skipping $skipped"
+fi
+command -v clippy-driver >/dev/null 2>&1 || { log "clippy-driver not found: rustup component add clippy"; exit 1; }
+
+if [ "$full_run" = 1 ]; then
+    log "cargo fmt --check"
+    cargo fmt --all --check
+    cargo metadata --format-version 1 --locked | python3 scripts/check-msrv.py
+    # The tenant-side CloudFormation template must lint clean (cfn-lint from PyPI, pinned).
+    "$repo/scripts/check-cfn.sh"
+    check_compose
+fi
 
 start_postgres
 start_moto
-check_compose
-# The tenant-side CloudFormation template must lint clean (cfn-lint from PyPI, pinned).
-"$repo/scripts/check-cfn.sh"
 
-# A full run (no arguments) reports every failing test, not just the first failing crate, then
-# drives the dashboard in headless Chromium and fuzzes the API from its OpenAPI document.
-full_run=0
-if [ $# -eq 0 ]; then full_run=1; set -- --workspace --no-fail-fast; fi
-log "cargo test $*"
-cargo test "$@"
+if [ "$full_run" = 1 ]; then
+    # Every target, benches and examples included (in the test profile: the same code `cargo
+    # bench --no-run` compiles, without a second, optimised build of every dependency).
+    log "building every target with clippy's lints as errors"
+    clippy_build cargo test --locked --workspace --all-targets --no-run
+fi
+log "cargo test --locked $*"
+clippy_build cargo test --locked "$@"
 # The workspace test build includes the cloudspend binary (its integration tests run it).
 export CLOUDSPEND_BIN="$target_dir/debug/cloudspend"
 if [ "$full_run" = 1 ]; then "$repo/scripts/browser-test.sh"; fi
 if [ "$full_run" = 1 ]; then "$repo/scripts/schemathesis.sh"; fi
+if [ -n "$skipped" ]; then log "done; skipped: $skipped"; fi

@@ -33,9 +33,12 @@ pub struct ApiConfig {
     pub action_token_ttl: Duration,
     /// How long audit entries are kept and listed (`CLOUDSPEND_AUDIT_RETENTION_DAYS`, 90 days).
     pub audit_retention: Duration,
-    /// Whether webhook subscriptions may point at internal addresses
-    /// (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`; off: public addresses only).
-    pub webhook_internal_allowed: bool,
+    /// Where webhook subscriptions may point: public addresses only by default
+    /// (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`, `CLOUDSPEND_EGRESS_ALLOW`).
+    pub egress: cloudspend_insights::egress::EgressPolicy,
+    /// Where "now" comes from for the rules that depend on the date (the system clock; pinned
+    /// in tests).
+    pub clock: cloudspend_core::Clock,
 }
 
 /// Where `cfn/connect-aws-billing.yml` is published by default; operators host their own copy
@@ -67,7 +70,8 @@ impl Default for ApiConfig {
             trusted_proxy_hops: 0,
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
-            webhook_internal_allowed: false,
+            egress: cloudspend_insights::egress::EgressPolicy::public_only(),
+            clock: cloudspend_core::Clock::system(),
         }
     }
 }

@@ -16,6 +16,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The HTTPS client every AWS call goes through: rustls with ring, the crypto library the
+/// webhook and e-mail clients use too, so the build compiles one instead of also the SDK's
+/// default aws-lc-rs. Certificates are checked against the system's roots.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// Cost Explorer has a single endpoint, in us-east-1, whatever region the tenant works in.
 pub const COST_EXPLORER_REGION: &str = "us-east-1";
 
@@ -134,6 +144,7 @@ impl AwsAccess {
         .or_else(aws_config::profile::ProfileFileRegionProvider::new())
         .or_else(aws_types::region::Region::from_static("us-east-1"));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(region)
             .retry_config(retry_config(max_attempts))
             .timeout_config(timeout_config());

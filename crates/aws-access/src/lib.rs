@@ -12,7 +12,8 @@
 //! Layout:
 //! - [`access`]: [`TenantCredentials`], [`AwsAccess`] (base config loaded once, per-tenant
 //!   AssumeRole providers cached so a tenant costs one AssumeRole per credential lifetime, the
-//!   retry policy and the endpoint override), [`cost_explorer_config`].
+//!   retry policy and the endpoint override), [`cost_explorer_config`], [`https_client`] (the
+//!   one HTTPS client every AWS call uses).
 //! - [`error`]: [`AwsError`], [`ErrorKind`], hints.
 //! - [`counter`]: [`RequestCounter`], an SDK interceptor counting requests, attempts and throttles.
 //! - `testing` (feature `testing`): helpers for end-to-end tests against the moto server.
@@ -25,6 +26,7 @@ pub mod testing;
 
 pub use access::{
     AwsAccess, COST_EXPLORER_REGION, DEFAULT_MAX_ATTEMPTS, TenantCredentials, cost_explorer_config,
+    https_client,
 };
 pub use counter::{RequestCounter, RequestCounts};
 pub use error::{AwsError, ErrorKind};

@@ -51,6 +51,7 @@ pub fn moto_url() -> String {
 /// made by the real loader (so it has the time source and sleep the SDK's providers need).
 pub async fn base_config(moto_url: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::https_client())
         .region(Region::new("us-east-1"))
         .endpoint_url(moto_url)
         .credentials_provider(Credentials::new(

@@ -173,6 +173,14 @@ pub struct ServerArgs {
     )]
     pub webhook_allow_internal: bool,
 
+    /// Only these hosts and networks may receive alerts, nothing else: comma-separated host
+    /// names (`.example.com` for subdomains too), addresses and CIDRs, e.g.
+    /// `hooks.example.com,10.20.0.0/16`. A listed network is allowed even when internal. The
+    /// SMTP relay must be on the list too. Unset: any public address (and internal ones with
+    /// CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL).
+    #[arg(long, env = "CLOUDSPEND_EGRESS_ALLOW")]
+    pub egress_allow: Option<String>,
+
     /// SMTP relay for alert e-mail: `smtps://user:pass@host:465`, `smtp://host:587?tls=required`
     /// (STARTTLS) or `smtp://host:25` (a local relay, no TLS). Unset: e-mail alerts are off.
     #[arg(long, env = "CLOUDSPEND_SMTP_URL", hide_env_values = true)]

@@ -11,6 +11,7 @@ use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::validate;
 use cloudspend_insights::alerts::{Deliverer, SmtpSettings};
+use cloudspend_insights::egress::EgressPolicy;
 use cloudspend_secrets::MasterKey;
 use cloudspend_store::{NewUser, Store, StoreError, redact_url};
 use std::path::Path;
@@ -272,7 +273,7 @@ fn audit_retention(server: &ServerArgs) -> Duration {
     Duration::from_secs(server.audit_retention_days.max(1) * 86_400)
 }
 
-fn api_config(server: &ServerArgs) -> ApiConfig {
+fn api_config(server: &ServerArgs, egress: EgressPolicy) -> ApiConfig {
     ApiConfig {
         token_ttl: Duration::from_secs(server.token_ttl_hours.max(1) * 3600),
         test_endpoints: server.test_endpoints,
@@ -281,8 +282,17 @@ fn api_config(server: &ServerArgs) -> ApiConfig {
         smtp_configured: server.smtp_url.is_some(),
         trusted_proxy_hops: server.trusted_proxy_hops,
         audit_retention: audit_retention(server),
-        webhook_internal_allowed: server.webhook_allow_internal,
+        egress,
         ..ApiConfig::default()
+    }
+}
+
+/// Where alerts may go: `CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL` and `CLOUDSPEND_EGRESS_ALLOW`.
+fn egress_policy(server: &ServerArgs) -> anyhow::Result<EgressPolicy> {
+    let policy = EgressPolicy::public_only().with_internal_allowed(server.webhook_allow_internal);
+    match &server.egress_allow {
+        Some(list) => policy.with_allow_list(list).map_err(anyhow::Error::msg),
+        None => Ok(policy),
     }
 }
 
@@ -292,6 +302,7 @@ async fn serve(
     server: &ServerArgs,
 ) -> anyhow::Result<()> {
     let lease = lease_for(server)?;
+    let egress = egress_policy(server)?;
     let listener = TcpListener::bind(server.bind).await.with_context(|| {
         format!(
             "listening on {} (is another process using the port? set CLOUDSPEND_BIND)",
@@ -320,8 +331,8 @@ async fn serve(
     });
     // Alert deliveries: every replica may send; a delivery is claimed before it is sent.
     let deliverer = {
-        let mut deliverer = Deliverer::new(store.clone(), master_key.clone())
-            .with_internal_targets_allowed(server.webhook_allow_internal);
+        let mut deliverer =
+            Deliverer::new(store.clone(), master_key.clone()).with_egress(egress.clone());
         if let Some(url) = &server.smtp_url {
             let smtp = SmtpSettings {
                 url: url.clone(),
@@ -360,7 +371,7 @@ async fn serve(
         })
     };
     tracing::info!(%address, "CloudSpend listening");
-    let state = AppState::new(store, api_config(server), collections);
+    let state = AppState::new(store, api_config(server, egress), collections);
     let mut stop = stop_rx;
     let signal = async move {
         shutdown_signal().await;

@@ -251,7 +251,11 @@ async fn migrate_user_create_and_serve_on_postgres() {
 fn legacy_cur_sample() -> std::path::PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data/cur/anonymized-legacy/sample-anonymous-aws-export-dataset.csv.gz");
-    assert!(path.exists(), "the legacy CUR sample is missing at {}", path.display());
+    assert!(
+        path.exists(),
+        "the legacy CUR sample is missing at {}",
+        path.display()
+    );
     path
 }
 

@@ -6,6 +6,7 @@
 //! what a value means.
 //!
 //! Layout:
+//! - [`clock`]: where "now" comes from, pinned in tests.
 //! - [`connection`]: a tenant's AWS connection (secrets only as ciphertext).
 //! - [`ids`]: typed UUIDs for users, tenants and the rows they own.
 //! - [`role`]: what a member of a tenant may do.
@@ -13,6 +14,7 @@
 //! - [`records`]: the normalised rows collectors produce and the store keeps.
 //! - [`validate`]: input rules (emails, passwords, names) with the field they apply to.
 
+pub mod clock;
 pub mod connection;
 pub mod ids;
 pub mod money;
@@ -20,6 +22,7 @@ pub mod records;
 pub mod role;
 pub mod validate;
 
+pub use clock::Clock;
 pub use ids::{AnomalyId, RunId, TenantId, UserId};
 pub use money::Money;
 pub use role::Role;

@@ -8,6 +8,7 @@
 //! with the subscription's secret, and retried with exponential backoff; every attempt's
 //! outcome is in the delivery log.
 
+use crate::egress::EgressPolicy;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -192,9 +193,8 @@ pub struct Deliverer {
     retry: RetryPolicy,
     poll: Duration,
     smtp: Option<Mailer>,
-    /// Webhooks to internal addresses are refused unless the operator allows them (see
-    /// [`crate::webhook_targets`]).
-    internal_targets_allowed: bool,
+    /// Where webhooks may go (see [`crate::egress`]).
+    egress: EgressPolicy,
 }
 
 /// Where alert e-mail goes out: an SMTP relay URL as lettre reads it
@@ -242,19 +242,18 @@ impl std::fmt::Debug for Deliverer {
     }
 }
 
-/// The webhook client: no redirects (a public URL must not bounce a delivery inward), and
-/// unless internal targets are allowed, a resolver that drops internal addresses.
-fn http_client(internal_targets_allowed: bool) -> reqwest::Client {
-    let builder = reqwest::Client::builder()
+/// The webhook client: no redirects (a public URL must not bounce a delivery inward), no proxy
+/// from the environment (HTTP(S)_PROXY would carry deliveries past the checks, to wherever the
+/// proxy reaches), and a resolver that keeps only the addresses the egress policy allows.
+fn http_client(egress: &EgressPolicy) -> reqwest::Client {
+    reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("CloudSpend-Alerts/", env!("CARGO_PKG_VERSION")));
-    let builder = if internal_targets_allowed {
-        builder
-    } else {
-        builder.dns_resolver(crate::webhook_targets::resolver())
-    };
-    builder.build().expect("HTTP client")
+        .no_proxy()
+        .dns_resolver(egress.resolver())
+        .user_agent(concat!("CloudSpend-Alerts/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client")
 }
 
 /// How long a claimed delivery is reserved for one sender (well over the HTTP timeout).
@@ -266,25 +265,37 @@ impl Deliverer {
         Self {
             store,
             key,
-            http: http_client(false),
+            http: http_client(&EgressPolicy::public_only()),
             retry: RetryPolicy::default(),
             poll: Duration::from_secs(5),
             smtp: None,
-            internal_targets_allowed: false,
+            egress: EgressPolicy::public_only(),
         }
     }
 
-    /// Delivers to internal addresses too (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`): for a
-    /// receiver on the operator's own network, and for tests with a receiver on loopback.
-    pub fn with_internal_targets_allowed(mut self, allowed: bool) -> Self {
-        self.http = http_client(allowed);
-        self.internal_targets_allowed = allowed;
+    /// Where deliveries may go: public addresses only by default; internal ones too for a
+    /// receiver on the operator's own network (and tests with a receiver on loopback); or only
+    /// an operator's list.
+    pub fn with_egress(mut self, egress: EgressPolicy) -> Self {
+        self.http = http_client(&egress);
+        self.egress = egress;
         self
     }
 
     /// Sends e-mail alerts through this relay; without it they fail with a message saying
     /// SMTP is not configured.
+    /// Call after [`Deliverer::with_egress`]: a relay outside a limited egress policy is
+    /// refused (e-mail would leave by a way the operator did not list).
     pub fn with_smtp(mut self, settings: &SmtpSettings) -> Result<Self, String> {
+        if self.egress.is_limited() {
+            let host = reqwest::Url::parse(&settings.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .ok_or("CLOUDSPEND_SMTP_URL has no host: use smtp://host:25 or smtps://host:465")?;
+            self.egress
+                .check_host(&host)
+                .map_err(|e| format!("the SMTP relay in CLOUDSPEND_SMTP_URL: {e}"))?;
+        }
         self.smtp = Some(Mailer::new(settings)?);
         Ok(self)
     }
@@ -388,12 +399,11 @@ impl Deliverer {
             .key
             .open(delivery.tenant_id, &subscription.secret_ciphertext)
             .map_err(|e| (None, format!("opening the signing secret: {e}")))?;
-        if !self.internal_targets_allowed {
-            // Literal addresses never reach the resolver: check them here.
-            let url = reqwest::Url::parse(&subscription.target)
-                .map_err(|e| (None, format!("`{}` is not a URL: {e}", subscription.target)))?;
-            crate::webhook_targets::check_url(&url).map_err(|e| (None, e))?;
-        }
+        // Literal addresses never reach the resolver, and the policy may have changed since the
+        // subscription was made: check the URL here.
+        let url = reqwest::Url::parse(&subscription.target)
+            .map_err(|e| (None, format!("`{}` is not a URL: {e}", subscription.target)))?;
+        self.egress.check_url(&url).map_err(|e| (None, e))?;
         let mut body = delivery.payload.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.insert("delivery_id".into(), json!(delivery.id));

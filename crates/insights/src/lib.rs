@@ -15,11 +15,11 @@
 pub mod alerts;
 pub mod anomalies;
 pub mod budgets;
+pub mod egress;
 pub mod forecast;
 pub mod pricing;
 pub mod recommendations;
 pub mod view;
-pub mod webhook_targets;
 
 use chrono::{DateTime, Utc};
 use cloudspend_core::TenantId;

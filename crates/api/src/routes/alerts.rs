@@ -99,7 +99,10 @@ pub struct CreateSubscription {
     frequency: Option<String>,
 }
 
-fn validate_webhook_url(raw: &str, internal_allowed: bool) -> ApiResult<String> {
+fn validate_webhook_url(
+    raw: &str,
+    egress: &cloudspend_insights::egress::EgressPolicy,
+) -> ApiResult<String> {
     let url = reqwest::Url::parse(raw.trim()).map_err(|e| {
         ApiError::invalid(
             "target",
@@ -118,10 +121,9 @@ fn validate_webhook_url(raw: &str, internal_allowed: bool) -> ApiResult<String> 
             "put no credentials in the URL: verify deliveries with the signing secret instead",
         ));
     }
-    if !internal_allowed {
-        cloudspend_insights::webhook_targets::check_url(&url)
-            .map_err(|e| ApiError::invalid("target", e))?;
-    }
+    egress
+        .check_url(&url)
+        .map_err(|e| ApiError::invalid("target", e))?;
     Ok(url.to_string())
 }
 
@@ -144,7 +146,7 @@ async fn create_subscription(
         ));
     }
     let target = match req.channel.as_str() {
-        "webhook" => validate_webhook_url(&req.target, state.config.webhook_internal_allowed)?,
+        "webhook" => validate_webhook_url(&req.target, &state.config.egress)?,
         "email" if !state.config.smtp_configured => {
             return Err(ApiError::invalid(
                 "channel",

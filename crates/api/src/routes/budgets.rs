@@ -9,7 +9,6 @@ use crate::routes::actions::audited;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use cloudspend_core::Money;
 use cloudspend_insights::budgets::{self, BudgetStatus};
 use cloudspend_store::Budget;
@@ -66,7 +65,7 @@ async fn get_budget(
     let budget = budgets::status(
         state.store.as_ref(),
         caller.tenant.id,
-        Utc::now().date_naive(),
+        state.config.clock.today(),
     )
     .await?;
     Ok(ApiJson(BudgetResponse { budget }))
@@ -105,7 +104,7 @@ async fn put_budget(
             req.forecast_thresholds.clone(),
             &[100],
         )?;
-        let now = Utc::now();
+        let now = state.config.clock.now();
         state
             .store
             .put_budget(
@@ -128,7 +127,7 @@ async fn put_budget(
     let budget = budgets::status(
         state.store.as_ref(),
         caller.tenant.id,
-        Utc::now().date_naive(),
+        state.config.clock.today(),
     )
     .await?;
     Ok(ApiJson(BudgetResponse { budget }))

@@ -124,7 +124,7 @@ async fn costs(
     Query(query): Query<CostsQuery>,
 ) -> ApiResult<Response> {
     let to = parse_day("to", query.to.as_deref())?
-        .unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
+        .unwrap_or_else(|| state.config.clock.today() + Duration::days(1));
     let from = parse_day("from", query.from.as_deref())?.unwrap_or(to - Duration::days(30));
     if from >= to {
         return Err(ApiError::invalid(

@@ -265,7 +265,7 @@ async fn test_cost(
     Query(window): Query<CostWindow>,
 ) -> ApiResult<ApiJson<TestCostResponse>> {
     let to = parse_day("to", window.to.as_deref())?
-        .unwrap_or_else(|| Utc::now().date_naive() + Duration::days(1));
+        .unwrap_or_else(|| state.config.clock.today() + Duration::days(1));
     let from = parse_day("from", window.from.as_deref())?.unwrap_or(to - Duration::days(30));
     if from >= to {
         return Err(ApiError::invalid(

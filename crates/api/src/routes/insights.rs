@@ -260,7 +260,7 @@ async fn dashboard(
     caller: Caller,
     Query(query): Query<WindowQuery>,
 ) -> ApiResult<Response> {
-    let now = Utc::now();
+    let now = state.config.clock.now();
     let today = now.date_naive();
     let (from, to) = window(&query, today)?;
     let key = (caller.tenant.id, from, to, today);
@@ -525,8 +525,9 @@ pub struct SeriesCoverage {
     series: String,
     /// scored | insufficient_history
     status: &'static str,
-    /// For insufficient_history: the final, non-credit days the series has, and how many the
-    /// detector needs before it says anything.
+    /// For insufficient_history: the days that teach the detector the series' weekly pattern
+    /// (final, not a credit, and not the 1st of a month, which is judged by its own month-start
+    /// rule), and how many it needs before it says anything.
     days: Option<usize>,
     required: Option<usize>,
 }
@@ -552,7 +553,7 @@ async fn anomaly_coverage(
     let mut series: Vec<SeriesCoverage> = cloudspend_insights::anomalies::coverage(
         state.store.as_ref(),
         caller.tenant.id,
-        Utc::now(),
+        state.config.clock.now(),
     )
     .await?
     .into_iter()
@@ -632,7 +633,7 @@ async fn get_anomaly(
         state.store.as_ref(),
         caller.tenant.id,
         &anomaly.detection.series,
-        Utc::now(),
+        state.config.clock.now(),
     )
     .await?;
     let first = anomaly.detection.first_day - Duration::days(30);
@@ -684,7 +685,7 @@ async fn set_anomaly_status(
     let before = find_anomaly(&state, caller.tenant.id, id).await?;
     let after = state
         .store
-        .set_anomaly_status(caller.tenant.id, id, status, Utc::now())
+        .set_anomaly_status(caller.tenant.id, id, status, state.config.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("anomaly {}", id.0)))?;
     audit(

@@ -44,12 +44,14 @@ pub struct Session {
 }
 
 impl TestApp {
-    /// A server as deployed, except that webhooks may go to the tests' loopback receivers.
+    /// A server as deployed, except that webhooks may point at the tests' loopback receivers.
+    /// (Only the deliverers tests build send anything, with [`loopback_only`].)
     pub async fn spawn() -> Self {
         Self::spawn_with(
             cloudspend_store::testing::fresh_postgres().await,
             ApiConfig {
-                webhook_internal_allowed: true,
+                egress: cloudspend_insights::egress::EgressPolicy::public_only()
+                    .with_internal_allowed(true),
                 ..ApiConfig::default()
             },
         )
@@ -175,4 +177,11 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// What a test's alert sender may reach: its receivers on loopback, nothing off the machine.
+pub fn loopback_only() -> cloudspend_insights::egress::EgressPolicy {
+    cloudspend_insights::egress::EgressPolicy::public_only()
+        .with_allow_list("127.0.0.0/8")
+        .expect("a valid list")
 }

@@ -9,6 +9,7 @@ use chrono::{Datelike, Days, Duration, NaiveDate, Utc};
 use cloudspend_core::records::{CostRecord, CostSource, Instance, MetricPoint};
 use cloudspend_core::{Money, TenantId};
 use cloudspend_insights::alerts::{Deliverer, RetryPolicy, SIGNATURE_HEADER, sign};
+use cloudspend_insights::egress::EgressPolicy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -599,7 +600,7 @@ async fn a_cost_spike_is_found_explained_ruled_on_and_alerted_through_a_signed_w
     // Deliver: the first answer is a 500, so one retry; the second succeeds.
     // The receiver is on loopback, which a deployed server refuses (see the next test).
     let deliverer = Deliverer::new(app.store.clone(), crate::common::test_master_key())
-        .with_internal_targets_allowed(true)
+        .with_egress(crate::common::loopback_only())
         .with_retry(RetryPolicy {
             base: std::time::Duration::ZERO,
             max_attempts: 5,
@@ -1100,11 +1101,36 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn series_with_too_little_history_say_so_instead_of_being_judged() {
-    let app = TestApp::spawn().await;
+    // The count is of the days that teach the weekday baseline: the 1st of a month is judged by
+    // its own rule (month-start fees) and not counted. So five days of a new service count 5 in
+    // mid-month and 4 when the five include a 1st (the test once read the real clock and failed
+    // in the first days of December). UTC throughout: daylight-saving changes move nothing.
+    for (now, counted) in [
+        ("2026-06-17T12:00:00Z", 5),
+        ("2026-12-05T14:53:00Z", 4),
+        ("2027-01-03T00:30:00Z", 4),
+        ("2026-03-29T01:30:00Z", 5), // Europe's clocks go forward
+        ("2026-11-01T06:30:00Z", 5), // the US's go back; the 1st is today, not among the five
+        ("2028-03-01T23:59:59Z", 5), // after a 29 February
+    ] {
+        let now: chrono::DateTime<Utc> = now.parse().unwrap();
+        series_coverage_at(now, counted).await;
+    }
+}
+
+async fn series_coverage_at(now: chrono::DateTime<Utc>, counted: u64) {
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            clock: cloudspend_core::Clock::fixed(now),
+            ..Default::default()
+        },
+    )
+    .await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let bob = app.signup("bob@example.com", "Bobco").await;
     let tenant: TenantId = ana.tenant_id.parse().unwrap();
-    let today = Utc::now().date_naive();
+    let today = now.date_naive();
     let mut rows = history(today, false);
     // A service the tenant started using five days ago.
     for back in 1..=5u64 {
@@ -1119,25 +1145,29 @@ async fn series_with_too_little_history_say_so_instead_of_being_judged() {
     app.store.upsert_daily_costs(tenant, &rows).await.unwrap();
 
     let reply = app.get("/api/anomalies/series", Some(&ana.token)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.status, StatusCode::OK, "{now}: {}", reply.text);
     let series = reply.body["series"].as_array().unwrap();
     let find = |name: &str| {
         series
             .iter()
             .find(|s| s["series"] == name)
-            .unwrap_or_else(|| panic!("{name} missing: {}", reply.text))
+            .unwrap_or_else(|| panic!("{now}: {name} missing: {}", reply.text))
     };
     let bedrock = find("service:Amazon Bedrock");
-    assert_eq!(bedrock["status"], "insufficient_history", "{}", reply.text);
-    assert_eq!(bedrock["days"], 5);
+    assert_eq!(
+        bedrock["status"], "insufficient_history",
+        "{now}: {}",
+        reply.text
+    );
+    assert_eq!(bedrock["days"], counted, "{now}");
     assert!(bedrock["required"].as_u64().unwrap() > 5);
     // Listed first, so the few series not judged are not lost among the many that are.
-    assert_eq!(series[0]["series"], "service:Amazon Bedrock");
+    assert_eq!(series[0]["series"], "service:Amazon Bedrock", "{now}");
     let total = find("total");
-    assert_eq!(total["status"], "scored");
+    assert_eq!(total["status"], "scored", "{now}");
     assert_eq!(total["days"], Value::Null);
-    assert_eq!(find("account:222222222222")["status"], "scored");
-    assert_eq!(reply.body["insufficient_history"], 1);
+    assert_eq!(find("account:222222222222")["status"], "scored", "{now}");
+    assert_eq!(reply.body["insufficient_history"], 1, "{now}");
     assert_eq!(
         reply.body["scored"].as_u64().unwrap() as usize,
         series.len() - 1
@@ -1199,7 +1229,7 @@ async fn webhooks_to_internal_addresses_are_refused_unless_the_operator_allows_t
     let open = TestApp::spawn_with(
         store,
         cloudspend_api::ApiConfig {
-            webhook_internal_allowed: true,
+            egress: EgressPolicy::public_only().with_internal_allowed(true),
             ..Default::default()
         },
     )
@@ -1231,4 +1261,86 @@ async fn webhooks_to_internal_addresses_are_refused_unless_the_operator_allows_t
     let log = app.store.deliveries(tenant, 10).await.unwrap();
     let error = log[0].last_error.clone().unwrap_or_default();
     assert!(error.contains("internal address"), "{error}");
+}
+
+/// The operator's egress list (`CLOUDSPEND_EGRESS_ALLOW`, which the fuzzing server runs with):
+/// a target off the list is refused when subscribing and, for one made before the list was set,
+/// when delivering, without a DNS query or a connection; a listed receiver still gets its alert.
+#[tokio::test]
+async fn an_egress_allow_list_refuses_other_targets_at_subscription_and_at_delivery() {
+    let store = cloudspend_store::testing::fresh_postgres().await;
+    let listed = TestApp::spawn_with(
+        store.clone(),
+        cloudspend_api::ApiConfig {
+            egress: crate::common::loopback_only(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = listed.signup("ana@example.com", "Acme").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    for target in [
+        "https://hooks.example.com/cloudspend",
+        "http://8.8.8.8/hook",
+        "http://10.0.0.5/admin",
+        "http://localhost:3000/hook",
+    ] {
+        let reply = subscribe(&listed, &ana.token, "elsewhere", target).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{target}");
+        assert_eq!(reply.body["error"]["field"], "target", "{target}");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("CLOUDSPEND_EGRESS_ALLOW"),
+            "{target}: {message}"
+        );
+    }
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let local = subscribe(&listed, &ana.token, "local", &url).await;
+    assert_eq!(local.status, StatusCode::CREATED, "{}", local.text);
+
+    // Made on a server without the list, then delivered by a sender that has it.
+    let open = TestApp::spawn_with(store, cloudspend_api::ApiConfig::default()).await;
+    let public = subscribe(
+        &open,
+        &ana.token,
+        "public",
+        "https://hooks.example.com/cloudspend",
+    )
+    .await;
+    assert_eq!(public.status, StatusCode::CREATED, "{}", public.text);
+    for reply in [&local, &public] {
+        let id = reply.body["id"].as_str().unwrap();
+        let test = open
+            .post(
+                &format!("/api/alerts/subscriptions/{id}/test"),
+                Some(&ana.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(test.status, StatusCode::ACCEPTED);
+    }
+    let deliverer = Deliverer::new(open.store.clone(), crate::common::test_master_key())
+        .with_egress(crate::common::loopback_only());
+    assert_eq!(deliverer.deliver_due(Utc::now()).await.unwrap(), 2);
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the listed receiver got its test"
+    );
+    let log = open.store.deliveries(tenant, 10).await.unwrap();
+    let public_id = public.body["id"].as_str().unwrap();
+    let refused = log
+        .iter()
+        .find(|d| d.subscription_id.to_string() == public_id)
+        .expect("the public subscription's delivery is logged");
+    let error = refused.last_error.clone().unwrap_or_default();
+    assert!(error.contains("CLOUDSPEND_EGRESS_ALLOW"), "{error}");
+    assert_ne!(refused.status.as_str(), "delivered");
+}
+
+async fn subscribe(app: &TestApp, token: &str, name: &str, target: &str) -> crate::common::Reply {
+    let body = json!({"name": name, "channel": "webhook", "target": target,
+                      "threshold_kind": "absolute", "threshold": "1"});
+    app.post("/api/alerts/subscriptions", Some(token), body)
+        .await
 }
