@@ -10,7 +10,7 @@
 use chrono::{Datelike, NaiveDate};
 use cloudspend_anomaly::eval::{EventKind, KindCounts, evaluate_kinds, evaluate_kinds_with};
 use cloudspend_anomaly::synthetic::LabelledSeries;
-use cloudspend_anomaly::{Config, billing, synthetic};
+use cloudspend_anomaly::{Config, billing, plain, synthetic};
 
 /// The sets, fixed before any score was seen: tuning may look at the TUNE sets only. Round 1
 /// reported on billing seed 9002, which has been seen since; round 2 tunes on billing seed 7001
@@ -43,6 +43,16 @@ fn sets() -> Vec<(&'static str, bool, Vec<LabelledSeries>)> {
             "REPORT billing seed 9003, 400 bills",
             false,
             billing::generate(9003, 400, 365),
+        ),
+        (
+            "TUNE   plain seed 7005, 300 series",
+            true,
+            plain::generate(7005, 300),
+        ),
+        (
+            "REPORT plain seed 9005, 300 series",
+            false,
+            plain::generate(9005, 300),
         ),
     ]
 }

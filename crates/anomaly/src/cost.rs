@@ -197,7 +197,7 @@ const LEVEL_WINDOW: usize = 14;
 const LOOKBACK: usize = 70;
 const SEASON_WEEKS: usize = 8;
 /// In-sample residuals understate the error of a forecast made from them.
-const OUT_OF_SAMPLE_INFLATION: f64 = 1.5;
+const OUT_OF_SAMPLE_INFLATION: f64 = 3.0;
 const MAD_TO_SIGMA: f64 = 1.4826;
 /// Forecast errors kept for the spread: eight weeks, so the estimate is not itself noisy.
 const ERROR_WINDOW: usize = 56;
@@ -1086,6 +1086,10 @@ pub fn detect_planned(
             drift.push(t, x * model.inverse[model.dow(t)]);
         } else {
             drift.push(t, f64::NAN);
+        }
+        // A change the band reported is news already: the weekly test's reference restarts.
+        if result.anomalous {
+            drift.rearm = t + 1;
         }
         // A day worth less than the minimum impact cannot clear it over any expectation.
         if status == DayStatus::Scored

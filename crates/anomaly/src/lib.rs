@@ -20,6 +20,7 @@
 //! - [`billing`]: a second generator, from other assumptions (bills as sums of service lines
 //!   shaped after public AWS billing samples), so the detector is judged on data it was not
 //!   tuned on.
+//! - [`plain`]: a third, plainest generator (short series, smaller events), for a third check.
 //! - [`eval`]: event-level precision / recall / F1 and false alerts per series-year, per event
 //!   kind (how a detection is matched to a label is documented there).
 //! - [`csv`]: the `cloudspend anomalies detect` helpers.
@@ -32,6 +33,7 @@ pub mod eval;
 pub mod forecast;
 pub mod metric;
 pub mod nab;
+pub mod plain;
 pub mod root_cause;
 pub mod synthetic;
 
