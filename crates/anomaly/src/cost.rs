@@ -18,6 +18,17 @@
 //! normal by rescaling the history, so a planned step change is one event, not one a day. A run
 //! of zero days is an outage, not a level: it leaves history, so the recovery is not news.
 //!
+//! Beside the daily band:
+//!
+//! * a weekly test ([`Config::drift_min_rise`]) finds slow leaks and modest level shifts, which
+//!   the band's level follows up and so never sees: the last week's median against the level of
+//!   two to six weeks before (see `Drift`);
+//! * series billed on few days (a quarter or more zero days) are judged against their billed
+//!   days, not against a median of zero;
+//! * fees on the 1st are learned both as an amount and as a share of the month before;
+//! * [`detect_planned`] takes the days a tenant marked a change planned: a week after each is
+//!   not scored ([`DayStatus::Planned`]) and the baseline restarts from the new level.
+//!
 //! Speed (10,000 series x 400 days must take under a second on one core): the daily level comes
 //! from a small sorted window moved by one day at a time; spread and trend are refreshed weekly
 //! and the weekday factors every four weeks once eight weeks of history exist.
