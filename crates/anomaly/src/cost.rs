@@ -908,6 +908,10 @@ impl Model<'_> {
         // `accept_new_level` writes the seen days into history; they were recorded already.
         debug_assert_eq!(clean_before, self.clean_in_lookback);
         self.run.clear();
+        // Forecast errors from before the change say little about the level after it: the
+        // spread is read from the history again (in-sample, inflated) until new errors exist.
+        self.errors.clear();
+        self.refresh();
     }
 
     /// The usual amount around day `f` (a 1st of the month), from the final days a week either
