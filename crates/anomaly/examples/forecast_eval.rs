@@ -24,6 +24,8 @@ struct Tally {
     ape_model: f64,
     ape_run_rate: f64,
     covered: usize,
+    /// Sum of the interval's half-width over the actual total.
+    width: f64,
 }
 
 fn to_f64(m: Money) -> f64 {
@@ -128,6 +130,7 @@ fn backtest(series: &[Vec<CostPoint>]) -> [Tally; 5] {
                 t.ape_model += (to_f64(f.total) - actual).abs() / actual;
                 t.ape_run_rate += (to_f64(run_rate(points, as_of)) - actual).abs() / actual;
                 t.covered += usize::from(to_f64(f.lower) <= actual && actual <= to_f64(f.upper));
+                t.width += (to_f64(f.upper) - to_f64(f.lower)) / 2.0 / actual;
             }
         }
     }
@@ -136,27 +139,32 @@ fn backtest(series: &[Vec<CostPoint>]) -> [Tally; 5] {
 
 fn print(name: &str, tally: &[Tally; 5]) {
     println!("{name}");
-    println!("  day | forecasts | MAPE ours | MAPE run rate | 90% interval coverage");
+    println!(
+        "  day | forecasts | MAPE ours | MAPE run rate | 90% interval coverage | mean half-width"
+    );
     let mut all = Tally::default();
     for (d, t) in DAYS.iter().zip(tally) {
         println!(
-            "  {d:>3} | {:>9} | {:>8.2}% | {:>12.2}% | {:>6.1}%",
+            "  {d:>3} | {:>9} | {:>8.2}% | {:>12.2}% | {:>6.1}% | {:>6.1}%",
             t.n,
             100.0 * t.ape_model / t.n as f64,
             100.0 * t.ape_run_rate / t.n as f64,
-            100.0 * t.covered as f64 / t.n as f64
+            100.0 * t.covered as f64 / t.n as f64,
+            100.0 * t.width / t.n as f64
         );
         all.n += t.n;
         all.ape_model += t.ape_model;
         all.ape_run_rate += t.ape_run_rate;
         all.covered += t.covered;
+        all.width += t.width;
     }
     println!(
-        "  all | {:>9} | {:>8.2}% | {:>12.2}% | {:>6.1}%",
+        "  all | {:>9} | {:>8.2}% | {:>12.2}% | {:>6.1}% | {:>6.1}%",
         all.n,
         100.0 * all.ape_model / all.n as f64,
         100.0 * all.ape_run_rate / all.n as f64,
-        100.0 * all.covered as f64 / all.n as f64
+        100.0 * all.covered as f64 / all.n as f64,
+        100.0 * all.width / all.n as f64
     );
 }
 

@@ -223,14 +223,73 @@ pub fn forecast_month(points: &[CostPoint], as_of: NaiveDate) -> Option<MonthFor
     // (the standard error of a median is about 1.25 sigma / sqrt(n)).
     let daily_var: f64 = weights.iter().map(|w| (spread * w).powi(2)).sum();
     let level_sd = 1.25 * spread / (recent.len() as f64).sqrt() * weights.iter().sum::<f64>();
-    let sd = INTERVAL_INFLATION * (daily_var + level_sd * level_sd).sqrt();
+    let noise_half = Z90 * (daily_var + level_sd * level_sd).sqrt();
+    // The errors this method made on the series' own past, when there is enough of it: they
+    // see what the noise alone does not (autocorrelation, steps, credits).
+    let past = past_errors(start, &amount, &usable, &season, remaining.len());
+    let half = if past.len() >= MIN_PAST_ORIGINS {
+        let mut abs: Vec<f64> = past.iter().map(|e| e.abs()).collect();
+        abs.sort_by(f64::total_cmp);
+        let q90 = abs[abs.len() * 9 / 10];
+        PAST_INFLATION * noise_half.max(q90 * rest)
+    } else {
+        INTERVAL_INFLATION * noise_half
+    };
     let total = to_f64(mtd) + rest;
     Some(MonthForecast {
         total: to_money(total),
-        lower: to_money(total - Z90 * sd),
-        upper: to_money(total + Z90 * sd),
+        lower: to_money(total - half),
+        upper: to_money(total + half),
         ..base
     })
+}
+
+/// Past forecast origins needed before their errors set the interval.
+const MIN_PAST_ORIGINS: usize = 20;
+/// How far back origins are taken.
+const PAST_ORIGINS: usize = 120;
+/// The interval from past errors, widened by the factor that makes it cover 90% of the actual
+/// totals on the cost TUNE sets (`forecast_eval -- --tune`).
+const PAST_INFLATION: f64 = 1.3;
+
+/// Relative errors of this method's level x weekday factor over the `r` days that followed
+/// each of the last [`PAST_ORIGINS`] days of the series (usable days only, as the level is).
+fn past_errors(
+    start: NaiveDate,
+    amount: &[f64],
+    usable: &[bool],
+    season: &[f64; 7],
+    r: usize,
+) -> Vec<f64> {
+    let n = amount.len();
+    let dow = |i: usize| {
+        (start + chrono::Days::new(i as u64))
+            .weekday()
+            .num_days_from_monday() as usize
+    };
+    let mut out = Vec::new();
+    let last = n.saturating_sub(r);
+    for o in last.saturating_sub(PAST_ORIGINS)..last {
+        let mut z: Vec<f64> = (0..o)
+            .rev()
+            .filter(|&i| usable[i])
+            .take(LEVEL_DAYS)
+            .map(|i| amount[i] / season[dow(i)])
+            .collect();
+        if z.len() < LEVEL_DAYS {
+            continue;
+        }
+        let level = median(&mut z);
+        let (mut predicted, mut actual) = (0.0, 0.0);
+        for j in (o..o + r).filter(|&j| usable[j]) {
+            predicted += level * season[dow(j)];
+            actual += amount[j];
+        }
+        if predicted > 0.0 {
+            out.push((actual - predicted) / predicted);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
