@@ -12,11 +12,11 @@
 //! * level: median of the last 14 de-seasonalised final days that are not 1sts nor credits;
 //! * recurring credits are not projected (they are irregular); a 1st in the remaining days
 //!   cannot occur (the month's 1st is past);
-//! * interval: the spread of recent de-seasonalised days around the level (robust), summed over
-//!   the remaining days as if independent, plus the uncertainty of the level itself (which moves
-//!   every remaining day the same way), widened to a ~90% interval by a factor fitted on the
-//!   cost tune sets (the noise alone misses what months also hold: spikes, leaks, credits). The
-//!   backtest (`examples/forecast_eval.rs`) reports its coverage on the report sets.
+//! * interval (~90%): from the errors this same method made on the series' own past (the 90th
+//!   percentile of its relative error over as many days as remain, from each of the last 120
+//!   days) when there are at least 20 such origins, else from the recent spread (daily noise
+//!   plus the level's own error); either is widened by a factor fitted on the cost tune sets.
+//!   The backtest (`examples/forecast_eval.rs`) reports its coverage on the report sets.
 //!
 //! Pure like the rest of the crate: the caller passes the series and the day the forecast is made
 //! on; days after it are ignored, so a forecast never looks ahead.
@@ -47,10 +47,11 @@ const LEVEL_DAYS: usize = 14;
 const SEASON_WEEKS: usize = 8;
 /// z for a two-sided 90% interval.
 const Z90: f64 = 1.645;
-/// The interval as the noise alone gives it covers about two forecasts in three on tidy series
-/// and fewer on bills: months also hold spikes, leaks, shifts, credits and autocorrelated noise,
-/// which a fortnight's spread does not see. Widened by the factor that makes it cover 90% of the
-/// actual totals on the cost TUNE sets (`forecast_eval -- --tune`: 3.98), rounded.
+/// The spread-only interval (young series) as the noise alone gives it covers about two
+/// forecasts in three on tidy series and fewer on bills: months also hold spikes, leaks, shifts,
+/// credits and autocorrelated noise, which a fortnight's spread does not see. Widened by the
+/// factor that made it cover 90% of the actual totals on the cost TUNE sets (3.98 when it was
+/// the only interval), rounded.
 const INTERVAL_INFLATION: f64 = 4.0;
 /// Spread floor, as a share of the level: a fixed fee does not have zero uncertainty.
 const MIN_RELATIVE_SPREAD: f64 = 0.02;
