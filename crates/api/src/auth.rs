@@ -24,9 +24,45 @@ use sha2::{Digest, Sha256};
 pub const TENANT_HEADER: &str = "x-tenant-id";
 const TOKEN_PREFIX: &str = "cst_";
 
-/// Hashes a password with argon2id on a blocking thread (it is deliberately slow).
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+/// At most one argon2 computation per core at a time. Each takes 19 MiB and a core for tens of
+/// milliseconds: unbounded, a burst of a few hundred logins took gigabytes and both cores from
+/// every tenant. A caller waits at most [`HASHING_WAIT`] for its turn, then is told to retry.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::sync::Semaphore::new(cores)
+});
+
+/// How long a login or sign-up waits for a hashing slot before it is answered 429.
+pub const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` (an argon2 computation) on a blocking thread once a hashing slot is free.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    bounded(&HASHING, HASHING_WAIT, work).await
+}
+
+async fn bounded<T: Send + 'static>(
+    slots: &tokio::sync::Semaphore,
+    wait: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = tokio::time::timeout(wait, slots.acquire())
+        .await
+        .map_err(|_| ApiError::TooManyRequests {
+            message: "the server is busy checking other passwords: try again in a second".into(),
+            retry_after_secs: 1,
+        })?
+        .expect("the hashing semaphore is never closed");
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .map_err(anyhow::Error::from)?)
+}
+
+/// Hashes a password with argon2id on a blocking thread (it is deliberately slow), one per
+/// core at a time.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -34,6 +70,7 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
             .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
     })
     .await?
+    .map_err(ApiError::from)
 }
 
 /// Checks a password against a stored hash. With no hash (unknown user) it still spends the
@@ -41,18 +78,18 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 pub async fn verify_password(
     password: String,
     stored_hash: Option<String>,
-) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
+) -> Result<bool, ApiError> {
+    hashing(move || {
         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_string());
         let Ok(parsed) = PasswordHash::new(&hash) else {
-            return Ok(false);
+            return false;
         };
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
-        Ok(ok && hash != DUMMY_HASH)
+        ok && hash != DUMMY_HASH
     })
-    .await?
+    .await
 }
 
 /// argon2id of a random password nobody knows, with the default parameters.
@@ -264,6 +301,25 @@ impl FromRequestParts<AppState> for GlobalOwner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hashing_waits_for_a_slot_and_answers_429_when_none_frees_up() {
+        let slots = tokio::sync::Semaphore::new(1);
+        let wait = std::time::Duration::from_millis(50);
+        assert_eq!(bounded(&slots, wait, || 7).await.unwrap(), 7);
+        let _busy = slots.acquire().await.unwrap();
+        let refused = bounded(&slots, wait, || 7).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ApiError::TooManyRequests {
+                    retry_after_secs: 1,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+    }
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {

@@ -69,6 +69,13 @@ pub enum ApiError {
     /// A dependency (the database) is unreachable. 503.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// The server is at its bound of requests in flight, or this one ran past its time. 503,
+    /// with the seconds to wait.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Anything else. 500; the detail is logged, never sent.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -146,7 +153,9 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Aws { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,6 +173,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload_too_large", None),
             ApiError::TooManyRequests { .. } => ("too_many_requests", None),
             ApiError::Unavailable { code, .. } => (code, None),
+            ApiError::Overloaded { .. } => ("overloaded", None),
             ApiError::Aws { .. } => ("aws_error", None),
             ApiError::Internal(_) => ("internal_error", None),
         };
@@ -199,6 +209,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = (status, axum::Json(ErrorBody { error: self.body() })).into_response();
         if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | ApiError::Overloaded {
             retry_after_secs, ..
         } = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())

@@ -12,11 +12,13 @@
 //! - [`auth`]: tokens, passwords, and the `Caller` / `Authenticated` / `GlobalOwner` extractors.
 //! - [`error`], [`json`]: the error type and the JSON extractor that names bad fields.
 //! - [`telemetry`]: tracing set-up, request spans and ids, Prometheus metrics.
-//! - [`rate_limit`], [`state`].
+//! - [`rate_limit`] (login and sign-up guessing), [`overload`] (requests in flight and their
+//!   time), [`state`].
 
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod overload;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -183,7 +185,8 @@ fn openapi_path_item() -> utoipa::openapi::PathItem {
 }
 
 /// The whole application: routes plus the layers every request goes through (outermost first):
-/// request id, JSON error bodies, panic catching, body limit, then per-route logging/metrics.
+/// request id, JSON error bodies, the bound on requests in flight and their time, panic
+/// catching, body limit, then per-route logging/metrics.
 pub fn app(state: AppState) -> Router {
     let (router, _) = routes();
     let document = openapi();
@@ -216,6 +219,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(telemetry::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            overload::bound,
+        ))
         .layer(axum::middleware::from_fn(telemetry::json_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

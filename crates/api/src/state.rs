@@ -1,6 +1,6 @@
 //! The state every handler shares.
 
-use crate::rate_limit::{Limit, RateLimiter};
+use crate::rate_limit::{Backoff, BackoffPolicy, Limit, RateLimiter};
 use cloudspend_collection::Collections;
 use cloudspend_store::Store;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ pub struct ApiConfig {
     pub token_ttl: Duration,
     /// Whether `/test-*` may use the server's own AWS credentials without a tenant token.
     pub test_endpoints: bool,
-    /// Failed logins allowed per email per window.
-    pub login_failures_per_email: Limit,
-    /// Failed logins allowed per client IP per window.
+    /// How failed logins for one email from one client address slow down (a few free, then a
+    /// doubling wait). Per address too, so an attacker cannot lock the owner out from anywhere.
+    pub login_backoff: BackoffPolicy,
+    /// Login attempts allowed per client IP per window (successes given back).
     pub login_failures_per_ip: Limit,
     /// Sign-ups allowed per client IP per window.
     pub signups_per_ip: Limit,
@@ -36,6 +37,10 @@ pub struct ApiConfig {
     /// Where webhook subscriptions may point: public addresses only by default
     /// (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`, `CLOUDSPEND_EGRESS_ALLOW`).
     pub egress: cloudspend_insights::egress::EgressPolicy,
+    /// Requests served at once; more are answered 503 at once (`CLOUDSPEND_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
+    /// How long one request may run (`CLOUDSPEND_REQUEST_TIMEOUT_SECONDS`).
+    pub request_timeout: Duration,
     /// Where "now" comes from for the rules that depend on the date (the system clock; pinned
     /// in tests).
     pub clock: cloudspend_core::Clock,
@@ -52,9 +57,10 @@ impl Default for ApiConfig {
         Self {
             token_ttl: Duration::from_secs(30 * 24 * 3600),
             test_endpoints: false,
-            login_failures_per_email: Limit {
-                max_events: 5,
-                window: fifteen_minutes,
+            login_backoff: BackoffPolicy {
+                free: 5,
+                base: Duration::from_secs(1),
+                max: fifteen_minutes,
             },
             login_failures_per_ip: Limit {
                 max_events: 50,
@@ -71,6 +77,8 @@ impl Default for ApiConfig {
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             egress: cloudspend_insights::egress::EgressPolicy::public_only(),
+            max_in_flight: 512,
+            request_timeout: Duration::from_secs(60),
             clock: cloudspend_core::Clock::system(),
         }
     }
@@ -85,10 +93,12 @@ pub struct AppState {
     pub collections: Collections,
     /// Computed dashboards, valid while the tenant's data version stands.
     pub dashboards: Arc<crate::routes::insights::DashboardCache>,
+    /// Slots for requests in flight (see [`crate::overload`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct Limiters {
-    pub login_email: RateLimiter,
+    pub login_backoff: Backoff,
     pub login_ip: RateLimiter,
     pub signup_ip: RateLimiter,
 }
@@ -96,16 +106,18 @@ pub struct Limiters {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ApiConfig, collections: Collections) -> Self {
         let limits = Limiters {
-            login_email: RateLimiter::new(config.login_failures_per_email),
+            login_backoff: Backoff::new(config.login_backoff),
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
         };
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         Self {
             store,
             config: Arc::new(config),
             limits: Arc::new(limits),
             collections,
             dashboards: Arc::default(),
+            in_flight,
         }
     }
 }

@@ -173,6 +173,15 @@ pub struct ServerArgs {
     )]
     pub webhook_allow_internal: bool,
 
+    /// Requests served at once; more are answered 503 with Retry-After at once rather than
+    /// queued, so a flood cannot take the memory every tenant needs.
+    #[arg(long, env = "CLOUDSPEND_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// How long one request may run before it is stopped and answered 503.
+    #[arg(long, env = "CLOUDSPEND_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub request_timeout_seconds: u64,
+
     /// Only these hosts and networks may receive alerts, nothing else: comma-separated host
     /// names (`.example.com` for subdomains too), addresses and CIDRs, e.g.
     /// `hooks.example.com,10.20.0.0/16`. A listed network is allowed even when internal. The

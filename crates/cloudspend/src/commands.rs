@@ -283,6 +283,8 @@ fn api_config(server: &ServerArgs, egress: EgressPolicy) -> ApiConfig {
         trusted_proxy_hops: server.trusted_proxy_hops,
         audit_retention: audit_retention(server),
         egress,
+        max_in_flight: server.max_in_flight.max(1),
+        request_timeout: Duration::from_secs(server.request_timeout_seconds.max(1)),
         ..ApiConfig::default()
     }
 }

@@ -104,12 +104,12 @@ async fn signup(
     validate::password("password", &req.password)?;
     let tenant_name = validate::display_name("tenant_name", &req.tenant_name)?;
     let ip_key = ip.to_string();
-    throttle(
-        &state.limits.signup_ip,
-        &ip_key,
-        "sign-ups from your address",
-    )?;
-    state.limits.signup_ip.record(&ip_key);
+    // Counted in the same step as checked, so a burst cannot pass together.
+    state
+        .limits
+        .signup_ip
+        .try_acquire(&ip_key)
+        .map_err(|wait| too_many("sign-ups from your address", wait))?;
 
     let password_hash = auth::hash_password(req.password).await?;
     let (user, tenant) = state
@@ -149,32 +149,44 @@ async fn login(
 ) -> ApiResult<ApiJson<SessionResponse>> {
     let email = validate::email("email", &req.email)?;
     let ip_key = ip.to_string();
-    throttle(
-        &state.limits.login_email,
-        &email,
-        "failed logins for this email",
-    )?;
-    throttle(
-        &state.limits.login_ip,
-        &ip_key,
-        "failed logins from your address",
-    )?;
+    // The attempt is counted before the password is checked, and given back if it was right:
+    // a burst of concurrent guesses cannot all pass a count none of them has added to yet.
+    state
+        .limits
+        .login_ip
+        .try_acquire(&ip_key)
+        .map_err(|wait| too_many("login attempts from your address", wait))?;
+    let email_at_ip = format!("{email}\n{ip_key}");
+    if let Err(wait) = state.limits.login_backoff.try_acquire(&email_at_ip) {
+        state.limits.login_ip.release(&ip_key);
+        return Err(too_many(
+            "failed logins for this email from your address",
+            wait,
+        ));
+    }
 
     let credentials = state.store.credentials_by_email(&email).await?;
     let stored_hash = credentials.as_ref().map(|(_, hash)| hash.clone());
-    let valid = auth::verify_password(req.password, stored_hash).await?;
+    let valid = match auth::verify_password(req.password, stored_hash).await {
+        Ok(valid) => valid,
+        Err(busy) => {
+            // Not checked (no hashing slot): the attempt is no guess.
+            state.limits.login_ip.release(&ip_key);
+            state.limits.login_backoff.forget_last(&email_at_ip);
+            return Err(busy);
+        }
+    };
     let user = match (valid, credentials) {
         (true, Some((user, _))) => user,
         _ => {
-            state.limits.login_email.record(&email);
-            state.limits.login_ip.record(&ip_key);
             return Err(ApiError::Unauthorized {
                 code: "invalid_credentials",
                 message: "wrong email or password".into(),
             });
         }
     };
-    state.limits.login_email.clear(&email);
+    state.limits.login_ip.release(&ip_key);
+    state.limits.login_backoff.succeeded(&email_at_ip);
 
     let memberships = state.store.tenants_of(user.id).await?;
     let chosen = match req.tenant_id {
@@ -244,14 +256,12 @@ async fn me(
     }))
 }
 
-fn throttle(limiter: &crate::rate_limit::RateLimiter, key: &str, what: &str) -> ApiResult<()> {
-    limiter.check(key).map_err(|wait| {
-        let secs = wait.as_secs().max(1);
-        ApiError::TooManyRequests {
-            message: format!("too many {what}: try again in {secs} seconds"),
-            retry_after_secs: secs,
-        }
-    })
+fn too_many(what: &str, wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError::TooManyRequests {
+        message: format!("too many {what}: try again in {secs} seconds"),
+        retry_after_secs: secs,
+    }
 }
 
 async fn issue_session(

@@ -173,6 +173,68 @@ async fn repeated_login_failures_are_throttled_per_email() {
     assert_eq!(app.login("bob@example.com").await.status, StatusCode::OK);
 }
 
+/// The guesses of one burst are counted before any password is checked: of 40 concurrent
+/// wrong logins for one email from one address, only the free five are judged, the rest are
+/// answered 429 at once (before, all 40 passed a check none of them had added to yet). The
+/// owner, from another address, still logs in.
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit_and_the_owner_is_not_locked_out()
+{
+    let config = cloudspend_api::ApiConfig {
+        trusted_proxy_hops: 1,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(cloudspend_store::testing::fresh_postgres().await, config).await;
+    app.signup("ana@example.com", "Acme").await;
+    let attacker = [("x-forwarded-for", "203.0.113.7")];
+    let guesses = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            app.call_with(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                None,
+                &attacker,
+                Some(json!({"email": "ana@example.com", "password": format!("guess number {i}")})),
+            )
+            .await
+            .status
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let judged = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((judged, refused), (5, 35), "{statuses:?}");
+    // The right password from the attacker's address must wait too...
+    let attacker_login = app
+        .call_with(
+            reqwest::Method::POST,
+            "/api/auth/login",
+            None,
+            &attacker,
+            Some(json!({"email": "ana@example.com", "password": "a good long password"})),
+        )
+        .await;
+    assert_eq!(attacker_login.status, StatusCode::TOO_MANY_REQUESTS);
+    // ...while the owner, elsewhere, is not locked out.
+    let owner = app
+        .call_with(
+            reqwest::Method::POST,
+            "/api/auth/login",
+            None,
+            &[("x-forwarded-for", "198.51.100.20")],
+            Some(json!({"email": "ana@example.com", "password": "a good long password"})),
+        )
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.text);
+}
+
 #[tokio::test]
 async fn repeated_login_failures_are_throttled_per_client_address() {
     let config = cloudspend_api::ApiConfig {
