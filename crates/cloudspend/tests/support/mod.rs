@@ -220,6 +220,16 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the `postgres` user can reach into `dir` (every folder above it must let it pass).
+fn postgres_can_enter(dir: &std::path::Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(dir)
+        .current_dir("/")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl PgCluster {
     pub fn start() -> Self {
         let bindir = PathBuf::from(std::env::var("CLOUDSPEND_TEST_PG_BINDIR").unwrap_or_else(
@@ -230,7 +240,15 @@ impl PgCluster {
                 )
             },
         ));
-        let dir = temp_dir("cloudspend-pg");
+        let dir = if is_root() && !postgres_can_enter(&std::env::temp_dir()) {
+            // A TMPDIR in root's home (mode 700) is out of the postgres user's reach.
+            let dir = PathBuf::from("/tmp")
+                .join(format!("cloudspend-pg-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        } else {
+            temp_dir("cloudspend-pg")
+        };
         if is_root() {
             let status = Command::new("chown")
                 .args(["-R", "postgres"])
