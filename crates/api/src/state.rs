@@ -41,6 +41,9 @@ pub struct ApiConfig {
     pub max_in_flight: usize,
     /// How long one request may run (`CLOUDSPEND_REQUEST_TIMEOUT_SECONDS`).
     pub request_timeout: Duration,
+    /// The SHA-256 of the token a Prometheus scraper must send to `/metrics`
+    /// (`CLOUDSPEND_METRICS_TOKEN`); `None`: `/metrics` is open.
+    pub metrics_token_hash: Option<String>,
     /// Where "now" comes from for the rules that depend on the date (the system clock; pinned
     /// in tests).
     pub clock: cloudspend_core::Clock,
@@ -77,6 +80,7 @@ impl Default for ApiConfig {
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             egress: cloudspend_insights::egress::EgressPolicy::public_only(),
+            metrics_token_hash: None,
             max_in_flight: 512,
             request_timeout: Duration::from_secs(60),
             clock: cloudspend_core::Clock::system(),

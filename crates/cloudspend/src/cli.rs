@@ -173,6 +173,11 @@ pub struct ServerArgs {
     )]
     pub webhook_allow_internal: bool,
 
+    /// A token Prometheus must send (`Authorization: Bearer ...`) to read `/metrics`. Unset:
+    /// `/metrics` is open, fine when only your network reaches the port.
+    #[arg(long, env = "CLOUDSPEND_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Requests served at once; more are answered 503 with Retry-After at once rather than
     /// queued, so a flood cannot take the memory every tenant needs.
     #[arg(long, env = "CLOUDSPEND_MAX_IN_FLIGHT", default_value_t = 512)]

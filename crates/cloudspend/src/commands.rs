@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                      `openssl rand -hex 32` and set it in the environment or .env (or try `cloudspend demo`)"
                 );
             };
-            let master_key = MasterKey::parse(raw_key).context("CLOUDSPEND_MASTER_KEY")?;
+            let master_key = server_master_key(raw_key)?;
             let store = open(&cli.database_url).await?;
             store.migrate().await.context("applying migrations")?;
             if store.backend() == cloudspend_store::Backend::Sqlite {
@@ -54,6 +54,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ImportCur(args) => import_cur(&cli.database_url, args).await,
         Command::Anomalies(AnomaliesCommand::Detect(args)) => detect_anomalies(args),
     }
+}
+
+/// The key printed in `.env.example` (and so in every copy of this repository): anyone can read
+/// what it seals, so `serve` refuses it.
+const PUBLISHED_MASTER_KEY: &str =
+    "5f0c1e2d3a4b59687766a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+fn server_master_key(raw: &str) -> anyhow::Result<MasterKey> {
+    if raw.trim().eq_ignore_ascii_case(PUBLISHED_MASTER_KEY) {
+        bail!(
+            "CLOUDSPEND_MASTER_KEY is the example key published in .env.example: anyone could \
+             decrypt the AWS secrets it seals. Generate your own with `openssl rand -hex 32`"
+        );
+    }
+    MasterKey::parse(raw).context("CLOUDSPEND_MASTER_KEY")
 }
 
 fn detect_anomalies(args: DetectArgs) -> anyhow::Result<()> {
@@ -283,6 +298,11 @@ fn api_config(server: &ServerArgs, egress: EgressPolicy) -> ApiConfig {
         trusted_proxy_hops: server.trusted_proxy_hops,
         audit_retention: audit_retention(server),
         egress,
+        metrics_token_hash: server
+            .metrics_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(cloudspend_api::auth::token_hash),
         max_in_flight: server.max_in_flight.max(1),
         request_timeout: Duration::from_secs(server.request_timeout_seconds.max(1)),
         ..ApiConfig::default()

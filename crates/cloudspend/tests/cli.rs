@@ -191,6 +191,22 @@ async fn serve_refuses_to_start_without_a_valid_master_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("32 bytes"));
+    // The example key in .env.example is in every copy of the repository.
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.env.example"))
+            .unwrap();
+    let published = example
+        .lines()
+        .find_map(|l| l.strip_prefix("CLOUDSPEND_MASTER_KEY="))
+        .expect("the example sets a key");
+    let out = command(&dir)
+        .args(["serve", "--master-key", published])
+        .env("DATABASE_URL", "sqlite://./data/x.db")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("published in .env.example"), "{stderr}");
 }
 
 #[tokio::test]

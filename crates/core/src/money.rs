@@ -108,30 +108,35 @@ impl fmt::Display for Money {
     }
 }
 
+// Arithmetic never wraps, in release builds too: an amount past ±9.2 billion units stops with
+// an error (a panic, which the API answers as a 500 and a collection records as a failure)
+// rather than turning into a wrong number. Use `checked_add` where a caller can recover.
+const OVERFLOW: &str = "money overflow: an amount beyond ±9,223,372,036 units";
+
 impl Add for Money {
     type Output = Money;
     fn add(self, rhs: Money) -> Money {
-        Money::from_nanos(self.nanos + rhs.nanos)
+        self.checked_add(rhs).expect(OVERFLOW)
     }
 }
 
 impl AddAssign for Money {
     fn add_assign(&mut self, rhs: Money) {
-        self.nanos += rhs.nanos;
+        *self = *self + rhs;
     }
 }
 
 impl Sub for Money {
     type Output = Money;
     fn sub(self, rhs: Money) -> Money {
-        Money::from_nanos(self.nanos - rhs.nanos)
+        Money::from_nanos(self.nanos.checked_sub(rhs.nanos).expect(OVERFLOW))
     }
 }
 
 impl Neg for Money {
     type Output = Money;
     fn neg(self) -> Money {
-        Money::from_nanos(-self.nanos)
+        Money::from_nanos(self.nanos.checked_neg().expect(OVERFLOW))
     }
 }
 
@@ -198,6 +203,21 @@ mod tests {
         assert_eq!("0".parse::<Money>().unwrap(), Money::ZERO);
         assert!("ten".parse::<Money>().is_err());
         assert!("99999999999".parse::<Money>().is_err());
+    }
+
+    #[test]
+    fn arithmetic_past_the_range_is_an_error_not_a_wrap() {
+        let max = Money::from_nanos(i64::MAX);
+        assert_eq!(max.checked_add(Money::from_nanos(1)), None);
+        for overflow in [
+            std::panic::catch_unwind(|| max + Money::from_nanos(1)),
+            std::panic::catch_unwind(|| Money::from_nanos(i64::MIN) - Money::from_nanos(1)),
+            std::panic::catch_unwind(|| -Money::from_nanos(i64::MIN)),
+            std::panic::catch_unwind(|| [max, max].into_iter().sum::<Money>()),
+        ] {
+            assert!(overflow.is_err(), "wrapped instead of failing");
+        }
+        assert_eq!(max - max, Money::ZERO);
     }
 
     #[test]

@@ -71,10 +71,20 @@ pub struct CostsResponse {
     points: Vec<CostPoint>,
 }
 
+/// A `YYYY-MM-DD` query day. Days outside 2000..2199 are refused (422): no cost data is that
+/// old or new, and date arithmetic near chrono's limits would overflow.
 pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Option<NaiveDate>> {
     raw.map(|s| {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| ApiError::bad_field(field, format!("`{s}` is not a date: use YYYY-MM-DD")))
+        let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+            ApiError::bad_field(field, format!("`{s}` is not a date: use YYYY-MM-DD"))
+        })?;
+        if !(2000..2200).contains(&day.year()) {
+            return Err(ApiError::invalid(
+                field,
+                format!("`{s}` is out of range: use a day from 2000-01-01 to 2199-12-31"),
+            ));
+        }
+        Ok(day)
     })
     .transpose()
 }
@@ -357,6 +367,16 @@ fn parse_instant(field: &'static str, raw: Option<&str>) -> ApiResult<Option<Dat
                     field,
                     format!("`{s}` is not a time: use RFC 3339 or YYYY-MM-DD"),
                 )
+            })
+            .and_then(|t| {
+                if (2000..2200).contains(&t.year()) {
+                    Ok(t)
+                } else {
+                    Err(ApiError::invalid(
+                        field,
+                        format!("`{s}` is out of range: use a time from 2000 to 2199"),
+                    ))
+                }
             })
     })
     .transpose()

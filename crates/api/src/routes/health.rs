@@ -58,11 +58,32 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Ready>, ApiE
     }
 }
 
-/// Prometheus text exposition: request counts and latencies by route and status.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics() -> impl IntoResponse {
-    (
+/// Prometheus text exposition: request counts and latencies by route and status. With
+/// `CLOUDSPEND_METRICS_TOKEN` set, only a scraper sending it as a bearer token is answered.
+#[utoipa::path(get, path = "/metrics", tag = "health", security((), ("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody)))]
+async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = &state.config.metrics_token_hash {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(crate::auth::token_hash);
+        // Compared as hashes: equal length, and the secret itself is never compared.
+        if given.as_deref() != Some(expected.as_str()) {
+            return Err(ApiError::Unauthorized {
+                code: "invalid_token",
+                message:
+                    "/metrics needs the scrape token (CLOUDSPEND_METRICS_TOKEN) as a bearer token"
+                        .into(),
+            });
+        }
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::render_metrics(),
-    )
+    ))
 }

@@ -64,6 +64,61 @@ async fn metrics_are_prometheus_text_by_route_template() {
     assert!(!reply.text.contains("0b8f4c39"));
 }
 
+/// Days at the ends of what the date type holds overflowed the window arithmetic into a 500.
+#[tokio::test]
+async fn extreme_dates_are_refused_naming_the_field_not_500() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    // 400 for what is no date at all, 422 for a date outside 2000..2199.
+    let (unparsable, out_of_range) = (StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY);
+    for (path, field, status) in [
+        (
+            "/api/costs?from=0001-01-01&to=2026-01-01",
+            "from",
+            out_of_range,
+        ),
+        ("/api/costs?to=262142-12-31", "to", unparsable),
+        (
+            "/api/dashboard?from=2026-01-01&to=9999-12-31",
+            "to",
+            out_of_range,
+        ),
+        ("/api/dashboard?from=1900-02-28", "from", out_of_range),
+        ("/api/anomalies?from=0001-01-01", "from", out_of_range),
+    ] {
+        let reply = app.get(path, Some(&ana.token)).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text);
+        assert_eq!(reply.body["error"]["field"], field, "{path}");
+    }
+    let fine = app
+        .get("/api/costs?from=2026-01-01&to=2026-02-01", Some(&ana.token))
+        .await;
+    assert_eq!(fine.status, StatusCode::OK, "{}", fine.text);
+}
+
+#[tokio::test]
+async fn with_a_scrape_token_metrics_answer_only_a_scraper_that_sends_it() {
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            metrics_token_hash: Some(cloudspend_api::auth::token_hash("scrape-secret-123")),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        app.get("/metrics", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/metrics", Some("not-the-secret")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let scraped = app.get("/metrics", Some("scrape-secret-123")).await;
+    assert_eq!(scraped.status, StatusCode::OK);
+    assert!(scraped.text.contains("http_requests"), "{}", scraped.text);
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn().await;
