@@ -118,6 +118,8 @@ pub struct Authenticated {
     pub token_hash: String,
     /// The tenant the token was issued for, if any.
     pub token_tenant: Option<TenantId>,
+    /// A named API token (not a login session): it acts in its tenant and nowhere else.
+    pub api_token: bool,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -160,6 +162,7 @@ impl FromRequestParts<AppState> for Authenticated {
             user: record.user,
             token_hash: hash,
             token_tenant: record.tenant_id,
+            api_token: record.name.is_some(),
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)
@@ -238,6 +241,9 @@ impl FromRequestParts<AppState> for Caller {
             ),
             None => None,
         };
+        if auth.api_token {
+            return api_token_caller(state, auth, requested).await;
+        }
         let (tenant, role) = match requested.or(auth.token_tenant) {
             Some(tenant_id) => match state.store.membership(tenant_id, auth.user.id).await? {
                 Some(found) => found,
@@ -263,7 +269,45 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The token's tenant is gone (the user was removed from it): fall back to their oldest
+/// A named API token acts in the tenant it was made in and nowhere else: `X-Tenant-Id` naming
+/// another is refused, and once its user is no longer a member there it acts nowhere (leaving a
+/// tenant revokes the user's tokens made in it; this also covers tokens made before that rule).
+async fn api_token_caller(
+    state: &AppState,
+    auth: Authenticated,
+    requested: Option<TenantId>,
+) -> Result<Caller, ApiError> {
+    let Some(home) = auth.token_tenant else {
+        return Err(ApiError::Unauthorized {
+            code: "invalid_token",
+            message: "this API token belongs to no tenant: create a new one".into(),
+        });
+    };
+    if requested.is_some_and(|wanted| wanted != home) {
+        return Err(ApiError::Forbidden {
+            code: "token_scope",
+            message: format!(
+                "this API token acts only in the tenant it was made in ({home}): make a token in the \
+                 other tenant, or log in there"
+            ),
+            field: Some("X-Tenant-Id".into()),
+        });
+    }
+    let Some((tenant, role)) = state.store.membership(home, auth.user.id).await? else {
+        return Err(ApiError::Unauthorized {
+            code: "token_revoked",
+            message: "this API token's user is no longer a member of its tenant".into(),
+        });
+    };
+    Ok(Caller {
+        user: auth.user,
+        tenant,
+        role,
+        token_hash: auth.token_hash,
+    })
+}
+
+/// A login session's tenant is gone (the user was removed from it): fall back to their oldest
 /// membership rather than failing every request.
 async fn first_tenant(state: &AppState, auth: &Authenticated) -> Result<(Tenant, Role), ApiError> {
     let tenants = state.store.tenants_of(auth.user.id).await?;

@@ -212,14 +212,25 @@ pub trait Store: Send + Sync + 'static {
     /// can tell "expired" from "unknown".
     async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
 
-    /// The user's live (unrevoked, unexpired at `now`) tokens for `tenant` (or with no tenant),
-    /// newest first.
+    /// The user's live (unrevoked, unexpired at `now`) tokens, newest first: those made in
+    /// `tenant` (and any with no tenant), or with `None` all of them, whatever their tenant.
     async fn tokens_of(
         &self,
         user: UserId,
-        tenant: TenantId,
+        tenant: Option<TenantId>,
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenSummary>>;
+
+    /// Revokes the user's live tokens and says how many: with `Some(tenant)` the named API
+    /// tokens made in that tenant (a member who leaves it takes none along; login sessions stay,
+    /// they act only where the user is still a member), with `None` every token (log out
+    /// everywhere).
+    async fn revoke_tokens_of(
+        &self,
+        user: UserId,
+        tenant: Option<TenantId>,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
 
     /// Marks the token revoked; false when it did not exist or was already revoked.
     async fn revoke_token(&self, token_hash: &str, at: DateTime<Utc>) -> Result<bool>;

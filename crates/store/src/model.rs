@@ -70,6 +70,8 @@ pub struct NewToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSummary {
     pub token_hash: String,
+    /// The tenant it was made in (a login session: the tenant chosen at login, if any).
+    pub tenant_id: Option<TenantId>,
     pub name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -79,6 +81,8 @@ pub struct TokenSummary {
 pub struct TokenRecord {
     pub user: User,
     pub tenant_id: Option<TenantId>,
+    /// Named API tokens have one; login sessions do not.
+    pub name: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }

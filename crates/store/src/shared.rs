@@ -373,6 +373,7 @@ pub(crate) struct TokenRow {
     #[sqlx(flatten)]
     pub user: UserRow,
     pub tenant_id: Option<Uuid>,
+    pub name: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -1244,33 +1245,53 @@ macro_rules! impl_store {
 
             async fn token(&self, token_hash: &str) -> $crate::Result<Option<TokenRecord>> {
                 let sql = format!(
-                    "SELECT {USER_COLUMNS}, k.tenant_id, k.expires_at, k.revoked_at FROM api_tokens k \
+                    "SELECT {USER_COLUMNS}, k.tenant_id, k.name, k.expires_at, k.revoked_at FROM api_tokens k \
                      JOIN users u ON u.id = k.user_id WHERE k.token_hash = $1"
                 );
                 let row: Option<TokenRow> = sqlx::query_as(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
                 Ok(row.map(|r| TokenRecord {
                     user: r.user.into(),
                     tenant_id: r.tenant_id.map(TenantId),
+                    name: r.name,
                     expires_at: r.expires_at,
                     revoked_at: r.revoked_at,
                 }))
             }
 
-            async fn tokens_of(&self, user: UserId, tenant: TenantId, now: DateTime<Utc>) -> $crate::Result<Vec<TokenSummary>> {
-                let rows: Vec<(String, Option<String>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-                    "SELECT token_hash, name, created_at, expires_at FROM api_tokens \
-                     WHERE user_id = $1 AND (tenant_id = $2 OR tenant_id IS NULL) \
+            async fn tokens_of(&self, user: UserId, tenant: Option<TenantId>, now: DateTime<Utc>) -> $crate::Result<Vec<TokenSummary>> {
+                let rows: Vec<(String, Option<Uuid>, Option<String>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT token_hash, tenant_id, name, created_at, expires_at FROM api_tokens \
+                     WHERE user_id = $1 AND ($2 IS NULL OR tenant_id = $2 OR tenant_id IS NULL) \
                      AND revoked_at IS NULL AND expires_at > $3 ORDER BY created_at DESC, token_hash",
                 )
                 .bind(user.0)
-                .bind(tenant.0)
+                .bind(tenant.map(|t| t.0))
                 .bind($crate::micros(now))
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(token_hash, name, created_at, expires_at)| TokenSummary { token_hash, name, created_at, expires_at })
+                    .map(|(token_hash, tenant_id, name, created_at, expires_at)| TokenSummary {
+                        token_hash,
+                        tenant_id: tenant_id.map(TenantId),
+                        name,
+                        created_at,
+                        expires_at,
+                    })
                     .collect())
+            }
+
+            async fn revoke_tokens_of(&self, user: UserId, tenant: Option<TenantId>, at: DateTime<Utc>) -> $crate::Result<u64> {
+                let done = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+                     AND ($3 IS NULL OR (tenant_id = $3 AND name IS NOT NULL))",
+                )
+                .bind($crate::micros(at))
+                .bind(user.0)
+                .bind(tenant.map(|t| t.0))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn revoke_token(&self, token_hash: &str, at: DateTime<Utc>) -> $crate::Result<bool> {

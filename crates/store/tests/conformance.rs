@@ -250,6 +250,114 @@ async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
     assert!(store.token(&"cd".repeat(32)).await.unwrap().is_none());
 }
 
+async fn tokens_are_listed_per_tenant_or_all_and_revoked_by_tenant_or_everywhere(
+    store: Arc<dyn Store>,
+) {
+    let (user, first) = tenant_with_owner(&store, "ana@example.com").await;
+    let (_, second) = tenant_with_owner(&store, "bob@example.com").await;
+    store
+        .put_member(second.id, user.id, Role::Viewer)
+        .await
+        .unwrap();
+    let (_, bystander_tenant) = tenant_with_owner(&store, "cy@example.com").await;
+    let token = |hash: &str, tenant: Option<TenantId>, name: Option<&str>, minute: u32| NewToken {
+        token_hash: hash.repeat(32),
+        user_id: user.id,
+        tenant_id: tenant,
+        created_at: at(1, minute),
+        expires_at: at(9, 0),
+        name: name.map(str::to_string),
+    };
+    for t in [
+        token("a1", Some(first.id), Some("ci in first"), 1),
+        token("a2", Some(second.id), Some("ci in second"), 2),
+        token("a3", Some(first.id), None, 3),
+        token("a4", None, None, 4),
+    ] {
+        store.create_token(t).await.unwrap();
+    }
+    let hashes = |tokens: Vec<cloudspend_store::TokenSummary>| {
+        tokens
+            .into_iter()
+            .map(|t| (t.token_hash[..2].to_string(), t.tenant_id))
+            .collect::<Vec<_>>()
+    };
+    let listed = hashes(
+        store
+            .tokens_of(user.id, Some(first.id), at(2, 0))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        listed,
+        [
+            ("a4".to_string(), None),
+            ("a3".to_string(), Some(first.id)),
+            ("a1".to_string(), Some(first.id))
+        ]
+    );
+    let all = hashes(store.tokens_of(user.id, None, at(2, 0)).await.unwrap());
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(all.contains(&("a2".to_string(), Some(second.id))));
+    assert!(
+        store
+            .tokens_of(user.id, Some(bystander_tenant.id), at(2, 0))
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.tenant_id.is_none()),
+        "another tenant's listing holds only tenant-less sessions"
+    );
+    // Leaving the first tenant revokes the API token made there, not its login session.
+    assert_eq!(
+        store
+            .revoke_tokens_of(user.id, Some(first.id), at(2, 0))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .token(&"a1".repeat(32))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .token(&"a3".repeat(32))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    // Logging out everywhere revokes the rest.
+    assert_eq!(
+        store
+            .revoke_tokens_of(user.id, None, at(3, 0))
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(
+        store
+            .tokens_of(user.id, None, at(4, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .revoke_tokens_of(user.id, None, at(4, 0))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 async fn cost_upserts_are_idempotent_and_replace_estimates(store: Arc<dyn Store>) {
     let (_, a) = tenant_with_owner(&store, "a@example.com").await;
     let (_, b) = tenant_with_owner(&store, "b@example.com").await;
@@ -1984,6 +2092,7 @@ macro_rules! conformance {
                 signup_with_taken_email_creates_no_tenant,
                 members_are_managed_and_the_last_owner_is_kept,
                 tokens_are_found_by_hash_and_revoked_once,
+                tokens_are_listed_per_tenant_or_all_and_revoked_by_tenant_or_everywhere,
                 cost_upserts_are_idempotent_and_replace_estimates,
                 cost_batches_collapse_duplicate_keys_to_the_last,
                 replacing_a_cost_window_touches_only_that_window_source_and_tenant,

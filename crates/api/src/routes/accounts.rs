@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signup))
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(logout_everywhere))
         .routes(routes!(me))
 }
 
@@ -217,6 +218,37 @@ async fn logout(State(state): State<AppState>, caller: Authenticated) -> ApiResu
         .revoke_token(&caller.token_hash, Utc::now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOutEverywhere {
+    /// How many tokens (sessions and API tokens, this one included) were revoked.
+    revoked: u64,
+}
+
+/// Revokes every token of the calling user, in every tenant: all login sessions and API tokens,
+/// this one included ("log out everywhere", e.g. after a laptop is lost).
+#[utoipa::path(post, path = "/api/auth/logout-everywhere", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, body = LoggedOutEverywhere),
+    (status = 401, body = ErrorBody),
+))]
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> ApiResult<ApiJson<LoggedOutEverywhere>> {
+    let revoked = state
+        .store
+        .revoke_tokens_of(caller.user.id, None, Utc::now())
+        .await?;
+    audit(
+        &state,
+        &caller.user,
+        None,
+        "auth.logout_everywhere",
+        serde_json::json!({ "revoked": revoked }),
+    )
+    .await?;
+    Ok(ApiJson(LoggedOutEverywhere { revoked }))
 }
 
 #[derive(Serialize, ToSchema)]

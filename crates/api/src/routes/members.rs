@@ -212,12 +212,17 @@ async fn remove(state: &AppState, caller: &Caller, user_id: UserId) -> ApiResult
         }
     }
     state.store.remove_member(caller.tenant.id, user_id).await?;
+    // The API tokens they made here would otherwise outlive their membership.
+    let revoked = state
+        .store
+        .revoke_tokens_of(user_id, Some(caller.tenant.id), chrono::Utc::now())
+        .await?;
     audit(
         state,
         &caller.user,
         Some(caller.tenant.id),
         "member.remove",
-        serde_json::json!({"user_id": user_id, "role": role}),
+        serde_json::json!({"user_id": user_id, "role": role, "api_tokens_revoked": revoked}),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

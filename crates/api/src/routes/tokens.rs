@@ -1,6 +1,7 @@
 //! API tokens: a user's named tokens for scripts and CI next to their login sessions. A token
 //! is shown once, at creation; the store keeps only its SHA-256. A token acts as its user, in
-//! the tenant it was created in, with that user's role there.
+//! the tenant it was created in and nowhere else, with that user's role there; leaving the
+//! tenant revokes it. Users see and revoke all their tokens, whatever tenant they act in.
 
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -30,6 +31,8 @@ pub struct TokenView {
     id: String,
     /// Null for login sessions.
     name: Option<String>,
+    /// The tenant an API token acts in (a session: the tenant chosen at login).
+    tenant_id: Option<cloudspend_core::TenantId>,
     /// session | api
     kind: String,
     created_at: DateTime<Utc>,
@@ -42,6 +45,7 @@ fn view(t: &TokenSummary, current_hash: &str) -> TokenView {
     TokenView {
         id: t.token_hash[..ID_HEX].to_string(),
         name: t.name.clone(),
+        tenant_id: t.tenant_id,
         kind: if t.name.is_some() { "api" } else { "session" }.to_string(),
         created_at: t.created_at,
         expires_at: t.expires_at,
@@ -54,7 +58,7 @@ pub struct TokensResponse {
     tokens: Vec<TokenView>,
 }
 
-/// The caller's live tokens in this tenant (API tokens and login sessions), newest first.
+/// All the caller's live tokens (API tokens of every tenant and login sessions), newest first.
 #[utoipa::path(get, path = "/api/tokens", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = TokensResponse), (status = 401, body = ErrorBody)))]
 async fn list_tokens(
@@ -63,7 +67,7 @@ async fn list_tokens(
 ) -> ApiResult<ApiJson<TokensResponse>> {
     let tokens = state
         .store
-        .tokens_of(caller.user.id, caller.tenant.id, Utc::now())
+        .tokens_of(caller.user.id, None, Utc::now())
         .await?;
     Ok(ApiJson(TokensResponse {
         tokens: tokens.iter().map(|t| view(t, &caller.token_hash)).collect(),
@@ -145,7 +149,8 @@ async fn create_token(
     ))
 }
 
-/// Revokes one of the caller's tokens (an API token or a session, this one included).
+/// Revokes one of the caller's tokens (an API token of any tenant or a session, this one
+/// included).
 #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id from GET /api/tokens")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -162,7 +167,7 @@ async fn revoke_token(
     }
     let tokens = state
         .store
-        .tokens_of(caller.user.id, caller.tenant.id, Utc::now())
+        .tokens_of(caller.user.id, None, Utc::now())
         .await?;
     let token = tokens
         .iter()

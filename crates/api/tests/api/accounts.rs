@@ -460,3 +460,143 @@ async fn named_api_tokens_are_shown_once_listed_without_secrets_and_revoked_by_t
         .await;
     assert_eq!(bad.field(), Some("id"));
 }
+
+/// A named API token acts in the tenant it was made in and nowhere else: not through
+/// `X-Tenant-Id` into another tenant of its user, and not at all once the user leaves that
+/// tenant (it used to fall back to another tenant, where it was neither listed nor revocable).
+/// The user lists and revokes every token from any tenant, and can log out everywhere.
+#[tokio::test]
+async fn api_tokens_act_only_in_their_tenant_and_die_with_the_membership() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let added = app
+        .post(
+            "/api/tenants/members",
+            Some(&bob.token),
+            json!({"email": "ana@example.com", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    let make = |token: String, tenant: Option<String>, name: &'static str| {
+        let app = &app;
+        async move {
+            let tenant_header = tenant.map(|t| vec![("x-tenant-id".to_string(), t)]);
+            let headers: Vec<(&str, &str)> = tenant_header
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let reply = app
+                .call_with(
+                    reqwest::Method::POST,
+                    "/api/tokens",
+                    Some(&token),
+                    &headers,
+                    Some(json!({"name": name})),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+            (
+                reply.body["token"].as_str().unwrap().to_string(),
+                reply.body["id"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (in_acme, in_acme_id) = make(ana.token.clone(), None, "CI in Acme").await;
+    let (in_bobco, _) = make(
+        ana.token.clone(),
+        Some(bob.tenant_id.clone()),
+        "CI in Bobco",
+    )
+    .await;
+    let members_seen = |reply: &crate::common::Reply| -> Vec<String> {
+        reply.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // In its own tenant it works; X-Tenant-Id naming the other is refused, not followed.
+    let own = app.get("/api/tenants/members", Some(&in_acme)).await;
+    assert_eq!(members_seen(&own), ["ana@example.com"]);
+    let moved = app
+        .call_with(
+            reqwest::Method::GET,
+            "/api/tenants/members",
+            Some(&in_acme),
+            &[("x-tenant-id", bob.tenant_id.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (moved.status, moved.code()),
+        (StatusCode::FORBIDDEN, Some("token_scope"))
+    );
+    assert!(!moved.text.contains("bob@example.com"));
+    // A login session still switches tenants as before.
+    let session_in_bobco = app
+        .call_with(
+            reqwest::Method::GET,
+            "/api/tenants/members",
+            Some(&ana.token),
+            &[("x-tenant-id", bob.tenant_id.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(session_in_bobco.status, StatusCode::OK);
+
+    // Removed from Bobco: the token made there is dead, and does not fall back to Acme.
+    let removed = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/tenants/members/{}", ana.user_id),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+    let dead = app.get("/api/tenants/members", Some(&in_bobco)).await;
+    assert_eq!(dead.status, StatusCode::UNAUTHORIZED, "{}", dead.text);
+    assert_eq!(
+        app.get("/api/tenants/members", Some(&in_acme)).await.status,
+        StatusCode::OK
+    );
+
+    // Every token is listed with its tenant, whatever tenant the listing is made from, and can
+    // be revoked from there.
+    let listed = app.get("/api/tokens", Some(&ana.token)).await;
+    let tokens = listed.body["tokens"].as_array().unwrap();
+    let acme_token = tokens
+        .iter()
+        .find(|t| t["id"] == in_acme_id.as_str())
+        .unwrap();
+    assert_eq!(acme_token["tenant_id"], ana.tenant_id.as_str());
+    assert!(
+        tokens.iter().all(|t| t["name"] != "CI in Bobco"),
+        "the revoked Bobco token is not listed: {}",
+        listed.text
+    );
+
+    // Log out everywhere: every token of the user stops working, this one included.
+    let everywhere = app
+        .post("/api/auth/logout-everywhere", Some(&ana.token), json!({}))
+        .await;
+    assert_eq!(everywhere.status, StatusCode::OK, "{}", everywhere.text);
+    assert_eq!(everywhere.body["revoked"], 2);
+    for token in [&in_acme, &ana.token] {
+        assert_eq!(
+            app.get("/api/tenants/members", Some(token)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Bob is untouched.
+    assert_eq!(
+        app.get("/api/tenants/members", Some(&bob.token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
