@@ -190,7 +190,11 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn validate_request(req: &ConnectRequest, issued_external_id: &str) -> Result<Validated, Invalid> {
+fn validate_request(
+    req: &ConnectRequest,
+    issued_external_id: &str,
+    platform_account: Option<&str>,
+) -> Result<Validated, Invalid> {
     let method = non_empty(&req.auth_method).unwrap_or("role");
     let (credentials, auth, expected_account) = match method {
         "role" => {
@@ -198,6 +202,17 @@ fn validate_request(req: &ConnectRequest, issued_external_id: &str) -> Result<Va
                 Invalid::new("aws_role_arn", "is required: the stack's RoleArn output")
             })?;
             let account = validate::role_arn("aws_role_arn", arn)?;
+            // A role in CloudSpend's own account trusts CloudSpend already: connecting it would
+            // let a tenant read the platform's (or whoever's) costs as a confused deputy.
+            if platform_account.is_some_and(|own| own == account) {
+                return Err(Invalid::new(
+                    "aws_role_arn",
+                    format!(
+                        "is in CloudSpend's own AWS account ({account}): connect a role in your \
+                         account, deployed with the CloudFormation template"
+                    ),
+                ));
+            }
             let external_id = non_empty(&req.external_id).ok_or_else(|| {
                 Invalid::new(
                     "external_id",
@@ -420,7 +435,11 @@ async fn connect(
     ApiJson(req): ApiJson<ConnectRequest>,
 ) -> ApiResult<Response> {
     caller.require_manager("connect an AWS account")?;
-    let valid = validate_request(&req, &caller.tenant.external_id)?;
+    let valid = validate_request(
+        &req,
+        &caller.tenant.external_id,
+        state.config.platform_account_id.as_deref(),
+    )?;
     let plan = Plan {
         tenant: caller.tenant.id,
         credentials: valid.credentials.clone(),

@@ -199,6 +199,47 @@ async fn a_full_connect_runs_the_diagnostics_saves_and_queues_the_first_collecti
     );
 }
 
+/// A role in CloudSpend's own account trusts CloudSpend already: any tenant connecting it would
+/// read the platform's costs as a confused deputy. It was saved (200); now it is refused before
+/// any AWS call, and nothing is saved.
+#[tokio::test]
+async fn a_role_in_cloudspends_own_account_is_refused() {
+    let _moto = testing::shared().await;
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            platform_account_id: Some("123456789012".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let id = external_id(&app, &ana).await;
+    let mut body = connect_body("123456789012", &id);
+    body["aws_role_arn"] = json!("arn:aws:iam::123456789012:role/PlatformInternal");
+    let reply = app
+        .post("/api/tenants/connect", Some(&ana.token), body)
+        .await;
+    assert_eq!(
+        (reply.status, reply.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("aws_role_arn")),
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.text.contains("CloudSpend's own AWS account"),
+        "{}",
+        reply.text
+    );
+    assert!(
+        app.store
+            .connection(ana.tenant_id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn bad_fields_are_422_naming_the_field_and_save_nothing() {
     let _moto = testing::shared().await;
