@@ -82,8 +82,28 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// The most of a request body an audit entry keeps. A refused request is anyone's to send, up
+/// to the 1 MiB body limit, and the audit page lists hundreds of entries: kept whole, a viewer
+/// could fill the log (and every owner's audit page) with megabytes per request.
+const AUDITED_REQUEST_BYTES: usize = 2048;
+
+/// The request as the audit log keeps it: whole when small, else its size and top-level field
+/// names only.
+fn audited_request(request: Value) -> Value {
+    let size = serde_json::to_vec(&request).map_or(usize::MAX, |b| b.len());
+    if size <= AUDITED_REQUEST_BYTES {
+        return request;
+    }
+    let fields: Vec<&String> = request
+        .as_object()
+        .map(|o| o.keys().take(50).collect())
+        .unwrap_or_default();
+    json!({"truncated": true, "bytes": size, "fields": fields})
+}
+
 /// Runs `work` and audits its outcome as `action`: `succeeded` with the request and what `work`
 /// reports, `refused` (a check said no) or `failed` (AWS or CloudSpend failed) with the error.
+/// The request is kept up to [`AUDITED_REQUEST_BYTES`].
 pub(crate) async fn audited<T>(
     state: &AppState,
     caller: &Caller,
@@ -91,6 +111,7 @@ pub(crate) async fn audited<T>(
     request: Value,
     work: impl Future<Output = ApiResult<(T, Value)>>,
 ) -> ApiResult<T> {
+    let request = audited_request(request);
     match work.await {
         Ok((value, outcome)) => {
             record(
@@ -695,4 +716,21 @@ async fn list_audit(
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audited_request_is_kept_whole_only_when_small() {
+        let small = json!({"instance_id": "i-0123456789abcdef0", "action": "stop"});
+        assert_eq!(audited_request(small.clone()), small);
+        let flood = json!({"instance_id": "i-1", "note": "x".repeat(1_000_000)});
+        let kept = audited_request(flood);
+        assert_eq!(kept["truncated"], true);
+        assert!(kept["bytes"].as_u64().unwrap() > 1_000_000);
+        assert_eq!(kept["fields"], json!(["instance_id", "note"]));
+        assert!(serde_json::to_vec(&kept).unwrap().len() < AUDITED_REQUEST_BYTES);
+    }
 }
