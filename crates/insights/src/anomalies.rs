@@ -1,14 +1,19 @@
 //! Cost anomaly detection over the tenant's rollups, root causes from the rows behind them.
+//!
+//! Every pass (and every chart or coverage answer) is told the changes the tenant marked
+//! planned: from the first day of each, the detector does not score a settling week and then
+//! judges the series against its new level, so a planned change alerts once (before it is
+//! marked) and never again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use cloudspend_anomaly::root_cause::{Components, Dimension, rank_contributors};
-use cloudspend_anomaly::{Config, CostPoint, SeriesReport, detect};
+use cloudspend_anomaly::{Config, CostPoint, SeriesReport, detect_planned};
 use cloudspend_core::records::{CostRecord, one_source_per_day};
 use cloudspend_core::{Money, TenantId};
 use cloudspend_store::{
-    AnomalyFilter, NewAnomaly, RollupDimension, Store, StoreError, StoredAnomaly,
+    AnomalyFilter, AnomalyStatus, NewAnomaly, RollupDimension, Store, StoreError, StoredAnomaly,
 };
 
 use crate::view::{CpuEvidence, RootCause, split_series};
@@ -72,6 +77,59 @@ async fn load_series(
     Ok(out)
 }
 
+/// The first days of the changes the tenant marked planned, by series.
+#[derive(Debug, Default)]
+struct PlannedChanges {
+    /// Marked on the total: a change of the whole bill is planned in every part that moved with
+    /// it too, or the service behind it would alert in its place.
+    everywhere: Vec<NaiveDate>,
+    by_series: HashMap<String, Vec<NaiveDate>>,
+}
+
+impl PlannedChanges {
+    async fn load(
+        store: &dyn Store,
+        tenant: TenantId,
+        from: NaiveDate,
+    ) -> Result<Self, StoreError> {
+        let marked = store
+            .anomalies(
+                tenant,
+                &AnomalyFilter {
+                    status: Some(AnomalyStatus::Planned),
+                    from: Some(from),
+                    limit: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut planned = Self::default();
+        for a in marked {
+            let NewAnomaly {
+                series, first_day, ..
+            } = a.detection;
+            if series == "total" {
+                planned.everywhere.push(first_day);
+            } else {
+                planned.by_series.entry(series).or_default().push(first_day);
+            }
+        }
+        Ok(planned)
+    }
+
+    fn for_series(&self, series: &str) -> Vec<NaiveDate> {
+        let mut days = self.everywhere.clone();
+        days.extend(self.by_series.get(series).into_iter().flatten());
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
+    fn detect(&self, series: &str, points: &[CostPoint], config: &Config) -> SeriesReport {
+        detect_planned(points, &self.for_series(series), config)
+    }
+}
+
 /// The detector's day-by-day view of one series (expected value and band per day), for charts.
 pub async fn series_report(
     store: &dyn Store,
@@ -81,9 +139,10 @@ pub async fn series_report(
 ) -> Result<Option<SeriesReport>, StoreError> {
     let (to, from) = window(now);
     let mut all = load_series(store, tenant, from, to, Some(series)).await?;
+    let planned = PlannedChanges::load(store, tenant, from).await?;
     Ok(all
         .remove(series)
-        .map(|points| detect(&points, &Config::default())))
+        .map(|points| planned.detect(series, &points, &Config::default())))
 }
 
 /// Whether each of the tenant's series can be judged (by the same data and rules as
@@ -96,11 +155,12 @@ pub async fn coverage(
     let config = Config::default();
     let (to, from) = window(now);
     let series = load_series(store, tenant, from, to, None).await?;
+    let planned = PlannedChanges::load(store, tenant, from).await?;
     Ok(series
         .into_iter()
         .filter(|(name, _)| !matches!(split_series(name), (_, Some(""))))
         .map(|(name, points)| {
-            let status = detect(&points, &config).status;
+            let status = planned.detect(&name, &points, &config).status;
             (name, status)
         })
         .collect())
@@ -120,6 +180,7 @@ pub async fn detect_and_store(
     let config = Config::default();
     let (to, from) = window(now);
     let series = load_series(store, tenant, from, to, None).await?;
+    let planned = PlannedChanges::load(store, tenant, from).await?;
     let mut found: Vec<NewAnomaly> = Vec::new();
     for (name, points) in &series {
         // A breakdown key that is empty is what a source does not break down by (Cost
@@ -127,7 +188,7 @@ pub async fn detect_and_store(
         if matches!(split_series(name), (_, Some(""))) {
             continue;
         }
-        let report = detect(points, &config);
+        let report = planned.detect(name, points, &config);
         for a in report.anomalies {
             found.push(NewAnomaly {
                 series: name.clone(),

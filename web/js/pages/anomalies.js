@@ -109,6 +109,11 @@ export async function detail(root, { params }) {
   else chart.append(h('p', 'No series data around this anomaly.'));
   chartCard.append(h('div.legend', h('span.item', h('span.swatch', { style: { background: '#c7d7fe' } }), 'Expected range'),
     h('span.item', h('span.swatch', { style: { background: '#0f172a' } }), 'Actual'), h('span.item', h('span.swatch.anom'), 'Anomalous day')));
+  const planned = (data.series ?? []).filter((d) => d.status === 'planned');
+  if (planned.length) {
+    chartCard.append(h('p.meta', { 'data-testid': 'planned-days' },
+      `${dayRange(planned[0].day, planned[planned.length - 1].day)}: planned change settling, not judged; later days are judged against the new level.`));
+  }
 
   const causeColumns = [
     { label: 'Dimension', value: (c) => c.dimension }, { label: 'Key', value: (c) => c.key, cls: 'key' },

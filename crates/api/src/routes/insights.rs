@@ -592,6 +592,11 @@ pub struct SeriesDay {
     upper: Option<Money>,
     estimated: bool,
     anomalous: bool,
+    /// Why the day was or was not scored: scored | warmup | estimated | credit |
+    /// first_of_month_unlearned | planned (within a week of a change the tenant marked planned:
+    /// not scored, the series is then judged against its new level).
+    #[schema(value_type = String)]
+    status: cloudspend_anomaly::DayStatus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -651,6 +656,7 @@ async fn get_anomaly(
                     upper: d.upper,
                     estimated: matches!(d.status, cloudspend_anomaly::DayStatus::Estimated),
                     anomalous: d.anomalous,
+                    status: d.status,
                 })
                 .collect()
         })

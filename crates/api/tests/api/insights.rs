@@ -1344,3 +1344,165 @@ async fn subscribe(app: &TestApp, token: &str, name: &str, target: &str) -> crat
     app.post("/api/alerts/subscriptions", Some(token), body)
         .await
 }
+
+/// 150 days of steady costs ending yesterday with a weekly rhythm, EC2 in account 111 moving to
+/// two and a half times its level `shift_back` days ago (a new workload) and staying there.
+fn level_shift_history(today: NaiveDate, shift_back: u64) -> Vec<CostRecord> {
+    let mut rows = Vec::new();
+    for back in 1..=150u64 {
+        let day = today - Days::new(back);
+        let weekend = matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
+        let ec2 = match (weekend, back <= shift_back) {
+            (false, false) => m("100.50"),
+            (true, false) => m("80.25"),
+            (false, true) => m("251.25"),
+            (true, true) => m("200.625"),
+        };
+        rows.push(ce(
+            day,
+            "111111111111",
+            "Amazon Elastic Compute Cloud - Compute",
+            ec2,
+            false,
+        ));
+        rows.push(ce(
+            day,
+            "222222222222",
+            "Amazon Simple Storage Service",
+            m("20.125"),
+            false,
+        ));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_change_marked_planned_stops_alerting_for_the_total_and_the_service_that_moved() {
+    let now: chrono::DateTime<Utc> = "2026-11-18T12:00:00Z".parse().unwrap();
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            clock: cloudspend_core::Clock::fixed(now),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let today = now.date_naive();
+    let shift_day = today - Days::new(30);
+    app.store
+        .upsert_daily_costs(tenant, &level_shift_history(today, 30))
+        .await
+        .unwrap();
+    let open_anomalies = || async {
+        app.get("/api/anomalies?status=open", Some(&ana.token))
+            .await
+            .body["anomalies"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+
+    // Unmarked, the new level is an anomaly of the total from the day it began.
+    let found = cloudspend_insights::refresh(app.store.as_ref(), tenant, now)
+        .await
+        .unwrap();
+    assert!(!found.new_anomalies.is_empty());
+    let open = open_anomalies().await;
+    let shift = open
+        .iter()
+        .find(|a| a["series"] == "total")
+        .unwrap_or_else(|| panic!("the level shift is found: {open:?}"));
+    assert_eq!(shift["first_day"], shift_day.to_string(), "{shift}");
+    let id = shift["id"].as_str().unwrap().to_string();
+
+    // The tenant says it was planned; the next passes raise nothing about it or after it.
+    let marked = app
+        .post(
+            &format!("/api/anomalies/{id}/status"),
+            Some(&ana.token),
+            json!({"status": "planned"}),
+        )
+        .await;
+    assert_eq!(marked.status, StatusCode::OK, "{}", marked.text);
+    for _ in 0..2 {
+        let again = cloudspend_insights::refresh(app.store.as_ref(), tenant, now)
+            .await
+            .unwrap();
+        let new: Vec<&str> = again
+            .new_anomalies
+            .iter()
+            .map(|a| a.detection.series.as_str())
+            .collect();
+        assert!(new.is_empty(), "new anomalies after the mark: {new:?}");
+    }
+    let open = open_anomalies().await;
+    assert!(
+        open.iter().all(|a| a["series"] != "total"
+            && a["series"] != "service:Amazon Elastic Compute Cloud - Compute"),
+        "{open:?}"
+    );
+    assert!(open.is_empty(), "nothing else moved: {open:?}");
+    // The planned verdict stays listed.
+    let planned = app
+        .get("/api/anomalies?status=planned", Some(&ana.token))
+        .await;
+    let planned = planned.body["anomalies"].as_array().unwrap();
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert_eq!(planned[0]["id"], id.as_str());
+
+    // The chart says why the week after the change is not judged, and judges the days after it
+    // against the new level.
+    let detail = app
+        .get(&format!("/api/anomalies/{id}"), Some(&ana.token))
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
+    let series = detail.body["series"].as_array().unwrap();
+    let day = |d: NaiveDate| {
+        series
+            .iter()
+            .find(|s| s["day"] == d.to_string())
+            .unwrap_or_else(|| panic!("{d} in the chart"))
+    };
+    for back in 0..7 {
+        let settling = day(shift_day + Days::new(back));
+        assert_eq!(settling["status"], "planned", "{settling}");
+        assert_eq!(settling["anomalous"], false);
+    }
+    assert_eq!(day(shift_day - Days::new(1))["status"], "scored");
+    for s in series
+        .iter()
+        .filter(|s| s["day"].as_str().unwrap() > shift_day.to_string().as_str())
+    {
+        assert_eq!(s["anomalous"], false, "{s}");
+    }
+    let settled: Vec<&Value> = series
+        .iter()
+        .filter(|s| s["day"].as_str().unwrap() >= (shift_day + Days::new(7)).to_string().as_str())
+        .collect();
+    assert!(
+        !settled.is_empty(),
+        "the chart reaches past the settling week"
+    );
+    // Judged again after the week (the 1st of a month has its own rule).
+    assert!(
+        settled.iter().all(|s| s["status"] != "planned"),
+        "{settled:?}"
+    );
+    assert!(
+        settled.iter().any(|s| s["status"] == "scored"),
+        "{settled:?}"
+    );
+
+    // Bob sees none of it.
+    let bobs = app.get("/api/anomalies", Some(&bob.token)).await;
+    assert!(bobs.body["anomalies"].as_array().unwrap().is_empty());
+    assert_eq!(
+        app.get(&format!("/api/anomalies/{id}"), Some(&bob.token))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
