@@ -5,7 +5,8 @@ import { saveBlob } from './api.js';
 export function toCsv(columns, rows) {
   const cell = (raw) => {
     let text = raw === null || raw === undefined ? '' : String(raw);
-    if (/^[=+\-@]/.test(text) && !/^-?\d+(\.\d+)?$/.test(text)) text = `'${text}`;
+    // Tab and carriage return too: spreadsheets skip them before looking for a formula.
+    if (/^[=+\-@\t\r]/.test(text) && !/^-?\d+(\.\d+)?$/.test(text)) text = `'${text}`;
     return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
   const lines = [columns.map((c) => cell(c.label)).join(',')];

@@ -259,14 +259,16 @@ async fn costs(
     .into_response())
 }
 
+/// A text cell (a group key, which a tenant's tags and account names control). A leading
+/// formula character is neutralised so a spreadsheet never runs it: `=`, `+`, `-`, `@`, and tab
+/// and carriage return, which spreadsheets skip before looking for one.
 fn csv_field(raw: &str) -> String {
-    // Quote when needed; a leading formula character is neutralised for spreadsheets.
-    let guarded = if raw.starts_with(['=', '+', '-', '@']) {
+    let guarded = if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{raw}")
     } else {
         raw.to_string()
     };
-    if guarded.contains([',', '"', '\n']) {
+    if guarded.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
         guarded
@@ -433,4 +435,24 @@ async fn instance_cpu(
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_field;
+
+    #[test]
+    fn formula_leaders_are_neutralised_tab_and_carriage_return_included() {
+        for (raw, cell) in [
+            ("=1+1", "'=1+1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=cmd", "'\t=cmd"),
+            ("\r=cmd", "\"'\r=cmd\""),
+            ("team,a", "\"team,a\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("Amazon EC2", "Amazon EC2"),
+        ] {
+            assert_eq!(csv_field(raw), cell, "{raw:?}");
+        }
+    }
 }
