@@ -62,6 +62,26 @@ impl From<Subscription> for SubscriptionView {
     }
 }
 
+/// A webhook URL as viewers and the audit log see it: scheme, host and port only. The path and
+/// query of a webhook are often its credential (a chat service's hook token), which only the
+/// owners and admins who manage subscriptions need.
+fn masked_target(channel: &str, target: &str) -> String {
+    if channel != "webhook" {
+        return target.to_string();
+    }
+    match reqwest::Url::parse(target) {
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}/…",
+                url.scheme(),
+                url.host_str().unwrap_or("?")
+            )
+        }
+        Err(_) => "(hidden)".to_string(),
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SubscriptionsResponse {
     subscriptions: Vec<SubscriptionView>,
@@ -75,10 +95,17 @@ async fn list_subscriptions(
     caller: Caller,
 ) -> ApiResult<ApiJson<SubscriptionsResponse>> {
     let subscriptions = state.store.subscriptions(caller.tenant.id).await?;
+    let manager = caller.role.can_manage();
     Ok(ApiJson(SubscriptionsResponse {
         subscriptions: subscriptions
             .into_iter()
             .map(SubscriptionView::from)
+            .map(|mut view| {
+                if !manager {
+                    view.target = masked_target(&view.channel, &view.target);
+                }
+                view
+            })
             .collect(),
     }))
 }
@@ -230,7 +257,7 @@ async fn create_subscription(
         serde_json::json!({
             "subscription_id": created.id,
             "channel": created.channel,
-            "target": created.target,
+            "target": masked_target(&created.channel, &created.target),
             "threshold_kind": created.threshold_kind,
             "threshold": created.threshold,
             "frequency": created.frequency,
@@ -382,4 +409,25 @@ async fn list_deliveries(
     Ok(ApiJson(DeliveriesResponse {
         deliveries: deliveries.into_iter().map(DeliveryView::from).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_target;
+
+    #[test]
+    fn webhook_targets_show_only_scheme_host_and_port() {
+        assert_eq!(
+            masked_target(
+                "webhook",
+                "https://hooks.example.com/services/T000/B000/XXXX?x=1"
+            ),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(
+            masked_target("webhook", "http://127.0.0.1:8080/hook"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(masked_target("email", "ops@example.com"), "ops@example.com");
+    }
 }

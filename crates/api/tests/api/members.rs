@@ -301,3 +301,51 @@ async fn members_can_be_removed_by_email_in_the_body_and_may_leave() {
         (StatusCode::BAD_REQUEST, Some("email"))
     );
 }
+
+/// A webhook's path is often its credential (a chat hook token): viewers see scheme and host
+/// only, and so does the audit log; the owners and admins who manage it see it whole.
+#[tokio::test]
+async fn viewers_see_webhook_targets_masked() {
+    let app = TestApp::spawn().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let target = "https://hooks.example.com/services/T000/B000/hook-secret-123";
+    let created = app
+        .post(
+            "/api/alerts/subscriptions",
+            Some(&ana.token),
+            json!({"name": "chat", "channel": "webhook", "target": target,
+                   "threshold_kind": "absolute", "threshold": "1"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let added = app
+        .post(
+            "/api/tenants/members",
+            Some(&ana.token),
+            json!({"email": "bob@example.com", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK);
+    let seen_by_bob = app
+        .call_with(
+            reqwest::Method::GET,
+            "/api/alerts/subscriptions",
+            Some(&bob.token),
+            &[("x-tenant-id", ana.tenant_id.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(seen_by_bob.status, StatusCode::OK);
+    assert_eq!(
+        seen_by_bob.body["subscriptions"][0]["target"],
+        "https://hooks.example.com/…"
+    );
+    assert!(!seen_by_bob.text.contains("hook-secret-123"));
+    let seen_by_ana = app.get("/api/alerts/subscriptions", Some(&ana.token)).await;
+    assert_eq!(seen_by_ana.body["subscriptions"][0]["target"], target);
+    let audit = app.get("/api/audit?limit=50", Some(&ana.token)).await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+    assert!(audit.text.contains("hooks.example.com"), "{}", audit.text);
+    assert!(!audit.text.contains("hook-secret-123"), "{}", audit.text);
+}
