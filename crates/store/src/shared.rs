@@ -1074,6 +1074,7 @@ macro_rules! impl_store {
 
             async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
+                lock_memberships(&mut tx, tenant).await?;
                 // Checked, not left to the foreign keys: SQLite does not always report which
                 // constraint failed, and the caller needs NotFound either way.
                 let (users, tenants): (i64, i64) = sqlx::query_as(
@@ -1111,6 +1112,7 @@ macro_rules! impl_store {
 
             async fn remove_member(&self, tenant: TenantId, user: UserId) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
+                lock_memberships(&mut tx, tenant).await?;
                 refuse_if_last_owner(&mut tx, tenant, user).await?;
                 let done = sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
                     .bind(tenant.0)
@@ -2385,6 +2387,22 @@ macro_rules! impl_store {
         }
 
         /// `LastOwner` when `user` is the only owner of `tenant` (about to lose that role).
+        /// Called first in a transaction that changes the tenant's memberships. Two owners
+        /// demoting each other at once would each count two owners and both go through, leaving
+        /// none: a write to the tenant's row (a row lock on PostgreSQL; on SQLite the database's
+        /// write lock, taken before any read so the transaction never has to upgrade) makes the
+        /// second wait, then count again.
+        async fn lock_memberships(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+        ) -> $crate::Result<()> {
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(tenant.0)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         async fn refuse_if_last_owner(
             tx: &mut sqlx::Transaction<'_, $db>,
             tenant: TenantId,

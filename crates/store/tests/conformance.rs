@@ -208,6 +208,41 @@ async fn members_are_managed_and_the_last_owner_is_kept(store: Arc<dyn Store>) {
     ));
 }
 
+/// Two owners demoting each other at the same moment must not leave the tenant without one.
+async fn the_last_owner_holds_under_concurrent_demotion(store: Arc<dyn Store>) {
+    for round in 0..8 {
+        let (ana, tenant) = tenant_with_owner(&store, &format!("ana{round}@example.com")).await;
+        let bob = store
+            .create_user(new_user(&format!("bob{round}@example.com")))
+            .await
+            .unwrap();
+        store
+            .put_member(tenant.id, bob.id, Role::Owner)
+            .await
+            .unwrap();
+        let (a, b) = (store.clone(), store.clone());
+        let (first, second) = tokio::join!(
+            a.put_member(tenant.id, bob.id, Role::Admin),
+            b.put_member(tenant.id, ana.id, Role::Admin),
+        );
+        let owners = store
+            .members(tenant.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1, "round {round}: {first:?} {second:?}");
+        assert!(
+            matches!(
+                (&first, &second),
+                (Ok(_), Err(StoreError::LastOwner)) | (Err(StoreError::LastOwner), Ok(_))
+            ),
+            "round {round}: {first:?} {second:?}"
+        );
+    }
+}
+
 async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
     let (user, tenant) = tenant_with_owner(&store, "ana@example.com").await;
     store
@@ -2092,6 +2127,7 @@ macro_rules! conformance {
                 signup_with_taken_email_creates_no_tenant,
                 members_are_managed_and_the_last_owner_is_kept,
                 tokens_are_found_by_hash_and_revoked_once,
+                the_last_owner_holds_under_concurrent_demotion,
                 tokens_are_listed_per_tenant_or_all_and_revoked_by_tenant_or_everywhere,
                 cost_upserts_are_idempotent_and_replace_estimates,
                 cost_batches_collapse_duplicate_keys_to_the_last,
