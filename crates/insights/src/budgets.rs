@@ -25,8 +25,10 @@ pub struct BudgetStatus {
     pub currency: String,
     /// Month-to-date spend.
     pub spent: Money,
-    /// Month-end forecast.
+    /// Month-end forecast, and its ~90% interval.
     pub forecast: Money,
+    pub forecast_lower: Money,
+    pub forecast_upper: Money,
     pub forecast_method: String,
     /// spent / amount, in percent (one decimal).
     pub percent_spent: f64,
@@ -46,17 +48,16 @@ pub struct Crossed {
     pub forecast: Vec<u32>,
 }
 
-use crate::forecast::month_start;
+use crate::forecast::{MonthForecast, history_from, month_forecast};
 use crate::view::percent_of as percent;
 
-/// Month-to-date, the month-end forecast and its method for the month of `today`: the
-/// dashboard's forecast ([`crate::forecast::month_forecast`]).
+/// Month-to-date and the month-end forecast for the month of `today`: the dashboard's
+/// ([`crate::forecast::month_forecast`]).
 pub fn month_figures(
     totals: &BTreeMap<NaiveDate, (Money, bool)>,
     today: NaiveDate,
-) -> (Money, Money, String) {
-    let f = crate::forecast::month_forecast(totals, today, today);
-    (f.month_to_date, f.forecast, f.method)
+) -> MonthForecast {
+    month_forecast(totals, today, today)
 }
 
 /// Whether `part` is at least `threshold` percent of `whole`, exactly (no floating point).
@@ -72,9 +73,9 @@ async fn figures(
     store: &dyn Store,
     tenant: TenantId,
     today: NaiveDate,
-) -> Result<(Money, Money, String), StoreError> {
-    // Two weeks before the month too: the run rate early in a month looks back that far.
-    let from = month_start(today) - Days::new(14);
+) -> Result<MonthForecast, StoreError> {
+    // The forecast's history too, as the dashboard reads it.
+    let from = history_from(today);
     let days = store
         .cost_rollup_days(
             tenant,
@@ -91,9 +92,10 @@ async fn figures(
     Ok(month_figures(&totals, today))
 }
 
-fn status_of(budget: &Budget, today: NaiveDate, figures: (Money, Money, String)) -> BudgetStatus {
+fn status_of(budget: &Budget, today: NaiveDate, figures: MonthForecast) -> BudgetStatus {
     let month = month_key(today);
-    let (spent, forecast, forecast_method) = figures;
+    let spent = figures.month_to_date;
+    let forecast = figures.forecast;
     let crossed = if budget.alerted.month == month {
         Crossed {
             actual: budget.alerted.actual.clone(),
@@ -108,7 +110,9 @@ fn status_of(budget: &Budget, today: NaiveDate, figures: (Money, Money, String))
         currency: budget.currency.clone(),
         spent,
         forecast,
-        forecast_method,
+        forecast_lower: figures.lower,
+        forecast_upper: figures.upper,
+        forecast_method: figures.method,
         percent_spent: percent(spent, budget.amount),
         percent_forecast: percent(forecast, budget.amount),
         actual_thresholds: budget.actual_thresholds.clone(),
@@ -267,12 +271,13 @@ mod tests {
     #[test]
     fn forecast_adds_the_final_run_rate_for_the_remaining_days() {
         let totals: BTreeMap<_, _> = (1..=10).map(|day| (d(day), (m("10"), day == 10))).collect();
-        let (mtd, forecast, method) = month_figures(&totals, d(10));
-        assert_eq!(mtd, m("100"));
-        // Spent through the 9th, then today (partial) and the 20 days after it at the average
-        // of the last 7 final days (10.00).
-        assert_eq!(forecast, m("300"));
-        assert!(method.contains("21 days left"), "{method}");
+        let f = month_figures(&totals, d(10));
+        assert_eq!(f.month_to_date, m("100"));
+        // Nine final days are too few for the weekday model: spent through the 9th at its run
+        // rate (10.00 a day) for the month, today (partial) and the 20 days after it included.
+        assert_eq!(f.forecast, m("300"));
+        assert!(f.lower < f.forecast && f.forecast < f.upper, "{f:?}");
+        assert!(f.method.contains("21 days left"), "{}", f.method);
     }
 
     #[test]

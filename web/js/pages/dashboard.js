@@ -245,6 +245,16 @@ export async function refreshNow(progress, button) {
   }
 }
 
+/** The forecast's 90% interval (when the server gives one) and its method in words. */
+function forecastDetail(forecast, currency) {
+  if (!forecast) return null;
+  const interval = forecast.lower != null && forecast.upper != null && forecast.lower !== forecast.upper
+    ? h('span', { 'data-testid': 'forecast-interval' }, `(90%: ${money(forecast.lower, currency)} to ${money(forecast.upper, currency)})`)
+    : null;
+  const method = forecast.method ? h('span', { title: forecast.method }, forecast.method) : null;
+  return interval && method ? h('span', interval, h('br'), method) : interval ?? method;
+}
+
 /** The month's budget: spend and forecast against the amount, with the alert thresholds. */
 export function budgetCard(b, currency) {
   const pct = (v) => Math.max(0, Math.min(100, Number(v) || 0));
@@ -268,7 +278,10 @@ export function budgetCard(b, currency) {
       h('span.item', h('strong', { 'data-testid': 'budget-spent' }, money(b.spent, currency)), ` spent of `, h('strong', { 'data-testid': 'budget-amount' }, money(b.amount, currency)),
         h('span', { class: over ? 'delta-up' : '' }, ` (${percent(b.percent_spent, 0)})`)),
       h('span.item', 'Forecast ', h('strong', { 'data-testid': 'budget-forecast' }, money(b.forecast, currency)),
-        h('span', { class: forecastOver ? 'delta-up' : 'delta-down' }, ` (${percent(b.percent_forecast, 0)})`))),
+        h('span', { class: forecastOver ? 'delta-up' : 'delta-down' }, ` (${percent(b.percent_forecast, 0)})`),
+        b.forecast_lower != null && b.forecast_upper != null && b.forecast_lower !== b.forecast_upper
+          ? h('span', { 'data-testid': 'budget-forecast-interval' }, ` (90%: ${money(b.forecast_lower, currency)} to ${money(b.forecast_upper, currency)})`)
+          : null)),
     meter,
     h('div.meter-legend',
       h('span', h('span.sw', { class: over ? 'over' : '' }), 'spent this month'),
@@ -335,7 +348,7 @@ export async function page(root, { ctx, isCurrent }) {
   root.append(h('div.kpis',
     kpi(`Total · ${periodLabel.replace('…', '')}`, money(data.total, cur), changeDetail, { testid: 'kpi-total' }),
     kpi('Month to date', money(data.month_to_date, cur), data.forecast?.month ? `${data.forecast.month}` : null, { testid: 'kpi-mtd' }),
-    kpi('Month-end forecast', data.forecast ? money(data.forecast.amount, cur) : '—', data.forecast?.method ? h('span', { title: data.forecast.method }, data.forecast.method) : null, { testid: 'kpi-forecast' }),
+    kpi('Month-end forecast', data.forecast ? money(data.forecast.amount, cur) : '—', forecastDetail(data.forecast, cur), { testid: 'kpi-forecast' }),
     kpi('Open anomalies', openCount === null ? '—' : String(openCount), openCount ? 'needs review' : openCount === 0 ? 'nothing unusual' : 'detector not available', { tone: openCount ? 'alert' : 'good', href: '/anomalies', testid: 'kpi-anomalies' }),
     kpi('Savings available', savings === null || savings === undefined ? '—' : `${money(savings, cur)}/mo`, data.idle?.count ? `${data.idle.count} idle instance${data.idle.count === 1 ? '' : 's'}` : 'no idle instances found', { tone: savings && nanos(savings) > 0n ? 'good' : '', href: '/recommendations', testid: 'kpi-savings' })));
 

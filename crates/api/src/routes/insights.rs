@@ -110,6 +110,10 @@ pub struct Forecast {
     /// YYYY-MM
     month: String,
     amount: Money,
+    /// The ~90% interval around `amount` (both equal it once the month is over).
+    lower: Money,
+    upper: Money,
+    /// The method in words: what counts as spent and how the days left are priced.
     method: String,
 }
 
@@ -250,7 +254,7 @@ fn top_with_other(totals: Vec<RollupTotal>, whole: Money) -> Vec<Breakdown> {
     out
 }
 
-use cloudspend_insights::forecast::{month_forecast, month_start};
+use cloudspend_insights::forecast::{history_from, month_forecast, month_start};
 
 /// Totals, trend, forecast, breakdowns, inventory, findings and health for one window.
 #[utoipa::path(get, path = "/api/dashboard", tag = "insights", security(("bearer" = [])), params(WindowQuery),
@@ -293,7 +297,7 @@ async fn compute_dashboard(
     let len = Days::new((to - from).num_days() as u64);
     let previous_from = from - len;
     let last_day = to - Days::new(1);
-    let totals_from = previous_from.min(month_start(last_day));
+    let totals_from = previous_from.min(history_from(last_day));
     let usage_since = month_start(today)
         .and_hms_opt(0, 0, 0)
         .expect("midnight")
@@ -340,6 +344,8 @@ async fn compute_dashboard(
         Forecast {
             month: month.month,
             amount: month.forecast,
+            lower: month.lower,
+            upper: month.upper,
             method: month.method,
         },
     );

@@ -1506,3 +1506,87 @@ async fn a_change_marked_planned_stops_alerting_for_the_total_and_the_service_th
         StatusCode::NOT_FOUND
     );
 }
+
+fn money(v: &Value) -> Money {
+    v.as_str()
+        .unwrap_or_else(|| panic!("money is a decimal string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_month_end_forecast_prices_weekends_and_the_fee_on_the_1st_with_an_interval() {
+    let now: chrono::DateTime<Utc> = "2026-06-10T12:00:00Z".parse().unwrap();
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            clock: cloudspend_core::Clock::fixed(now),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let tenant: TenantId = ana.tenant_id.parse().unwrap();
+    let today = now.date_naive();
+    // Weekdays $100, weekends $40, a $600 support fee on every 1st, final through yesterday;
+    // today's partial figure is an estimated $5.
+    let mut rows = Vec::new();
+    for day in NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .iter_days()
+        .take_while(|d| *d < today)
+    {
+        let weekend = matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
+        let usage = if weekend { m("40") } else { m("100") };
+        rows.push(ce(day, "111111111111", "AmazonEC2", usage, false));
+        if day.day() == 1 {
+            rows.push(ce(day, "111111111111", "AWS Support", m("600"), false));
+        }
+    }
+    rows.push(ce(today, "111111111111", "AmazonEC2", m("5"), true));
+    app.store.upsert_daily_costs(tenant, &rows).await.unwrap();
+
+    let reply = app.get("/api/dashboard", Some(&ana.token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let f = &reply.body["forecast"];
+    assert_eq!(f["month"], "2026-06");
+    // June 2026: the fee, 22 weekdays and 8 weekend days, today priced as the Wednesday it is.
+    // The run rate would have spread the fee over the month: (1,380 / 9) x 30 = 4,600.
+    assert_eq!(money(&f["amount"]), m("3120"), "{f}");
+    let (lower, upper) = (money(&f["lower"]), money(&f["upper"]));
+    assert!(lower <= m("3120") && m("3120") <= upper, "{f}");
+    assert!(lower < upper, "{f}");
+    assert!(lower >= m("1380"), "what is spent stays spent: {f}");
+    let method = f["method"].as_str().unwrap();
+    assert!(
+        method.contains("weekday") && method.contains("90% interval"),
+        "{method}"
+    );
+    assert_eq!(money(&reply.body["month_to_date"]), m("1385"));
+
+    // The budget shows the same forecast and interval.
+    let put = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/budgets",
+            Some(&ana.token),
+            Some(json!({"amount": "3000"})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let budget = &app.get("/api/budgets", Some(&ana.token)).await.body["budget"];
+    assert_eq!(money(&budget["forecast"]), m("3120"), "{budget}");
+    assert_eq!(money(&budget["forecast_lower"]), lower);
+    assert_eq!(money(&budget["forecast_upper"]), upper);
+    assert_eq!(budget["forecast_method"], f["method"]);
+
+    // Bob has no costs: nothing to forecast, and no interval around it.
+    let bobs = app.get("/api/dashboard", Some(&bob.token)).await;
+    let f = &bobs.body["forecast"];
+    assert_eq!(money(&f["amount"]), Money::ZERO, "{f}");
+    assert_eq!(
+        (money(&f["lower"]), money(&f["upper"])),
+        (Money::ZERO, Money::ZERO)
+    );
+}
