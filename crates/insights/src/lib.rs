@@ -1,8 +1,11 @@
 //! What CloudSpend concludes from the data it collected, and who it tells.
 //!
 //! - [`anomalies`]: runs the pure detector of `cloudspend-anomaly` over the tenant's daily
-//!   rollups (total, per service, account and region), ranks root causes from the cost rows
-//!   behind each anomaly (with the CPU of instances the CUR names), and stores the result.
+//!   rollups (total, per service, account and region), told the changes the tenant marked
+//!   planned, ranks root causes from the cost rows behind each anomaly (with the CPU of
+//!   instances the CUR names), and stores the result.
+//! - [`forecast`]: the month-end forecast (weekday rhythm, month-start fees, a 90% interval)
+//!   that the dashboard and [`budgets`] share.
 //! - [`recommendations`]: idle and oversized running instances from their CPU, priced from the
 //!   tenant's own CUR rows (or list prices where the CUR has none).
 //! - [`alerts`]: which subscriptions an anomaly or a daily digest goes to, and the delivery
