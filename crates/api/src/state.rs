@@ -34,6 +34,8 @@ pub struct ApiConfig {
     pub action_token_ttl: Duration,
     /// How long audit entries are kept and listed (`CLOUDSPEND_AUDIT_RETENTION_DAYS`, 90 days).
     pub audit_retention: Duration,
+    /// `/test-cost` calls (billed Cost Explorer requests) per tenant per hour.
+    pub test_cost_per_hour: usize,
     /// Where webhook subscriptions may point: public addresses only by default
     /// (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`, `CLOUDSPEND_EGRESS_ALLOW`).
     pub egress: cloudspend_insights::egress::EgressPolicy,
@@ -80,6 +82,7 @@ impl Default for ApiConfig {
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             egress: cloudspend_insights::egress::EgressPolicy::public_only(),
+            test_cost_per_hour: 10,
             metrics_token_hash: None,
             max_in_flight: 512,
             request_timeout: Duration::from_secs(60),
@@ -105,6 +108,8 @@ pub struct Limiters {
     pub login_backoff: Backoff,
     pub login_ip: RateLimiter,
     pub signup_ip: RateLimiter,
+    /// `/test-cost` per tenant (each call is a billed Cost Explorer request).
+    pub test_cost: RateLimiter,
 }
 
 impl AppState {
@@ -113,6 +118,10 @@ impl AppState {
             login_backoff: Backoff::new(config.login_backoff),
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
+            test_cost: RateLimiter::new(Limit {
+                max_events: config.test_cost_per_hour.max(1),
+                window: Duration::from_secs(3600),
+            }),
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         Self {

@@ -255,10 +255,12 @@ pub struct TestCostResponse {
     unit: String,
 }
 
-/// Daily UnblendedCost from Cost Explorer, live.
+/// Daily UnblendedCost from Cost Explorer, live. Each call is a billed request ($0.01): with a
+/// tenant token, owners and admins only, at most `test_cost_per_hour` (10) an hour per tenant.
 #[utoipa::path(get, path = "/test-cost", tag = "diagnostics", security((), ("bearer" = [])),
     params(CostWindow),
-    responses((status = 200, body = TestCostResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = TestCostResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, description = "the tenant's hourly allowance of billed Cost Explorer requests is used up", body = ErrorBody)))]
 async fn test_cost(
     State(state): State<AppState>,
     caller: DiagnosticsCaller,
@@ -272,6 +274,26 @@ async fn test_cost(
             "from",
             "`from` must be before `to` (`to` is exclusive)",
         ));
+    }
+    // Each Cost Explorer request is billed ($0.01) to the tenant: owners and admins only, and a
+    // bounded number per tenant and hour, so a viewer or a script loop cannot run up the bill.
+    if let DiagnosticsCaller::Tenant(caller) = &caller {
+        caller.require_manager("run the billed Cost Explorer diagnostic")?;
+        state
+            .limits
+            .test_cost
+            .try_acquire(&caller.tenant.id.to_string())
+            .map_err(|wait| {
+                let secs = wait.as_secs().max(1);
+                ApiError::TooManyRequests {
+                    message: format!(
+                        "the Cost Explorer diagnostic ran {} times this hour for this tenant (each \
+                         request costs $0.01): try again in {secs} seconds",
+                        state.config.test_cost_per_hour
+                    ),
+                    retry_after_secs: secs,
+                }
+            })?;
     }
     let target = target(&state, &caller).await?;
     // Cost Explorer answers only in us-east-1.

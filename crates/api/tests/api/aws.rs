@@ -263,6 +263,40 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
         (bad_day.status, bad_day.field()),
         (StatusCode::BAD_REQUEST, Some("from"))
     );
+
+    // Each call is a billed Cost Explorer request: viewers may not make them, and a tenant
+    // makes at most 10 an hour (the call above was the first; the refused ones do not count).
+    app.signup("vic@example.com", "Vics").await;
+    let added = app
+        .post(
+            "/api/tenants/members",
+            token,
+            json!({"email": "vic@example.com", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    let vic = app.login("vic@example.com").await;
+    let vic_token = vic.body["token"].as_str().unwrap().to_string();
+    let viewer = app
+        .call_with(
+            reqwest::Method::GET,
+            "/test-cost",
+            Some(&vic_token),
+            &[("x-tenant-id", ana.tenant_id.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (viewer.status, viewer.code()),
+        (StatusCode::FORBIDDEN, Some("insufficient_role"))
+    );
+    for call in 2..=10 {
+        let again = app.get("/test-cost", token).await;
+        assert_eq!(again.status, StatusCode::OK, "call {call}: {}", again.text);
+    }
+    let over = app.get("/test-cost", token).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{}", over.text);
+    assert!(over.headers.contains_key("retry-after"));
 }
 
 #[tokio::test]
