@@ -150,7 +150,7 @@ fn method(
     let today = if partial_counted {
         ""
     } else {
-        ", today included (its figure is still partial)"
+        ", today included (its figure is partial)"
     };
     if usable_days(history, as_of) < MIN_HISTORY_DAYS {
         format!(
@@ -162,9 +162,9 @@ fn method(
         )
     } else {
         format!(
-            "{spent} plus each of the {left} left{today} priced at the recent daily level times \
-             its weekday's share (a fee on the 1st is not spread over the month); 90% interval \
-             from this method's past errors on the series (its recent spread on a young series)"
+            "{spent} plus the {left} left{today}, each at the recent daily level times its \
+             weekday's share, a fee on the 1st not spread over them; 90% interval from this \
+             forecast's past errors on the series"
         )
     }
 }

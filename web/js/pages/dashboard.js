@@ -251,7 +251,10 @@ function forecastDetail(forecast, currency) {
   const interval = forecast.lower != null && forecast.upper != null && forecast.lower !== forecast.upper
     ? h('span', { 'data-testid': 'forecast-interval' }, `(90%: ${money(forecast.lower, currency)} to ${money(forecast.upper, currency)})`)
     : null;
-  const method = forecast.method ? h('span', { title: forecast.method }, forecast.method) : null;
+  // The method in words can run long: three lines here, all of it on hover.
+  const method = forecast.method
+    ? h('span', { title: forecast.method, style: { display: '-webkit-box', webkitLineClamp: '3', webkitBoxOrient: 'vertical', overflow: 'hidden' } }, forecast.method)
+    : null;
   return interval && method ? h('span', interval, h('br'), method) : interval ?? method;
 }
 
