@@ -470,14 +470,7 @@ async fn api_tokens_act_only_in_their_tenant_and_die_with_the_membership() {
     let app = TestApp::spawn().await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let bob = app.signup("bob@example.com", "Bobco").await;
-    let added = app
-        .post(
-            "/api/tenants/members",
-            Some(&bob.token),
-            json!({"email": "ana@example.com", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    app.add_member(&bob.token, "ana@example.com", "admin").await;
     let make = |token: String, tenant: Option<String>, name: &'static str| {
         let app = &app;
         async move {

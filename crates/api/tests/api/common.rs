@@ -58,6 +58,19 @@ impl TestApp {
         .await
     }
 
+    /// [`TestApp::spawn`] on a fresh database with the clock pinned at `now`, for rules that
+    /// depend on the date (month to date, forecasts, detection windows).
+    pub async fn spawn_at(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self::spawn_with(
+            cloudspend_store::testing::fresh_postgres().await,
+            ApiConfig {
+                clock: cloudspend_core::Clock::fixed(now),
+                ..ApiConfig::default()
+            },
+        )
+        .await
+    }
+
     pub async fn spawn_with(store: Arc<dyn Store>, config: ApiConfig) -> Self {
         let aws = cloudspend_aws_access::testing::aws_access().await;
         Self::spawn_full(store, config, aws, Some(test_master_key())).await
@@ -167,6 +180,18 @@ impl TestApp {
             user_id: reply.body["user"]["id"].as_str().unwrap().to_string(),
             tenant_id: reply.body["tenant"]["id"].as_str().unwrap().to_string(),
         }
+    }
+
+    /// Adds the user with `email` to the tenant `owner_token` acts in, with `role`.
+    pub async fn add_member(&self, owner_token: &str, email: &str, role: &str) {
+        let added = self
+            .post(
+                "/api/tenants/members",
+                Some(owner_token),
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(added.status, reqwest::StatusCode::OK, "{}", added.text);
     }
 
     pub async fn login(&self, email: &str) -> Reply {

@@ -1119,14 +1119,7 @@ async fn series_with_too_little_history_say_so_instead_of_being_judged() {
 }
 
 async fn series_coverage_at(now: chrono::DateTime<Utc>, counted: u64) {
-    let app = TestApp::spawn_with(
-        cloudspend_store::testing::fresh_postgres().await,
-        cloudspend_api::ApiConfig {
-            clock: cloudspend_core::Clock::fixed(now),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_at(now).await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let bob = app.signup("bob@example.com", "Bobco").await;
     let tenant: TenantId = ana.tenant_id.parse().unwrap();
@@ -1379,14 +1372,7 @@ fn level_shift_history(today: NaiveDate, shift_back: u64) -> Vec<CostRecord> {
 #[tokio::test]
 async fn a_change_marked_planned_stops_alerting_for_the_total_and_the_service_that_moved() {
     let now: chrono::DateTime<Utc> = "2026-11-18T12:00:00Z".parse().unwrap();
-    let app = TestApp::spawn_with(
-        cloudspend_store::testing::fresh_postgres().await,
-        cloudspend_api::ApiConfig {
-            clock: cloudspend_core::Clock::fixed(now),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_at(now).await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let bob = app.signup("bob@example.com", "Bobco").await;
     let tenant: TenantId = ana.tenant_id.parse().unwrap();
@@ -1517,14 +1503,7 @@ fn money(v: &Value) -> Money {
 #[tokio::test]
 async fn the_month_end_forecast_prices_weekends_and_the_fee_on_the_1st_with_an_interval() {
     let now: chrono::DateTime<Utc> = "2026-06-10T12:00:00Z".parse().unwrap();
-    let app = TestApp::spawn_with(
-        cloudspend_store::testing::fresh_postgres().await,
-        cloudspend_api::ApiConfig {
-            clock: cloudspend_core::Clock::fixed(now),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_at(now).await;
     let ana = app.signup("ana@example.com", "Acme").await;
     let bob = app.signup("bob@example.com", "Bobco").await;
     let tenant: TenantId = ana.tenant_id.parse().unwrap();

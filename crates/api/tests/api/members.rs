@@ -319,14 +319,8 @@ async fn viewers_see_webhook_targets_masked() {
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let added = app
-        .post(
-            "/api/tenants/members",
-            Some(&ana.token),
-            json!({"email": "bob@example.com", "role": "viewer"}),
-        )
+    app.add_member(&ana.token, "bob@example.com", "viewer")
         .await;
-    assert_eq!(added.status, StatusCode::OK);
     let seen_by_bob = app
         .call_with(
             reqwest::Method::GET,
