@@ -8,9 +8,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -59,18 +57,52 @@ async fn bounded<T: Send + 'static>(
         .map_err(anyhow::Error::from)?)
 }
 
-/// Hashes a password with argon2id on a blocking thread (it is deliberately slow), one per
-/// core at a time.
+/// argon2's working memory (19 MiB with the default parameters), kept between computations. The
+/// argon2 crate allocates and frees it on every call, and the allocator keeps freed blocks of
+/// that size in per-thread arenas: a login flood took the server from 60 MiB to 400-900 MiB
+/// although only one hash per core ran at a time. At most one buffer per hashing slot exists.
+static BLOCKS: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// argon2 of `password` with `argon`'s parameters into `out`, in a reused buffer.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    let mut blocks = BLOCKS
+        .lock()
+        .expect("argon2 buffers lock")
+        .pop()
+        .unwrap_or_default();
+    blocks.resize(argon.params().block_count(), argon2::Block::default());
+    let result = argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..]);
+    BLOCKS.lock().expect("argon2 buffers lock").push(blocks);
+    result
+}
+
+/// Hashes a password with argon2id (default parameters) as a PHC string, on a blocking thread
+/// (it is deliberately slow), one per core at a time.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    hashing(move || {
+    hashing(move || -> argon2::password_hash::Result<String> {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+        let mut salt_bytes = [0u8; 64];
+        let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
+        let argon = Argon2::default();
+        let output = Output::init_with(argon2::Params::DEFAULT_OUTPUT_LEN, |out| {
+            Ok(argon2_into(&argon, password.as_bytes(), raw_salt, out)?)
+        })?;
+        Ok(PasswordHash {
+            algorithm: argon2::Algorithm::Argon2id.ident(),
+            version: Some(argon2::Version::V0x13.into()),
+            params: ParamsString::try_from(argon.params())?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        }
+        .to_string())
     })
     .await?
-    .map_err(ApiError::from)
+    .map_err(|e| anyhow::anyhow!("hashing password: {e}").into())
 }
 
 /// Checks a password against a stored hash. With no hash (unknown user) it still spends the
@@ -81,15 +113,33 @@ pub async fn verify_password(
 ) -> Result<bool, ApiError> {
     hashing(move || {
         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_string());
-        let Ok(parsed) = PasswordHash::new(&hash) else {
-            return false;
-        };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = matches_phc(password.as_bytes(), &hash).unwrap_or(false);
         ok && hash != DUMMY_HASH
     })
     .await
+}
+
+/// Whether `password` hashes to the PHC string `phc` (its algorithm, version, parameters and
+/// salt); the outputs are compared in constant time.
+fn matches_phc(password: &[u8], phc: &str) -> argon2::password_hash::Result<bool> {
+    let parsed = PasswordHash::new(phc)?;
+    let algorithm = argon2::Algorithm::try_from(parsed.algorithm)?;
+    let version = parsed
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = argon2::Params::try_from(&parsed)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Ok(false);
+    };
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes)?;
+    let argon = Argon2::new(algorithm, version, params);
+    let output = Output::init_with(expected.len(), |out| {
+        Ok(argon2_into(&argon, password, raw_salt, out)?)
+    })?;
+    Ok(output == expected)
 }
 
 /// argon2id of a random password nobody knows, with the default parameters.
@@ -345,6 +395,42 @@ impl FromRequestParts<AppState> for GlobalOwner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored hashes made by the argon2 crate's own hasher (every user before the buffers were
+    /// reused) verify, and ours verify with the crate's own verifier: the same PHC strings.
+    #[tokio::test]
+    async fn hashes_agree_with_the_argon2_crates_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"an older password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(matches_phc(b"an older password", &theirs).unwrap());
+        assert!(!matches_phc(b"another password", &theirs).unwrap());
+        let ours = hash_password("a newer password".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"a newer password", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"not it", &parsed)
+                .is_err()
+        );
+        // Weaker parameters in a stored hash are read from it, not assumed.
+        let light = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"light", &salt)
+        .unwrap()
+        .to_string();
+        assert!(matches_phc(b"light", &light).unwrap());
+    }
 
     #[tokio::test]
     async fn hashing_waits_for_a_slot_and_answers_429_when_none_frees_up() {

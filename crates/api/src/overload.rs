@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 pub async fn bound(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_slot) = state.in_flight.clone().try_acquire_owned() else {
+        // Counted here: these answers never reach a route, so the per-route counters miss them.
+        metrics::counter!("http_requests_overloaded_total").increment(1);
         return ApiError::Overloaded {
             message: format!(
                 "the server is answering {} requests already: try again in a second",
