@@ -138,6 +138,16 @@ impl ApiError {
         }
     }
 
+    /// 429 saying what was used up and when to come back (`wait` rounded up to whole seconds,
+    /// also sent as Retry-After).
+    pub fn too_many(what: impl std::fmt::Display, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError::TooManyRequests {
+            message: format!("{what}: try again in {secs} seconds"),
+            retry_after_secs: secs,
+        }
+    }
+
     pub fn not_found(what: impl Into<Cow<'static, str>>) -> Self {
         ApiError::NotFound { what: what.into() }
     }

@@ -45,26 +45,9 @@ impl RateLimiter {
         }
     }
 
+    /// The check and the record under one lock: checked and recorded in two steps, concurrent
+    /// attempts could all pass the check before any of them was recorded.
     fn try_acquire_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        self.check_at(key, now)?;
-        self.record_at(key, now);
-        Ok(())
-    }
-
-    fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut events = self.events.lock().expect("rate limiter lock");
-        let Some(queue) = events.get_mut(key) else {
-            return Ok(());
-        };
-        Self::expire(queue, now, self.limit.window);
-        if queue.len() >= self.limit.max_events {
-            let oldest = *queue.front().expect("non-empty queue");
-            return Err(self.limit.window.saturating_sub(now.duration_since(oldest)));
-        }
-        Ok(())
-    }
-
-    fn record_at(&self, key: &str, now: Instant) {
         let mut events = self.events.lock().expect("rate limiter lock");
         // Bound memory under a spray of distinct keys: drop keys whose events all expired.
         if events.len() > 100_000 {
@@ -73,7 +56,12 @@ impl RateLimiter {
         }
         let queue = events.entry(key.to_string()).or_default();
         Self::expire(queue, now, self.limit.window);
+        if queue.len() >= self.limit.max_events {
+            let oldest = *queue.front().expect("non-empty queue");
+            return Err(self.limit.window.saturating_sub(now.duration_since(oldest)));
+        }
         queue.push_back(now);
+        Ok(())
     }
 
     fn expire(queue: &mut VecDeque<Instant>, now: Instant, window: Duration) {
@@ -228,14 +216,46 @@ mod tests {
             window: Duration::from_secs(60),
         });
         let t0 = Instant::now();
-        assert!(limiter.check_at("a", t0).is_ok());
-        limiter.record_at("a", t0);
-        limiter.record_at("a", t0 + Duration::from_secs(10));
+        assert!(limiter.try_acquire_at("a", t0).is_ok());
+        assert!(
+            limiter
+                .try_acquire_at("a", t0 + Duration::from_secs(10))
+                .is_ok()
+        );
         let wait = limiter
-            .check_at("a", t0 + Duration::from_secs(20))
+            .try_acquire_at("a", t0 + Duration::from_secs(20))
             .unwrap_err();
         assert_eq!(wait, Duration::from_secs(40));
-        assert!(limiter.check_at("b", t0).is_ok(), "keys are independent");
-        assert!(limiter.check_at("a", t0 + Duration::from_secs(61)).is_ok());
+        assert!(
+            limiter.try_acquire_at("b", t0).is_ok(),
+            "keys are independent"
+        );
+        assert!(
+            limiter
+                .try_acquire_at("a", t0 + Duration::from_secs(61))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn concurrent_attempts_never_pass_the_limit_together() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(Limit {
+            max_events: 10,
+            window: Duration::from_secs(60),
+        }));
+        let granted: usize = (0..8)
+            .map(|_| {
+                let limiter = limiter.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .filter(|_| limiter.try_acquire("ip").is_ok())
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(granted, 10);
     }
 }

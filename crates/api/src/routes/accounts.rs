@@ -289,11 +289,7 @@ async fn me(
 }
 
 fn too_many(what: &str, wait: std::time::Duration) -> ApiError {
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    ApiError::TooManyRequests {
-        message: format!("too many {what}: try again in {secs} seconds"),
-        retry_after_secs: secs,
-    }
+    ApiError::too_many(format_args!("too many {what}"), wait)
 }
 
 async fn issue_session(

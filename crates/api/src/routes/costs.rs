@@ -71,22 +71,29 @@ pub struct CostsResponse {
     points: Vec<CostPoint>,
 }
 
-/// A `YYYY-MM-DD` query day. Days outside 2000..2199 are refused (422): no cost data is that
-/// old or new, and date arithmetic near chrono's limits would overflow.
+/// A `YYYY-MM-DD` query day, within [`in_range`].
 pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Option<NaiveDate>> {
     raw.map(|s| {
         let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
             ApiError::bad_field(field, format!("`{s}` is not a date: use YYYY-MM-DD"))
         })?;
-        if !(2000..2200).contains(&day.year()) {
-            return Err(ApiError::invalid(
-                field,
-                format!("`{s}` is out of range: use a day from 2000-01-01 to 2199-12-31"),
-            ));
-        }
+        in_range(field, s, day.year())?;
         Ok(day)
     })
     .transpose()
+}
+
+/// Query days and times are refused (422) outside 2000..2199: no cost data is that old or
+/// new, and date arithmetic near chrono's limits would overflow.
+fn in_range(field: &'static str, raw: &str, year: i32) -> ApiResult<()> {
+    if (2000..2200).contains(&year) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("`{raw}` is out of range: use a day from 2000-01-01 to 2199-12-31"),
+        ))
+    }
 }
 
 /// The group of cost rows whose resource carries no value for the tag (and of rows with no
@@ -370,16 +377,7 @@ fn parse_instant(field: &'static str, raw: Option<&str>) -> ApiResult<Option<Dat
                     format!("`{s}` is not a time: use RFC 3339 or YYYY-MM-DD"),
                 )
             })
-            .and_then(|t| {
-                if (2000..2200).contains(&t.year()) {
-                    Ok(t)
-                } else {
-                    Err(ApiError::invalid(
-                        field,
-                        format!("`{s}` is out of range: use a time from 2000 to 2199"),
-                    ))
-                }
-            })
+            .and_then(|t| in_range(field, s, t.year()).map(|()| t))
     })
     .transpose()
 }

@@ -284,15 +284,14 @@ async fn test_cost(
             .test_cost
             .try_acquire(&caller.tenant.id.to_string())
             .map_err(|wait| {
-                let secs = wait.as_secs().max(1);
-                ApiError::TooManyRequests {
-                    message: format!(
+                ApiError::too_many(
+                    format_args!(
                         "the Cost Explorer diagnostic ran {} times this hour for this tenant (each \
-                         request costs $0.01): try again in {secs} seconds",
+                         request costs $0.01)",
                         state.config.test_cost_per_hour
                     ),
-                    retry_after_secs: secs,
-                }
+                    wait,
+                )
             })?;
     }
     let target = target(&state, &caller).await?;
