@@ -76,32 +76,12 @@ pub fn load(dir: &Path) -> Vec<NabFile> {
     names
         .into_iter()
         .map(|name| {
-            let rows = read_rows(&dir.join("data").join(&name));
             let key = format!("realAWSCloudwatch/{name}");
-            let w = windows[&key]
-                .as_array()
-                .unwrap_or_else(|| panic!("no windows for {key}"));
+            let mut file = read_file(&dir.join("data").join(&name), &key, &windows);
             // Every stored result file carries NAB's label column; numenta's is read.
-            let nab_labels = stored_column(dir, "numenta", &name, 3)
+            file.nab_labels = stored_column(dir, "numenta", &name, 3)
                 .map(|c| c.iter().map(|&v| u8::from(v > 0.5)).collect());
-            NabFile {
-                timestamps: rows.iter().map(|r| parse_ts(&r[0])).collect(),
-                values: rows
-                    .iter()
-                    .map(|r| r[1].parse().unwrap_or(f64::NAN))
-                    .collect(),
-                windows: w
-                    .iter()
-                    .map(|p| {
-                        (
-                            parse_ts(p[0].as_str().unwrap()),
-                            parse_ts(p[1].as_str().unwrap()),
-                        )
-                    })
-                    .collect(),
-                nab_labels,
-                name,
-            }
+            file
         })
         .collect()
 }
@@ -173,39 +153,35 @@ pub fn load_more(folder: &str, windows: &serde_json::Value) -> Vec<NabFile> {
     names
         .into_iter()
         .map(|gz| {
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&fs::read(dir.join(&gz)).expect("readable")[..])
-                .read_to_string(&mut text)
-                .expect("gzip");
-            let name = gz.trim_end_matches(".gz").to_owned();
-            let rows: Vec<(i64, f64)> = text
-                .lines()
-                .skip(1)
-                .filter(|l| !l.is_empty())
-                .map(|l| {
-                    let (t, v) = l.split_once(',').expect("two columns");
-                    (parse_ts(t), v.trim().parse().unwrap_or(f64::NAN))
-                })
-                .collect();
-            let key = format!("{folder}/{name}");
-            let w = windows[&key]
-                .as_array()
-                .unwrap_or_else(|| panic!("no windows for {key}"));
-            NabFile {
-                timestamps: rows.iter().map(|r| r.0).collect(),
-                values: rows.iter().map(|r| r.1).collect(),
-                windows: w
-                    .iter()
-                    .map(|p| {
-                        (
-                            parse_ts(p[0].as_str().unwrap()),
-                            parse_ts(p[1].as_str().unwrap()),
-                        )
-                    })
-                    .collect(),
-                nab_labels: None,
-                name,
-            }
+            let name = gz.trim_end_matches(".gz");
+            read_file(&dir.join(&gz), &format!("{folder}/{name}"), windows)
         })
         .collect()
+}
+
+/// One NAB series (`timestamp,value` rows, plain or gzipped) with its scoring windows from
+/// `combined_windows.json` under `key` (`folder/file.csv`), named by the file; no stored labels.
+fn read_file(path: &Path, key: &str, windows: &serde_json::Value) -> NabFile {
+    let rows = read_rows(path);
+    let windows = windows[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no windows for {key}"))
+        .iter()
+        .map(|p| {
+            (
+                parse_ts(p[0].as_str().unwrap()),
+                parse_ts(p[1].as_str().unwrap()),
+            )
+        })
+        .collect();
+    NabFile {
+        name: key.rsplit('/').next().expect("a file name").to_owned(),
+        timestamps: rows.iter().map(|r| parse_ts(&r[0])).collect(),
+        values: rows
+            .iter()
+            .map(|r| r[1].parse().unwrap_or(f64::NAN))
+            .collect(),
+        windows,
+        nab_labels: None,
+    }
 }
