@@ -10,7 +10,8 @@
 #            the lint share every compiled dependency instead of building them twice
 #   test     cargo test --locked --workspace against PostgreSQL and moto
 #   browser  the dashboard in headless Chromium (scripts/browser-test.sh)
-#   fuzz     the API fuzzed from its OpenAPI document (scripts/schemathesis.sh)
+#   fuzz     the API fuzzed from its OpenAPI document for a fixed time (scripts/schemathesis.sh),
+#            beside the test and browser stages, against its own server, database and moto
 # Arguments go to `cargo test` instead (e.g. -p cloudspend-store); only build and test run then,
 # and the stages skipped are named on one line.
 #
@@ -101,7 +102,9 @@ start_postgres() {
     log "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port"
 }
 
+# Starts a moto server and sets moto_url; `start_moto NAME` logs to $work/NAME.log.
 start_moto() {
+    local name=$1
     local venv="$target_dir/moto-venv-$MOTO_VERSION"
     if [ ! -x "$venv/bin/moto_server" ]; then
         log "installing moto[server]==$MOTO_VERSION into $venv"
@@ -109,19 +112,20 @@ start_moto() {
         "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     fi
     local port; port=$(free_port)
-    # From the temp dir: moto's request recorder writes its file into the current directory.
-    (cd "$work" && exec "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1) &
+    # From its own folder: moto's request recorder writes its file into the current directory.
+    mkdir -p "$work/$name"
+    (cd "$work/$name" && exec "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/$name.log" 2>&1) &
     pids+=($!)
     for _ in $(seq 1 100); do
         if curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
-            export CLOUDSPEND_TEST_MOTO_URL="http://127.0.0.1:$port"
-            log "moto $MOTO_VERSION on port $port"
+            log "moto $MOTO_VERSION ($name) on port $port"
+            moto_url="http://127.0.0.1:$port"
             return
         fi
         sleep 0.2
     done
-    cat "$work/moto.log" >&2
-    log "moto did not start"; exit 1
+    cat "$work/$name.log" >&2
+    log "moto ($name) did not start"; exit 1
 }
 
 check_compose() {
@@ -156,6 +160,14 @@ else
 fi
 command -v clippy-driver >/dev/null 2>&1 || { log "clippy-driver not found: rustup component add clippy"; exit 1; }
 
+# How long each stage took, printed at the end.
+stage_times=""
+stage_started=$SECONDS
+stage_done() {
+    stage_times="$stage_times $1 $((SECONDS - stage_started)) s;"
+    stage_started=$SECONDS
+}
+
 if [ "$full_run" = 1 ]; then
     log "cargo fmt --check"
     cargo fmt --all --check
@@ -163,21 +175,58 @@ if [ "$full_run" = 1 ]; then
     # The tenant-side CloudFormation template must lint clean (cfn-lint from PyPI, pinned).
     "$repo/scripts/check-cfn.sh"
     check_compose
+    stage_done checks
 fi
 
 start_postgres
-start_moto
+start_moto tests
+export CLOUDSPEND_TEST_MOTO_URL="$moto_url"
+stage_done services
 
 if [ "$full_run" = 1 ]; then
     # Every target, benches and examples included (in the test profile: the same code `cargo
     # bench --no-run` compiles, without a second, optimised build of every dependency).
     log "building every target with clippy's lints as errors"
     clippy_build cargo test --locked --workspace --all-targets --no-run
+    stage_done build
 fi
-log "cargo test --locked $*"
-clippy_build cargo test --locked "$@"
 # The workspace test build includes the cloudspend binary (its integration tests run it).
 export CLOUDSPEND_BIN="$target_dir/debug/cloudspend"
-if [ "$full_run" = 1 ]; then "$repo/scripts/browser-test.sh"; fi
-if [ "$full_run" = 1 ]; then "$repo/scripts/schemathesis.sh"; fi
+
+fuzz_pid=""
+if [ "$full_run" = 1 ]; then
+    # The fuzzer runs for a fixed time budget against its own server, database and moto (so
+    # nothing it creates reaches a test's AWS), beside the test suite: much of the suite waits
+    # on clocks, PostgreSQL and moto (the scale-out test alone watches two one-minute
+    # intervals), and run one after the other the two took about nine minutes of a warm CI run.
+    start_moto fuzz
+    log "fuzzing the API beside the tests (output: $work/fuzz.log, printed when it ends)"
+    CLOUDSPEND_TEST_MOTO_URL="$moto_url" "$repo/scripts/schemathesis.sh" >"$work/fuzz.log" 2>&1 &
+    fuzz_pid=$!
+    pids+=("$fuzz_pid")
+fi
+
+log "cargo test --locked $*"
+test_rc=0
+clippy_build cargo test --locked "$@" || test_rc=$?
+stage_done test
+
+browser_rc=0
+if [ "$full_run" = 1 ]; then
+    "$repo/scripts/browser-test.sh" || browser_rc=$?
+    stage_done browser
+fi
+
+fuzz_rc=0
+if [ -n "$fuzz_pid" ]; then
+    wait "$fuzz_pid" || fuzz_rc=$?
+    stage_done "fuzz (rest)"
+    log "fuzz output:"
+    cat "$work/fuzz.log" >&2
+fi
+[ -n "$stage_times" ] && log "stage times:$stage_times"
+if [ $test_rc -ne 0 ] || [ $browser_rc -ne 0 ] || [ $fuzz_rc -ne 0 ]; then
+    log "FAILED: cargo test exit $test_rc, browser exit $browser_rc, fuzz exit $fuzz_rc"
+    exit 1
+fi
 if [ -n "$skipped" ]; then log "done; skipped: $skipped"; fi
