@@ -15,11 +15,13 @@
 //! Layout:
 //! - [`model`]: the rows the trait reads and writes.
 //! - [`shared`]: the SQL common to both backends.
+//! - [`sealed`]: every secret sealed under the master key, for re-sealing under a new one.
 //! - [`postgres`], [`sqlite`]: connection set-up, embedded migrations, dialect-specific SQL.
 //! - [`testing`]: a fresh, migrated database per test, for this crate's and other crates' tests.
 
 pub mod model;
 pub mod postgres;
+pub mod sealed;
 mod shared;
 pub mod sqlite;
 pub mod testing;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use model::*;
+pub use sealed::{SealedSecret, SealedSecretKind, SealedSecrets};
 pub use shared::CostBatches;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -124,7 +127,7 @@ pub enum Backend {
 /// Everything CloudSpend keeps. Object-safe so the service holds an `Arc<dyn Store>` chosen at
 /// start-up from `DATABASE_URL`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SealedSecrets + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// One round trip, for `/readyz`.

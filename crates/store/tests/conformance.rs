@@ -2118,6 +2118,99 @@ async fn concurrent_cost_writes_for_one_tenant_both_land_in_the_rollups(store: A
     }
 }
 
+async fn sealed_secrets_are_listed_across_tenants_and_resealed_only_when_unchanged(
+    store: Arc<dyn Store>,
+) {
+    use cloudspend_core::connection::ConnectionAuth;
+    let (_, a) = tenant_with_owner(&store, "a@example.com").await;
+    let (_, b) = tenant_with_owner(&store, "b@example.com").await;
+    let (_, role_only) = tenant_with_owner(&store, "c@example.com").await;
+    let keys = |ciphertext: &str| {
+        connection(ConnectionAuth::AccessKey {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_ciphertext: ciphertext.into(),
+        })
+    };
+    store.put_connection(a.id, &keys("v1:a-key")).await.unwrap();
+    store.put_connection(b.id, &keys("v1:b-key")).await.unwrap();
+    let role = connection(ConnectionAuth::Role {
+        role_arn: "arn:aws:iam::123456789012:role/CloudSpend".into(),
+    });
+    store.put_connection(role_only.id, &role).await.unwrap();
+    store
+        .create_subscription(
+            b.id,
+            NewSubscription {
+                name: "ops".into(),
+                channel: "webhook".into(),
+                target: "https://hooks.example.com/x".into(),
+                threshold_kind: "absolute".into(),
+                threshold: "10".into(),
+                frequency: "immediate".into(),
+                secret_ciphertext: "v1:b-hook".into(),
+                created_by: None,
+                created_at: at(1, 0),
+            },
+        )
+        .await
+        .unwrap();
+    let listed = store.sealed_secrets().await.unwrap();
+    let mut expected = vec![
+        SealedSecret {
+            kind: SealedSecretKind::AwsSecretAccessKey,
+            tenant: a.id,
+            ciphertext: "v1:a-key".into(),
+        },
+        SealedSecret {
+            kind: SealedSecretKind::AwsSecretAccessKey,
+            tenant: b.id,
+            ciphertext: "v1:b-key".into(),
+        },
+        SealedSecret {
+            kind: SealedSecretKind::AlertSigningSecret,
+            tenant: b.id,
+            ciphertext: "v1:b-hook".into(),
+        },
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "a role connection holds no secret");
+
+    for secret in &listed {
+        let resealed = format!("{}-new", secret.ciphertext);
+        assert!(store.reseal(secret, &resealed).await.unwrap());
+        // The listed ciphertext is gone: a second replacement from the same listing changes nothing.
+        assert!(!store.reseal(secret, "v1:stale").await.unwrap());
+    }
+    let mut after: Vec<String> = store
+        .sealed_secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.ciphertext)
+        .collect();
+    after.sort();
+    assert_eq!(after, ["v1:a-key-new", "v1:b-hook-new", "v1:b-key-new"]);
+    // Only the ciphertext changed, in its own tenant's row.
+    match store.connection(a.id).await.unwrap().unwrap().auth {
+        ConnectionAuth::AccessKey {
+            access_key_id,
+            secret_ciphertext,
+        } => assert_eq!(
+            (access_key_id.as_str(), secret_ciphertext.as_str()),
+            ("AKIAEXAMPLE", "v1:a-key-new")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.connection(role_only.id).await.unwrap(), Some(role));
+    // A secret listed for one tenant does not replace another tenant's equal ciphertext.
+    let foreign = SealedSecret {
+        kind: SealedSecretKind::AwsSecretAccessKey,
+        tenant: a.id,
+        ciphertext: "v1:b-key-new".into(),
+    };
+    assert!(!store.reseal(&foreign, "v1:hijack").await.unwrap());
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -2142,6 +2235,7 @@ macro_rules! conformance {
                 jobs_are_leased_once_until_the_lease_expires,
                 audit_entries_are_listed_per_tenant,
                 connections_are_one_per_tenant_and_scoped,
+                sealed_secrets_are_listed_across_tenants_and_resealed_only_when_unchanged,
                 ping_answers,
                 rollups_follow_every_cost_write_with_cur_over_ce,
                 concurrent_cost_writes_for_one_tenant_both_land_in_the_rollups,
