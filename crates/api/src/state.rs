@@ -108,8 +108,6 @@ pub struct Limiters {
     pub login_backoff: Backoff,
     pub login_ip: RateLimiter,
     pub signup_ip: RateLimiter,
-    /// `/test-cost` per tenant (each call is a billed Cost Explorer request).
-    pub test_cost: RateLimiter,
 }
 
 impl AppState {
@@ -118,10 +116,6 @@ impl AppState {
             login_backoff: Backoff::new(config.login_backoff),
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
-            test_cost: RateLimiter::new(Limit {
-                max_events: config.test_cost_per_hour.max(1),
-                window: Duration::from_secs(3600),
-            }),
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         Self {

@@ -57,6 +57,7 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
      RETURNING tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
 crate::sealed::impl_sealed_secrets!(PgStore);
+crate::diagnostics::impl_diagnostic_calls!(PgStore);
 
 impl_store!(
     PgStore,

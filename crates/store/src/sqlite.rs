@@ -58,6 +58,7 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
      RETURNING tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
 crate::sealed::impl_sealed_secrets!(SqliteStore);
+crate::diagnostics::impl_diagnostic_calls!(SqliteStore);
 
 impl_store!(
     SqliteStore,

@@ -2211,6 +2211,91 @@ async fn sealed_secrets_are_listed_across_tenants_and_resealed_only_when_unchang
     assert!(!store.reseal(&foreign, "v1:hijack").await.unwrap());
 }
 
+async fn diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant(
+    store: Arc<dyn Store>,
+) {
+    let (_, t) = tenant_with_owner(&store, "diag@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-diag@example.com").await;
+    let hour = Some(Allowance {
+        since: at(3, 0),
+        max_calls: 2,
+    });
+    let cost = DiagnosticEndpoint::TestCost;
+    let start = |tenant: TenantId, endpoint, when, allowance| {
+        let store = store.clone();
+        async move {
+            store
+                .start_diagnostic_call(tenant, endpoint, when, allowance)
+                .await
+                .unwrap()
+        }
+    };
+    let admitted = |admission: Admission| match admission {
+        Admission::Admitted(id) => id,
+        refused => panic!("{refused:?}"),
+    };
+    // Before the window: does not count against it.
+    let early = admitted(start(t.id, cost, at(2, 59), None).await);
+    let first = admitted(start(t.id, cost, at(3, 1), hour).await);
+    let second = admitted(start(t.id, cost, at(3, 2), hour).await);
+    let before = version(&store, t.id).await;
+    assert_eq!(
+        start(t.id, cost, at(3, 3), hour).await,
+        Admission::Refused {
+            oldest_in_window: at(3, 1)
+        },
+        "the third call in the hour is refused until the first leaves the window"
+    );
+    assert!(
+        matches!(
+            start(t.id, cost, at(3, 4), hour).await,
+            Admission::Refused { .. }
+        ),
+        "a refused call is not recorded, and does not free a slot either"
+    );
+    // Other endpoints and other tenants have their own allowance.
+    let ec2 = admitted(start(t.id, DiagnosticEndpoint::TestEc2, at(3, 5), hour).await);
+    admitted(start(other.id, cost, at(3, 5), hour).await);
+
+    for (id, aws, ce) in [(early, 1, 1), (first, 2, 2), (second, 1, 1), (ec2, 3, 0)] {
+        store
+            .finish_diagnostic_call(t.id, id, aws, ce)
+            .await
+            .unwrap();
+    }
+    assert!(
+        version(&store, t.id).await > before,
+        "the dashboard's AWS usage changed"
+    );
+    // Another tenant's id finishes nothing here.
+    store
+        .finish_diagnostic_call(other.id, ec2, 100, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.aws_usage_since(t.id, at(3, 0)).await.unwrap(),
+        AwsUsage {
+            requests: 6,
+            ce_requests: 3
+        }
+    );
+    assert_eq!(
+        store.aws_usage_since(t.id, at(0, 0)).await.unwrap(),
+        AwsUsage {
+            requests: 7,
+            ce_requests: 4
+        }
+    );
+    assert_eq!(
+        store.aws_usage_since(other.id, at(0, 0)).await.unwrap(),
+        AwsUsage {
+            requests: 0,
+            ce_requests: 0
+        },
+        "the other tenant's call was started but never finished"
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -2243,6 +2328,7 @@ macro_rules! conformance {
                 recommendations_are_replaced_per_tenant,
                 alert_deliveries_are_queued_once_and_claimed_once,
                 collector_health_and_aws_usage_sum_runs,
+                diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,
                 budgets_are_one_per_tenant_and_keep_their_alerted_state,
