@@ -22,6 +22,11 @@ pub struct ApiConfig {
     pub signups_per_ip: Limit,
     /// CloudSpend's own AWS account, which tenants' roles trust (`CLOUDSPEND_PLATFORM_ACCOUNT_ID`).
     pub platform_account_id: Option<String>,
+    /// Connecting or verifying a role proves that its trust policy requires the tenant's
+    /// external ID (AssumeRole without it and with a wrong one must be denied) and refuses the
+    /// role otherwise (`CLOUDSPEND_REQUIRE_EXTERNAL_ID`, on). Off only against an AWS endpoint
+    /// that enforces no trust policy, such as moto.
+    pub require_external_id: bool,
     /// Where the tenant CloudFormation template is hosted (S3 URL) for the console quick-create link.
     pub template_url: String,
     /// Whether alert e-mail can be sent (`CLOUDSPEND_SMTP_URL`); e-mail subscriptions are
@@ -76,6 +81,7 @@ impl Default for ApiConfig {
                 window: Duration::from_secs(3600),
             },
             platform_account_id: None,
+            require_external_id: true,
             template_url: DEFAULT_TEMPLATE_URL.to_string(),
             smtp_configured: false,
             trusted_proxy_hops: 0,

@@ -140,6 +140,12 @@ pub struct ServerArgs {
     #[arg(long, env = "CLOUDSPEND_PLATFORM_ACCOUNT_ID")]
     pub platform_account_id: Option<String>,
 
+    /// Refuse a role whose trust policy lets it be assumed without the tenant's external ID or
+    /// with a wrong one (proven at connect and verify). Turn off only against an AWS endpoint
+    /// that enforces no trust policy, such as the moto emulator in tests.
+    #[arg(long, env = "CLOUDSPEND_REQUIRE_EXTERNAL_ID", default_value_t = true, action = clap::ArgAction::Set)]
+    pub require_external_id: bool,
+
     /// S3 URL where cfn/connect-aws-billing.yml is published, for the quick-create link.
     #[arg(long, env = "CLOUDSPEND_TEMPLATE_URL", default_value = cloudspend_api::state::DEFAULT_TEMPLATE_URL)]
     pub template_url: String,

@@ -322,6 +322,7 @@ fn api_config(server: &ServerArgs, egress: EgressPolicy) -> ApiConfig {
         token_ttl: Duration::from_secs(server.token_ttl_hours.max(1) * 3600),
         test_endpoints: server.test_endpoints,
         platform_account_id: server.platform_account_id.clone(),
+        require_external_id: server.require_external_id,
         template_url: server.template_url.clone(),
         smtp_configured: server.smtp_url.is_some(),
         trusted_proxy_hops: server.trusted_proxy_hops,

@@ -7,7 +7,9 @@
 //! database: the caller decides what to save. Only steps 1 and 2 (credentials and account)
 //! decide whether a connection can be saved; later failures become warnings.
 //!
-//! Steps: (1) AssumeRole with the external ID, (2) GetCallerIdentity and the account matches
+//! Steps: (1) AssumeRole with the external ID, and (unless turned off) the proof that the role
+//! enforces it: AssumeRole without an external ID and with a wrong one must both be denied,
+//! (2) GetCallerIdentity and the account matches
 //! the ARN, (3) Cost Explorer answers a small GetCostAndUsage, (4) EC2 DescribeInstances in the
 //! first region, (5) the Athena workgroup exists and the CUR table is visible, (6) the Athena
 //! results bucket is writable, (7) whether the opt-in write actions are enabled (EC2
@@ -39,6 +41,10 @@ pub struct Plan {
     /// Regions to collect; the first is where EC2 and Athena are checked.
     pub regions: Vec<String>,
     pub cur: CurLocation,
+    /// Prove that the role refuses AssumeRole without the external ID and with a wrong one, and
+    /// refuse it otherwise (a confused deputy: anyone who names the role to CloudSpend could
+    /// read the account). Off only where the AWS endpoint enforces no trust policy (moto).
+    pub require_external_id: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -188,14 +194,30 @@ pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
         } => {
             let sts = aws_sdk_sts::Client::new(aws.base());
             let session = format!("cloudspend-verify-{}", plan.tenant.0.simple());
+            let session = &session[..session.len().min(64)];
             match sts
                 .assume_role()
                 .role_arn(role_arn)
                 .external_id(external_id)
-                .role_session_name(&session[..session.len().min(64)])
+                .role_session_name(session)
                 .send()
                 .await
             {
+                Ok(_) if plan.require_external_id => {
+                    match external_id_enforced(&sts, role_arn, external_id, session).await {
+                        Ok(()) => steps.push(ok(
+                            "assume_role",
+                            T_ASSUME,
+                            format!(
+                                "assumed {role_arn}; it refuses callers without this external ID"
+                            ),
+                        )),
+                        Err(step) => {
+                            steps.push(step);
+                            return finish(steps, None);
+                        }
+                    }
+                }
                 Ok(_) => steps.push(ok("assume_role", T_ASSUME, format!("assumed {role_arn}"))),
                 Err(err) => {
                     let err = AwsError::from_sdk("sts:AssumeRole", err);
@@ -262,6 +284,62 @@ pub async fn run(aws: &AwsAccess, plan: &Plan) -> Report {
     report.actions = Some(actions_step);
     report.actions_enabled = actions_enabled;
     report
+}
+
+/// Proves the role's trust policy enforces the external ID: AssumeRole without one, and with a
+/// wrong one, must be denied. A role that lets either through can be assumed by anyone who
+/// names it to CloudSpend (its trust policy trusts CloudSpend's account): another tenant could
+/// connect it and read this account's costs. Errors other than a denial fail the check too:
+/// unproven is not enforced.
+async fn external_id_enforced(
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+    external_id: &str,
+    session: &str,
+) -> Result<(), Step> {
+    let condition = format!(
+        "add to the role's trust policy the condition \"StringEquals\": {{\"sts:ExternalId\": \"{external_id}\"}} \
+         (the CloudFormation template on the onboarding page sets it), then connect again"
+    );
+    let wrong_id = format!("not-{external_id}");
+    for (probe, without) in [
+        (None, "without an external ID"),
+        (Some(wrong_id.as_str()), "with a wrong external ID"),
+    ] {
+        let outcome = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .set_external_id(probe.map(str::to_string))
+            .role_session_name(session)
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => {
+                return Err(failed_with(
+                    "assume_role",
+                    T_ASSUME,
+                    format!(
+                        "{role_arn} can be assumed {without}: its trust policy does not require CloudSpend's \
+                         external ID, so anyone who names this role to CloudSpend could read the account"
+                    ),
+                    condition,
+                ));
+            }
+            Err(err) => {
+                let err = AwsError::from_sdk("sts:AssumeRole", err);
+                if !actions::is_denied(&err) {
+                    let mut step = failed("assume_role", T_ASSUME, &err);
+                    step.message = format!(
+                        "could not confirm that {role_arn} refuses callers {without}: {}",
+                        step.message
+                    );
+                    step.hint = Some("try connecting again in a minute".into());
+                    return Err(step);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn finish(mut steps: Vec<Step>, account_id: Option<String>) -> Report {
@@ -494,5 +572,100 @@ async fn check_results_bucket(config: &SdkConfig, cur: &CurLocation) -> Step {
             T_RESULTS,
             &AwsError::from_sdk("s3:PutObject", err),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sts::Client;
+    use aws_sdk_sts::operation::assume_role::{AssumeRoleError, AssumeRoleOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/CloudSpendReadOnly";
+    const EXTERNAL_ID: &str = "cs-7f3c2a";
+
+    fn denied() -> AssumeRoleError {
+        AssumeRoleError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("User is not authorized to perform: sts:AssumeRole")
+                .build(),
+        )
+    }
+
+    /// STS as a role's trust policy makes it answer: `with_id` allowed, `without`/`wrong`
+    /// answered as given (None: allowed).
+    async fn probe(
+        without: Option<fn() -> AssumeRoleError>,
+        wrong: Option<fn() -> AssumeRoleError>,
+    ) -> Result<(), Step> {
+        let answer = |error: Option<fn() -> AssumeRoleError>, matches: fn(Option<&str>) -> bool| {
+            let rule = mock!(Client::assume_role).match_requests(move |r| matches(r.external_id()));
+            match error {
+                Some(error) => rule.then_error(error),
+                None => rule.then_output(|| AssumeRoleOutput::builder().build()),
+            }
+        };
+        let without_rule = answer(without, |id| id.is_none());
+        let wrong_rule = answer(wrong, |id| id.is_some_and(|id| id != EXTERNAL_ID));
+        let sts = mock_client!(
+            aws_sdk_sts,
+            RuleMode::MatchAny,
+            [&without_rule, &wrong_rule]
+        );
+        external_id_enforced(&sts, ROLE, EXTERNAL_ID, "cloudspend-verify").await
+    }
+
+    #[tokio::test]
+    async fn a_role_that_denies_callers_without_the_external_id_and_with_a_wrong_one_passes() {
+        assert!(probe(Some(denied), Some(denied)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_role_assumable_without_an_external_id_fails_naming_the_missing_condition() {
+        let step = probe(None, Some(denied)).await.unwrap_err();
+        assert_eq!(
+            (step.name, step.status),
+            ("assume_role", StepStatus::Failed)
+        );
+        assert!(
+            step.message
+                .contains("can be assumed without an external ID"),
+            "{}",
+            step.message
+        );
+        let hint = step.hint.unwrap();
+        assert!(hint.contains(r#""sts:ExternalId": "cs-7f3c2a""#), "{hint}");
+    }
+
+    #[tokio::test]
+    async fn a_role_assumable_with_any_external_id_fails() {
+        let step = probe(Some(denied), None).await.unwrap_err();
+        assert!(
+            step.message.contains("with a wrong external ID"),
+            "{}",
+            step.message
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_other_than_a_denial_proves_nothing_and_fails() {
+        let throttled = || {
+            AssumeRoleError::generic(
+                ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        };
+        let step = probe(Some(throttled), Some(denied)).await.unwrap_err();
+        assert!(
+            step.message.starts_with("could not confirm"),
+            "{}",
+            step.message
+        );
+        assert_eq!(step.aws_code.as_deref(), Some("Throttling"));
     }
 }

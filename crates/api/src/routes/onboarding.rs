@@ -446,6 +446,7 @@ async fn connect(
         expected_account: valid.expected_account.clone(),
         regions: valid.regions.clone(),
         cur: valid.cur.clone(),
+        require_external_id: state.config.require_external_id,
     };
     let report = cloudspend_connect_check::run(state.collections.aws(), &plan).await;
     if !report.credentials_ok() {
@@ -623,6 +624,7 @@ async fn verify_connection(
         expected_account,
         regions: connection.regions.clone(),
         cur: connection.cur.clone(),
+        require_external_id: state.config.require_external_id,
     };
     let report = cloudspend_connect_check::run(state.collections.aws(), &plan).await;
     let now = Utc::now();

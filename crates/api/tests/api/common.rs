@@ -76,8 +76,40 @@ impl TestApp {
         Self::spawn_full(store, config, aws, Some(test_master_key())).await
     }
 
-    /// A server whose AWS calls go where `aws` points (moto in these tests).
+    /// A server whose AWS calls go where `aws` points (moto in these tests). moto checks no
+    /// trust policy on AssumeRole: to it every role may be assumed without the external ID, and
+    /// the connect check's proof that a role requires it would refuse them all; so it is off
+    /// here, and on in [`TestApp::spawn_requiring_external_ids`], which tests that proof.
     pub async fn spawn_full(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        aws: cloudspend_aws_access::AwsAccess,
+        master_key: Option<cloudspend_secrets::MasterKey>,
+    ) -> Self {
+        let config = ApiConfig {
+            require_external_id: false,
+            ..config
+        };
+        Self::start(store, config, aws, master_key).await
+    }
+
+    /// [`TestApp::spawn`] with the connect check proving that a role requires its external ID,
+    /// as deployed (`CLOUDSPEND_REQUIRE_EXTERNAL_ID`, on by default).
+    pub async fn spawn_requiring_external_ids() -> Self {
+        let config = ApiConfig {
+            require_external_id: true,
+            ..ApiConfig::default()
+        };
+        Self::start(
+            cloudspend_store::testing::fresh_postgres().await,
+            config,
+            cloudspend_aws_access::testing::aws_access().await,
+            Some(test_master_key()),
+        )
+        .await
+    }
+
+    async fn start(
         store: Arc<dyn Store>,
         config: ApiConfig,
         aws: cloudspend_aws_access::AwsAccess,

@@ -240,6 +240,51 @@ async fn a_role_in_cloudspends_own_account_is_refused() {
     );
 }
 
+/// A careless customer's role, whose trust policy trusts CloudSpend's account without the
+/// `sts:ExternalId` condition, can be assumed by any tenant who names it: connecting it was
+/// saved. Now the connect check proves the role refuses AssumeRole without the external ID and
+/// with a wrong one. moto enforces no trust policy, so to it every role is such a role: this is
+/// the refusal, end to end; the acceptance of a role that enforces it is proven against
+/// scripted STS answers in the connect-check crate.
+#[tokio::test]
+async fn a_role_that_does_not_require_the_external_id_is_refused() {
+    let _moto = testing::shared().await;
+    let account = unique_account_id();
+    let app = TestApp::spawn_requiring_external_ids().await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let id = external_id(&app, &ana).await;
+    let reply = app
+        .post(
+            "/api/tenants/connect",
+            Some(&ana.token),
+            connect_body(&account, &id),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("aws_role_arn")),
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.text.contains("can be assumed without an external ID"),
+        "{}",
+        reply.text
+    );
+    let hint = reply.body["error"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains(&format!(r#""sts:ExternalId": "{id}""#)),
+        "the hint names the missing condition: {hint}"
+    );
+    assert!(
+        app.store
+            .connection(ana.tenant_id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn bad_fields_are_422_naming_the_field_and_save_nothing() {
     let _moto = testing::shared().await;
