@@ -160,7 +160,8 @@ async fn a_tenant_id_in_a_body_is_ignored_never_trusted() {
 
 /// Tenant A owns one of everything (`full_tenant`). Tenant B's owner sends every operation of
 /// the OpenAPI document with A's real ids and a valid body, without and with `X-Tenant-Id: A`;
-/// A's viewer sends every mutating one; A's rows are dumped before and after each pass. Then A's
+/// A's viewer sends every read (and must not see the managers' secrets) and every mutating
+/// operation; A's rows are dumped before and after each pass. Then A's
 /// owner sends the same requests, which must succeed: the ids and bodies are real, so B's and
 /// the viewer's refusals are refusals, not 404s of a made-up id or 422s of an empty body.
 #[tokio::test]
@@ -179,6 +180,7 @@ async fn no_operation_lets_another_tenant_or_a_viewer_read_or_change_what_it_may
         "tenant B changed tenant A's rows: {changed:#?}"
     );
 
+    a_viewer_reads_nothing_kept_from_viewers(&a, &operations).await;
     a_viewer_is_refused_every_change(&a, &operations).await;
     let after_viewer = dump::tenant_rows(&a.database_url, a.id).await;
     only_the_viewers_own_traces_changed(&a, &dump::differences(&after_b, &after_viewer));
@@ -269,6 +271,37 @@ async fn another_tenant_reads_and_changes_nothing(a: &FullTenant, b: &Person, op
                     reply.text
                 );
             }
+        }
+    }
+}
+
+/// A's viewer reads A's data, but not what only managers or the owner's own sessions see.
+async fn a_viewer_reads_nothing_kept_from_viewers(a: &FullTenant, ops: &[Operation]) {
+    let kept: Vec<operations::Secret> = operations::secrets(a)
+        .into_iter()
+        .filter(|s| s.kept_from_viewers)
+        .collect();
+    let call = Call {
+        a,
+        caller_email: &a.viewer.email,
+        member: &a.owner,
+    };
+    for op in ops.iter().filter(|o| !o.mutates()) {
+        let (_, reply) = send(&a.app, op, &call, &a.viewer.token, &[]).await;
+        let what = format!("{} by A's viewer answered {}", op.key, reply.status);
+        assert!(
+            reply.status.is_success() || reply.status.is_client_error(),
+            "{what}: {}",
+            reply.text
+        );
+        for secret in &kept {
+            assert!(
+                !reply.text.contains(&secret.value),
+                "{what} with the {} `{}`: {}",
+                secret.what,
+                secret.value,
+                reply.text
+            );
         }
     }
 }

@@ -312,6 +312,9 @@ pub struct Secret {
     /// Shown to A once, when made (a bearer or confirmation token): the owner's pass cannot
     /// see it again.
     pub shown_once: bool,
+    /// Not for A's viewers either: the webhook's full URL (its path is often the credential),
+    /// and the owner's own tokens.
+    pub kept_from_viewers: bool,
 }
 
 pub fn secrets(a: &FullTenant) -> Vec<Secret> {
@@ -319,6 +322,11 @@ pub fn secrets(a: &FullTenant) -> Vec<Secret> {
         what,
         value: value.to_string(),
         shown_once: false,
+        kept_from_viewers: false,
+    };
+    let owners = |what, value: &str| Secret {
+        kept_from_viewers: true,
+        ..seen(what, value)
     };
     vec![
         seen("tenant id", &a.id.to_string()),
@@ -339,17 +347,17 @@ pub fn secrets(a: &FullTenant) -> Vec<Secret> {
         seen("finding evidence", &a.finding_evidence),
         seen("subscription id", &a.subscription),
         seen("subscription name", &a.subscription_name),
-        seen("subscription target", &a.subscription_target),
-        seen("API token id", &a.api_token_id),
-        seen("API token name", &a.api_token_name),
+        owners("subscription target", &a.subscription_target),
+        owners("API token id", &a.api_token_id),
+        owners("API token name", &a.api_token_name),
         seen("alarm name", &a.alarm),
         Secret {
             shown_once: true,
-            ..seen("API token", &a.api_token)
+            ..owners("API token", &a.api_token)
         },
         Secret {
             shown_once: true,
-            ..seen("confirmation token", &a.action_token)
+            ..owners("confirmation token", &a.action_token)
         },
     ]
 }
