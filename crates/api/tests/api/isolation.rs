@@ -346,11 +346,18 @@ const REFUSALS_AUDITED: [&str; 6] = [
     "instance.alarm.delete",
 ];
 
+/// The diagnostics a viewer may run, each recorded with the AWS requests it cost A (A's usage
+/// figure counts them). `/test-cost`, billed, is for managers: it must not be among them.
+const DIAGNOSTICS_RECORDED: [&str; 2] = ["test-cpu", "test-ec2"];
+
 /// What the viewer's pass may change of A: the viewer's own sessions and API token (log in,
-/// make a token, log out), the audit entry of that token, and one refusal entry per audited
-/// operation, nothing else.
+/// make a token, log out), the audit entry of that token, one refusal entry per audited
+/// operation, the record of each diagnostic it ran and the tenant's data version those records
+/// move (the dashboard shows the AWS usage), nothing else.
 fn only_the_viewers_own_traces_changed(a: &FullTenant, changes: &[Difference]) {
     let mut refusals = BTreeSet::new();
+    let mut diagnostics = BTreeSet::new();
+    let (mut tenant_now, mut tenant_before) = (Vec::new(), Vec::new());
     for change in changes {
         let row = &change.row;
         let the_viewers = row["user_id"] == a.viewer.user_id.as_str();
@@ -361,10 +368,27 @@ fn only_the_viewers_own_traces_changed(a: &FullTenant, changes: &[Difference]) {
                 refusals.insert(action);
             }
             "audit_log" if the_viewers && change.added && action == "token.create" => {}
+            "diagnostic_calls" if change.added => {
+                diagnostics.insert(row["endpoint"].as_str().unwrap_or_default());
+            }
+            "tenants" if change.added => tenant_now.push(without_data_version(row)),
+            "tenants" => tenant_before.push(without_data_version(row)),
             _ => panic!("the viewer's requests changed A's rows: {change:#?}"),
         }
     }
     assert_eq!(refusals, BTreeSet::from(REFUSALS_AUDITED), "{changes:#?}");
+    assert_eq!(
+        diagnostics,
+        BTreeSet::from(DIAGNOSTICS_RECORDED),
+        "{changes:#?}"
+    );
+    assert_eq!(tenant_now, tenant_before, "the tenant's row changed");
+}
+
+fn without_data_version(row: &Value) -> Value {
+    let mut row = row.clone();
+    row.as_object_mut().unwrap().remove("data_version");
+    row
 }
 
 /// A's owner sends the same requests (A's viewer named where B's named it) and gets them
