@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes the API from its own OpenAPI document with schemathesis (PyPI, pinned, in a virtualenv
-# under the cargo target dir): a real `cloudspend serve` on a fresh database, a signed-up
-# tenant's token on every request, and these checks on every response:
+# under the cargo target dir): a real `cloudspend serve` on a fresh database, the owner of one
+# signed-up tenant (A) on every request, and these checks on every response:
 #   not_a_server_error            no 5xx
 #   status_code_conformance       the status is one the document lists for the operation
 #   content_type_conformance      the content type is the documented one
 #   response_schema_conformance   the body matches the documented schema
+#   ignored_auth                  an operation that documents the bearer token refuses the same
+#                                 request without a token and with an invalid one
+#   object_level_authorization    what A reads of its own (an id it created or listed) is
+#                                 replayed as the owner of a second tenant (B), who must not get it
 #
 # Database: a fresh PostgreSQL database on CLOUDSPEND_TEST_POSTGRES_URL when it is set (as
 # scripts/test.sh sets it), else a SQLite file. AWS: the moto server at CLOUDSPEND_TEST_MOTO_URL,
@@ -90,17 +94,34 @@ for _ in $(seq 1 300); do
     sleep 0.2
 done
 
-token=$(curl -sf "$base/api/auth/signup" -H 'content-type: application/json' \
-    -d '{"email": "fuzz@example.com", "password": "a long enough password", "tenant_name": "Fuzz Inc"}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+signup() {
+    curl -sf "$base/api/auth/signup" -H 'content-type: application/json' \
+        -d "{\"email\": \"$1\", \"password\": \"a long enough password\", \"tenant_name\": \"$2\"}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
+}
+token_a=$(signup fuzz@example.com "Fuzz Inc")
+token_b=$(signup peer@example.com "Peer Inc")
+# The two tenants' owners as Web Fuzzing Commons identities: every case goes out as tenant-a;
+# tenant-b is the peer object_level_authorization replays A's reads as.
+cat >"$work/auth.json" <<JSON
+{"auth": [
+  {"name": "tenant-a", "fixedHeaders": [{"name": "Authorization", "value": "Bearer $token_a"}]},
+  {"name": "tenant-b", "fixedHeaders": [{"name": "Authorization", "value": "Bearer $token_b"}]}
+]}
+JSON
+cat >"$work/schemathesis.toml" <<TOML
+[auth.wfc]
+path = "$work/auth.json"
+user = "tenant-a"
+peers = ["tenant-a", "tenant-b"]
+TOML
 
 log "fuzzing $base/api/openapi.json"
 # Logging out (here or everywhere) would revoke the token every later case uses. From the temp dir: schemathesis
 # keeps a .schemathesis cache folder in the current directory.
 set +e
-(cd "$work" && exec "$venv/bin/st" run "$base/api/openapi.json" \
-    --header "Authorization: Bearer $token" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+(cd "$work" && exec "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,ignored_auth,object_level_authorization \
     --exclude-path /api/auth/logout \
     --exclude-path /api/auth/logout-everywhere \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-30}" \

@@ -6,6 +6,8 @@ mod actions;
 mod aws;
 mod common;
 mod costs;
+mod dump;
+mod full_tenant;
 mod http;
 mod insights;
 mod isolation;
