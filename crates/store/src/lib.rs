@@ -237,9 +237,31 @@ pub trait Store: Send + Sync + 'static {
 
     // --- audit -----------------------------------------------------------------------------
 
+    /// Appends an entry (with its outcome) to the audit log.
     async fn record_audit(&self, entry: NewAuditEntry) -> Result<()>;
 
-    async fn audit_log(&self, tenant: TenantId, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Up to `limit` of the tenant's entries matching `filter`, newest first, starting after
+    /// `after` (the previous page's [`AuditPage::next`]): paging by position, not offset, so
+    /// entries recorded meanwhile neither repeat nor hide one.
+    async fn audit_page(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        after: Option<AuditCursor>,
+        limit: i64,
+    ) -> Result<AuditPage>;
+
+    /// How many of the tenant's entries match `filter`, in all and per outcome.
+    async fn audit_counts(&self, tenant: TenantId, filter: &AuditFilter) -> Result<AuditCounts>;
+
+    /// The tenant's `limit` newest entries, whatever their outcome: [`Store::audit_page`]'s
+    /// first page, for tests and tools that want a glance.
+    async fn audit_log(&self, tenant: TenantId, limit: i64) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .audit_page(tenant, &AuditFilter::everything(), None, limit)
+            .await?
+            .entries)
+    }
 
     // --- tenant data -----------------------------------------------------------------------
 
@@ -528,16 +550,6 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-
-    /// [`Store::record_audit`] with an outcome (succeeded | refused | failed).
-    async fn record_audit_status(&self, entry: NewAuditEntry, status: &str) -> Result<()>;
-
-    /// The tenant's audit entries matching `filter`, newest first.
-    async fn audit_entries(
-        &self,
-        tenant: TenantId,
-        filter: &AuditFilter,
-    ) -> Result<Vec<AuditRecord>>;
 
     /// Deletes audit entries (all tenants) older than `before`, and confirmation tokens that
     /// expired before it. Returns how many audit entries went.

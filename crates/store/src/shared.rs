@@ -386,16 +386,6 @@ pub(crate) fn audit_detail(text: String) -> serde_json::Value {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AuditRow {
-    pub id: Uuid,
-    pub user_email: Option<String>,
-    pub action: String,
-    /// As text: see [`audit_detail`].
-    pub detail: String,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
 pub(crate) struct InstanceRow {
     pub account_id: String,
     pub region: String,
@@ -871,17 +861,52 @@ pub(crate) struct AuditRecordRow {
     pub at: DateTime<Utc>,
 }
 
-impl From<AuditRecordRow> for AuditRecord {
-    fn from(r: AuditRecordRow) -> Self {
-        AuditRecord {
+impl TryFrom<AuditRecordRow> for AuditRecord {
+    type Error = crate::StoreError;
+    fn try_from(r: AuditRecordRow) -> Result<Self, Self::Error> {
+        Ok(AuditRecord {
             id: r.id,
             user_email: r.user_email,
             action: r.action,
-            status: r.status,
+            status: audit_status(&r.status)?,
             detail: audit_detail(r.detail),
             at: r.at,
-        }
+        })
     }
+}
+
+pub(crate) fn audit_status(text: &str) -> crate::Result<AuditStatus> {
+    AuditStatus::parse(text)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("audit status `{text}`")))
+}
+
+/// The audit entries an [`AuditFilter`] selects, binding `$1` (tenant) to `$6`; both the page
+/// and the counts read through it, so a page never lists what the counts leave out.
+pub(crate) const AUDIT_FILTER: &str = "tenant_id = $1 AND at >= $2 AND ($3 IS NULL OR at < $3) \
+     AND ($4 IS NULL OR lower(user_email) = lower($4)) \
+     AND ($5 IS NULL OR action = $5 OR action LIKE $5 || '.%') \
+     AND ($6 IS NULL OR status = $6)";
+
+/// Binds an [`AuditFilter`] in [`AUDIT_FILTER`]'s order.
+pub(crate) fn bind_audit_filter<'q, DB, O>(
+    query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
+    tenant: TenantId,
+    f: &'q AuditFilter,
+) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(tenant.0)
+        .bind(crate::micros(f.from))
+        .bind(f.to.map(crate::micros))
+        .bind(f.user_email.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.status.map(AuditStatus::as_str))
 }
 
 #[derive(sqlx::FromRow)]
@@ -1309,8 +1334,8 @@ macro_rules! impl_store {
 
             async fn record_audit(&self, entry: NewAuditEntry) -> $crate::Result<()> {
                 sqlx::query(
-                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(Uuid::new_v4())
                 .bind(entry.tenant_id.map(|t| t.0))
@@ -1319,24 +1344,48 @@ macro_rules! impl_store {
                 .bind(entry.action)
                 .bind(Json(entry.detail))
                 .bind($crate::micros(entry.at))
+                .bind(entry.status.as_str())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            async fn audit_log(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<AuditEntry>> {
-                let rows: Vec<AuditRow> = sqlx::query_as(
-                    "SELECT id, user_email, action, CAST(detail AS TEXT) AS detail, at FROM audit_log WHERE tenant_id = $1 \
-                     ORDER BY at DESC, id LIMIT $2",
-                )
-                .bind(tenant.0)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| AuditEntry { id: r.id, user_email: r.user_email, action: r.action, detail: audit_detail(r.detail), at: r.at })
-                    .collect())
+            async fn audit_page(
+                &self,
+                tenant: TenantId,
+                filter: &AuditFilter,
+                after: Option<AuditCursor>,
+                limit: i64,
+            ) -> $crate::Result<AuditPage> {
+                let sql = format!(
+                    "SELECT id, user_email, action, status, CAST(detail AS TEXT) AS detail, at FROM audit_log \
+                     WHERE {AUDIT_FILTER} AND ($7 IS NULL OR at < $7 OR (at = $7 AND id < $8)) \
+                     ORDER BY at DESC, id DESC LIMIT $9"
+                );
+                // One more than asked tells whether an older page exists.
+                let rows: Vec<AuditRecordRow> = bind_audit_filter(sqlx::query_as(&sql), tenant, filter)
+                    .bind(after.map(|c| $crate::micros(c.at)))
+                    .bind(after.map(|c| c.id))
+                    .bind(limit.saturating_add(1))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut entries = rows.into_iter().map(AuditRecord::try_from).collect::<$crate::Result<Vec<_>>>()?;
+                let more = entries.len() as i64 > limit;
+                entries.truncate(usize::try_from(limit).unwrap_or(0));
+                let next = if more { entries.last().map(AuditRecord::position) } else { None };
+                Ok(AuditPage { entries, next })
+            }
+
+            async fn audit_counts(&self, tenant: TenantId, filter: &AuditFilter) -> $crate::Result<AuditCounts> {
+                let sql = format!("SELECT status, COUNT(*) FROM audit_log WHERE {AUDIT_FILTER} GROUP BY status");
+                let rows: Vec<(String, i64)> = bind_audit_filter(sqlx::query_as(&sql), tenant, filter)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut counts = AuditCounts::default();
+                for (status, count) in rows {
+                    counts.add(audit_status(&status)?, count);
+                }
+                Ok(counts)
             }
 
             async fn upsert_instances(&self, tenant: TenantId, instances: &[Instance]) -> $crate::Result<u64> {
@@ -2233,44 +2282,6 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
-            }
-
-            async fn record_audit_status(&self, entry: NewAuditEntry, status: &str) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at, status) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(Uuid::new_v4())
-                .bind(entry.tenant_id.map(|t| t.0))
-                .bind(entry.user_id.map(|u| u.0))
-                .bind(entry.user_email)
-                .bind(entry.action)
-                .bind(Json(entry.detail))
-                .bind($crate::micros(entry.at))
-                .bind(status)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn audit_entries(&self, tenant: TenantId, f: &AuditFilter) -> $crate::Result<Vec<AuditRecord>> {
-                let rows: Vec<AuditRecordRow> = sqlx::query_as(
-                    "SELECT id, user_email, action, status, CAST(detail AS TEXT) AS detail, at FROM audit_log \
-                     WHERE tenant_id = $1 AND at >= $2 \
-                       AND ($3 IS NULL OR lower(user_email) = lower($3)) \
-                       AND ($4 IS NULL OR action = $4 OR action LIKE $4 || '.%') \
-                       AND ($5 IS NULL OR status = $5) \
-                     ORDER BY at DESC, id LIMIT $6",
-                )
-                .bind(tenant.0)
-                .bind($crate::micros(f.since))
-                .bind(f.user_email.as_deref())
-                .bind(f.action.as_deref())
-                .bind(f.status.as_deref())
-                .bind(f.limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(AuditRecord::from).collect())
             }
 
             async fn purge_audit(&self, before: DateTime<Utc>) -> $crate::Result<u64> {

@@ -921,6 +921,7 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
             user_id: Some(user.id),
             user_email: Some(user.email.clone()),
             action: "member.add".into(),
+            status: AuditStatus::Ok,
             detail: serde_json::json!({"email": "x@example.com", "role": "viewer"}),
             at: at(1, 0),
         })
@@ -939,6 +940,7 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
             user_id: Some(user.id),
             user_email: Some(user.email.clone()),
             action: "alarm.create".into(),
+            status: AuditStatus::Ok,
             detail: serde_json::json!({"threshold": f64::MAX}),
             at: at(2, 0),
         })
@@ -1914,128 +1916,302 @@ async fn action_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
 async fn audit_entries_filter_by_user_action_status_and_age(store: Arc<dyn Store>) {
     let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
     let (_, bobco) = tenant_with_owner(&store, "bob@example.com").await;
-    let entry = |tenant: TenantId, email: &str, action: &str, minute: u32| NewAuditEntry {
-        tenant_id: Some(tenant),
-        user_id: Some(ana.id),
-        user_email: Some(email.into()),
-        action: action.into(),
-        detail: serde_json::json!({"instance_id": "i-0abc"}),
-        at: at(8, minute),
+    let entry = |tenant: TenantId, email: &str, action: &str, status: AuditStatus, minute: u32| {
+        NewAuditEntry {
+            tenant_id: Some(tenant),
+            user_id: Some(ana.id),
+            user_email: Some(email.into()),
+            action: action.into(),
+            status,
+            detail: serde_json::json!({"instance_id": "i-0abc"}),
+            at: at(8, minute),
+        }
     };
-    store
-        .record_audit_status(
-            entry(acme.id, "ana@example.com", "action.request", 1),
-            "succeeded",
-        )
-        .await
-        .unwrap();
-    store
-        .record_audit_status(
-            entry(acme.id, "ana@example.com", "action.confirm", 2),
-            "refused",
-        )
-        .await
-        .unwrap();
-    store
-        .record_audit_status(
-            entry(acme.id, "cy@example.com", "alarm.create", 3),
-            "failed",
-        )
-        .await
-        .unwrap();
-    store
-        .record_audit(entry(acme.id, "ana@example.com", "connection.verify", 4))
-        .await
-        .unwrap();
-    store
-        .record_audit_status(
-            entry(bobco.id, "ana@example.com", "action.request", 5),
-            "succeeded",
-        )
-        .await
-        .unwrap();
+    for e in [
+        entry(
+            acme.id,
+            "ana@example.com",
+            "action.request",
+            AuditStatus::Succeeded,
+            1,
+        ),
+        entry(
+            acme.id,
+            "ana@example.com",
+            "action.confirm",
+            AuditStatus::Refused,
+            2,
+        ),
+        entry(
+            acme.id,
+            "cy@example.com",
+            "alarm.create",
+            AuditStatus::Failed,
+            3,
+        ),
+        entry(
+            acme.id,
+            "ana@example.com",
+            "connection.verify",
+            AuditStatus::Ok,
+            4,
+        ),
+        entry(
+            bobco.id,
+            "ana@example.com",
+            "action.request",
+            AuditStatus::Succeeded,
+            5,
+        ),
+    ] {
+        store.record_audit(e).await.unwrap();
+    }
     let all = AuditFilter {
-        user_email: None,
-        action: None,
-        status: None,
-        since: at(0, 0),
-        limit: 100,
+        from: at(0, 0),
+        ..AuditFilter::everything()
     };
-    let list = |f: AuditFilter| {
+    let list = |f: AuditFilter, limit: i64| {
         let store = store.clone();
         async move {
             store
-                .audit_entries(acme.id, &f)
+                .audit_page(acme.id, &f, None, limit)
                 .await
                 .unwrap()
+                .entries
                 .into_iter()
                 .map(|e| (e.action, e.status))
                 .collect::<Vec<_>>()
         }
     };
-    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    let s = |a: &str, b: AuditStatus| (a.to_string(), b);
     assert_eq!(
-        list(all.clone()).await,
+        list(all.clone(), 100).await,
         vec![
-            s("connection.verify", "ok"),
-            s("alarm.create", "failed"),
-            s("action.confirm", "refused"),
-            s("action.request", "succeeded"),
+            s("connection.verify", AuditStatus::Ok),
+            s("alarm.create", AuditStatus::Failed),
+            s("action.confirm", AuditStatus::Refused),
+            s("action.request", AuditStatus::Succeeded),
         ]
     );
     assert_eq!(
-        list(AuditFilter {
-            user_email: Some("ANA@example.com".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                user_email: Some("ANA@example.com".into()),
+                ..all.clone()
+            },
+            100
+        )
         .await
         .len(),
         3
     );
     assert_eq!(
-        list(AuditFilter {
-            action: Some("action".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                action: Some("action".into()),
+                ..all.clone()
+            },
+            100
+        )
         .await,
         vec![
-            s("action.confirm", "refused"),
-            s("action.request", "succeeded")
+            s("action.confirm", AuditStatus::Refused),
+            s("action.request", AuditStatus::Succeeded)
         ]
     );
     assert_eq!(
-        list(AuditFilter {
-            action: Some("action.request".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                action: Some("action.request".into()),
+                ..all.clone()
+            },
+            100
+        )
         .await,
-        vec![s("action.request", "succeeded")]
+        vec![s("action.request", AuditStatus::Succeeded)]
     );
     assert_eq!(
-        list(AuditFilter {
-            status: Some("failed".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                status: Some(AuditStatus::Failed),
+                ..all.clone()
+            },
+            100
+        )
         .await,
-        vec![s("alarm.create", "failed")]
+        vec![s("alarm.create", AuditStatus::Failed)]
     );
     assert_eq!(
-        list(AuditFilter {
-            since: at(8, 3),
-            limit: 1,
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                from: at(8, 3),
+                ..all.clone()
+            },
+            1
+        )
         .await,
-        vec![s("connection.verify", "ok")]
+        vec![s("connection.verify", AuditStatus::Ok)]
     );
-    let full = store.audit_entries(acme.id, &all).await.unwrap();
-    assert_eq!(full[0].user_email.as_deref(), Some("ana@example.com"));
-    assert_eq!(full[0].detail["instance_id"], "i-0abc");
-    assert_eq!(full[0].at, at(8, 4));
+    let full = store.audit_page(acme.id, &all, None, 100).await.unwrap();
+    assert_eq!(full.next, None, "everything fits in one page");
+    assert_eq!(
+        full.entries[0].user_email.as_deref(),
+        Some("ana@example.com")
+    );
+    assert_eq!(full.entries[0].detail["instance_id"], "i-0abc");
+    assert_eq!(full.entries[0].at, at(8, 4));
 
     assert_eq!(store.purge_audit(at(8, 3)).await.unwrap(), 2);
-    assert_eq!(list(all.clone()).await.len(), 2);
-    assert_eq!(store.audit_entries(bobco.id, &all).await.unwrap().len(), 1);
+    assert_eq!(list(all.clone(), 100).await.len(), 2);
+    assert_eq!(
+        store
+            .audit_page(bobco.id, &all, None, 100)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
+}
+
+/// Pages follow one another by position: every entry once, in order, ties on the same instant
+/// broken by id, whatever is recorded between two pages; a time range and the counts select
+/// the same entries; one tenant's position never reaches another tenant's entries.
+async fn audit_pages_follow_positions_and_counts_match_the_filter(store: Arc<dyn Store>) {
+    let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
+    let (bob, bobco) = tenant_with_owner(&store, "bob@example.com").await;
+    let statuses = [
+        AuditStatus::Succeeded,
+        AuditStatus::Refused,
+        AuditStatus::Failed,
+        AuditStatus::Ok,
+    ];
+    let record = |tenant: TenantId, user: &User, n: usize, at: DateTime<Utc>| {
+        let store = store.clone();
+        let entry = NewAuditEntry {
+            tenant_id: Some(tenant),
+            user_id: Some(user.id),
+            user_email: Some(user.email.clone()),
+            action: format!("test.entry{n}"),
+            status: statuses[n % 4],
+            detail: serde_json::json!({"n": n}),
+            at,
+        };
+        async move { store.record_audit(entry).await.unwrap() }
+    };
+    // 23 entries over 8 instants: three share each instant (the last two).
+    for n in 0..23 {
+        record(acme.id, &ana, n, at(9, (n / 3) as u32)).await;
+        record(bobco.id, &bob, n, at(9, (n / 3) as u32)).await;
+    }
+    let all = AuditFilter {
+        from: at(0, 0),
+        ..AuditFilter::everything()
+    };
+    let numbers = |page: &AuditPage| -> Vec<u64> {
+        page.entries
+            .iter()
+            .map(|e| e.detail["n"].as_u64().unwrap())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store.audit_page(acme.id, &all, after, 5).await.unwrap();
+        assert!(page.entries.len() <= 5);
+        seen.extend(numbers(&page));
+        pages += 1;
+        // Newer entries recorded between pages are not in the older pages.
+        record(acme.id, &ana, 100 + pages, at(10, pages as u32)).await;
+        match page.next {
+            Some(next) => {
+                assert_eq!(Some(next), page.entries.last().map(AuditRecord::position));
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5, "23 entries in pages of 5");
+    assert_eq!(seen.len(), 23, "{seen:?}");
+    let distinct: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(distinct, (0..23).collect(), "every entry once");
+    let instants: Vec<u64> = seen.iter().map(|n| n / 3).collect();
+    assert!(
+        instants.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {seen:?}"
+    );
+
+    // The last page ends exactly: a full last page says no more.
+    let exact = store.audit_page(bobco.id, &all, None, 23).await.unwrap();
+    assert_eq!((exact.entries.len(), exact.next), (23, None));
+
+    // A time range: `from` inclusive, `to` exclusive.
+    let range = AuditFilter {
+        from: at(9, 2),
+        to: Some(at(9, 4)),
+        ..all.clone()
+    };
+    let in_range = store.audit_page(acme.id, &range, None, 100).await.unwrap();
+    let mut got = numbers(&in_range);
+    got.sort_unstable();
+    assert_eq!(got, (6..12).collect::<Vec<u64>>());
+
+    // Counts: everything the filter selects, over all pages, by outcome.
+    let counts = store.audit_counts(acme.id, &range).await.unwrap();
+    assert_eq!(
+        counts,
+        AuditCounts {
+            total: 6,
+            succeeded: 1,
+            refused: 1,
+            failed: 2,
+            ok: 2,
+        }
+    );
+    let refused = AuditFilter {
+        status: Some(AuditStatus::Refused),
+        ..all.clone()
+    };
+    let counts = store.audit_counts(acme.id, &refused).await.unwrap();
+    let listed = store
+        .audit_page(acme.id, &refused, None, 200)
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .entries
+            .iter()
+            .all(|e| e.status == AuditStatus::Refused)
+    );
+    assert_eq!(counts.total, listed.entries.len() as i64);
+    assert_eq!((counts.refused, counts.succeeded), (counts.total, 0));
+    assert_eq!(
+        store.audit_counts(bobco.id, &all).await.unwrap().total,
+        23,
+        "bobco's own entries only"
+    );
+
+    // A position taken from one tenant's log lists only the other tenant's own entries.
+    let acme_first = store.audit_page(acme.id, &all, None, 1).await.unwrap();
+    let from_bobco = store
+        .audit_page(bobco.id, &all, acme_first.next, 100)
+        .await
+        .unwrap();
+    assert!(
+        from_bobco
+            .entries
+            .iter()
+            .all(|e| e.user_email.as_deref() == Some("bob@example.com"))
+    );
+    assert!(
+        store
+            .audit_page(TenantId::new(), &all, acme_first.next, 100)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 }
 
 async fn budgets_are_one_per_tenant_and_keep_their_alerted_state(store: Arc<dyn Store>) {
@@ -2151,6 +2327,7 @@ macro_rules! conformance {
                 collector_health_and_aws_usage_sum_runs,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,
+                audit_pages_follow_positions_and_counts_match_the_filter,
                 budgets_are_one_per_tenant_and_keep_their_alerted_state,
                 resource_tags_are_replaced_per_resource_and_scoped,
                 every_write_the_dashboard_reads_moves_the_data_version,

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod actions;
+mod audit;
 mod aws;
 mod common;
 mod costs;
