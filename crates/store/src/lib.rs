@@ -82,6 +82,9 @@ pub enum StoreError {
     /// The change would leave a tenant without an owner.
     #[error("a tenant must keep at least one owner")]
     LastOwner,
+    /// The tenant already has as many of `what` as it may have.
+    #[error("a tenant may have at most {limit} {what}")]
+    LimitReached { what: &'static str, limit: usize },
     #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite://...")]
     UnsupportedUrl(String),
     #[error("database migration failed: {0}")]
@@ -426,10 +429,13 @@ pub trait Store: Send + Sync + 'static {
 
     // --- alerts ------------------------------------------------------------------------------
 
+    /// Creates a subscription unless the tenant already has `max_per_tenant`
+    /// ([`StoreError::LimitReached`]); concurrent creations cannot pass the limit together.
     async fn create_subscription(
         &self,
         tenant: TenantId,
         subscription: NewSubscription,
+        max_per_tenant: usize,
     ) -> Result<Subscription>;
 
     async fn subscriptions(&self, tenant: TenantId) -> Result<Vec<Subscription>>;
@@ -449,22 +455,42 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_deliveries(&self, tenant: TenantId, deliveries: &[NewDelivery])
     -> Result<u64>;
 
-    /// Claims up to `limit` pending deliveries that are due, across tenants, by moving their
-    /// next attempt to `claim_until` and counting the attempt: two replicas never send the same
-    /// delivery at once, and one that dies mid-send is retried after `claim_until`.
+    /// Claims up to `limit` pending deliveries that are due, for `claimer` (one deliverer's
+    /// id), by moving their next attempt to `claim_until` and counting the attempt: two
+    /// deliverers never send the same delivery at once, and one that dies mid-send is retried
+    /// after `claim_until`. Tenants take turns (every tenant's oldest before anyone's second),
+    /// and a tenant never has more than `per_tenant` claimed at once by all deliverers, so one
+    /// tenant's backlog or slow endpoint cannot take every sender.
     async fn claim_due_deliveries(
         &self,
+        claimer: &str,
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
         limit: i64,
+        per_tenant: i64,
     ) -> Result<Vec<Delivery>>;
 
+    /// Moves the claim on a delivery `claimer` is still sending to `until` (never earlier).
+    /// False when the claim is no longer `claimer`'s: it ran out and another deliverer took
+    /// the delivery, or it was finished.
+    async fn extend_delivery_claim(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        claimer: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Records an attempt's outcome and releases the claim, only if `claimer` still holds
+    /// it: false, and nothing changed, when the claim ran out and another deliverer took the
+    /// delivery (its outcome is the one that counts).
     async fn finish_delivery(
         &self,
         tenant: TenantId,
         id: uuid::Uuid,
+        claimer: &str,
         outcome: DeliveryOutcome,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// The latest deliveries, newest first.
     async fn deliveries(&self, tenant: TenantId, limit: i64) -> Result<Vec<Delivery>>;

@@ -1887,9 +1887,23 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Recommendation::from).collect())
             }
 
-            async fn create_subscription(&self, tenant: TenantId, n: NewSubscription) -> $crate::Result<Subscription> {
+            async fn create_subscription(
+                &self,
+                tenant: TenantId,
+                n: NewSubscription,
+                max_per_tenant: usize,
+            ) -> $crate::Result<Subscription> {
                 let id = Uuid::new_v4();
                 let created_at = $crate::micros(n.created_at);
+                let mut tx = self.pool.begin().await?;
+                lock_tenant(&mut tx, tenant).await?;
+                let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_subscriptions WHERE tenant_id = $1")
+                    .bind(tenant.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if usize::try_from(existing).unwrap_or(usize::MAX) >= max_per_tenant {
+                    return Err($crate::StoreError::LimitReached { what: "alert subscriptions", limit: max_per_tenant });
+                }
                 sqlx::query(
                     "INSERT INTO alert_subscriptions (tenant_id, id, name, channel, target, threshold_kind, threshold, \
                      frequency, secret_ciphertext, created_by, created_at) \
@@ -1906,8 +1920,9 @@ macro_rules! impl_store {
                 .bind(&n.secret_ciphertext)
                 .bind(n.created_by.map(|u| u.0))
                 .bind(created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(Subscription {
                     id,
                     name: n.name,
@@ -1982,32 +1997,70 @@ macro_rules! impl_store {
 
             async fn claim_due_deliveries(
                 &self,
+                claimer: &str,
                 now: DateTime<Utc>,
                 claim_until: DateTime<Utc>,
                 limit: i64,
+                per_tenant: i64,
             ) -> $crate::Result<Vec<Delivery>> {
                 // The outer `next_attempt_at <= now` is re-checked by PostgreSQL on a row another
                 // transaction just claimed, so a row is never claimed twice.
                 let sql = format!(
-                    "UPDATE alert_deliveries SET next_attempt_at = $1, attempts = attempts + 1 \
-                     WHERE status = 'pending' AND next_attempt_at <= $2 AND (tenant_id, id) IN ( \
-                       SELECT tenant_id, id FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
-                       ORDER BY next_attempt_at LIMIT $3) \
+                    "UPDATE alert_deliveries SET next_attempt_at = $1, attempts = attempts + 1, claimed_by = $2 \
+                     WHERE status = 'pending' AND next_attempt_at <= $3 AND (tenant_id, id) IN ( \
+                       SELECT tenant_id, id FROM ( \
+                         SELECT d.tenant_id, d.id, d.next_attempt_at, \
+                           ROW_NUMBER() OVER (PARTITION BY d.tenant_id ORDER BY d.next_attempt_at, d.id) AS turn, \
+                           (SELECT COUNT(*) FROM alert_deliveries s WHERE s.tenant_id = d.tenant_id \
+                              AND s.status = 'pending' AND s.claimed_by IS NOT NULL AND s.next_attempt_at > $3) AS sending \
+                         FROM alert_deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3) due \
+                       WHERE turn + sending <= $5 \
+                       ORDER BY turn, next_attempt_at, id LIMIT $4) \
                      RETURNING {DELIVERY_COLUMNS}"
                 );
                 let rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
                     .bind($crate::micros(claim_until))
+                    .bind(claimer)
                     .bind($crate::micros(now))
                     .bind(limit)
+                    .bind(per_tenant)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map(Delivery::try_from).collect()
             }
 
-            async fn finish_delivery(&self, tenant: TenantId, id: Uuid, o: DeliveryOutcome) -> $crate::Result<()> {
-                sqlx::query(
+            async fn extend_delivery_claim(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                claimer: &str,
+                until: DateTime<Utc>,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE alert_deliveries \
+                     SET next_attempt_at = CASE WHEN next_attempt_at < $1 THEN $1 ELSE next_attempt_at END \
+                     WHERE tenant_id = $2 AND id = $3 AND claimed_by = $4 AND status = 'pending'",
+                )
+                .bind($crate::micros(until))
+                .bind(tenant.0)
+                .bind(id)
+                .bind(claimer)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn finish_delivery(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                claimer: &str,
+                o: DeliveryOutcome,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
                     "UPDATE alert_deliveries SET status = $1, next_attempt_at = $2, response_code = $3, last_error = $4, \
-                     updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+                     updated_at = $5, claimed_by = NULL \
+                     WHERE tenant_id = $6 AND id = $7 AND claimed_by = $8 AND status = 'pending'",
                 )
                 .bind(o.status.as_str())
                 .bind($crate::micros(o.next_attempt_at))
@@ -2016,9 +2069,10 @@ macro_rules! impl_store {
                 .bind($crate::micros(o.at))
                 .bind(tenant.0)
                 .bind(id)
+                .bind(claimer)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn deliveries(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<Delivery>> {
@@ -2395,6 +2449,20 @@ macro_rules! impl_store {
                     other => other.into(),
                 })?;
             Ok(row.into())
+        }
+
+        /// Makes concurrent transactions that count a tenant's rows before adding one (a
+        /// per-tenant limit) take turns: the same write to the tenant's row as
+        /// `lock_memberships`, for the same reason.
+        async fn lock_tenant(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+        ) -> $crate::Result<()> {
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(tenant.0)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
         }
 
         /// `LastOwner` when `user` is the only owner of `tenant` (about to lose that role).

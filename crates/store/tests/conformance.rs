@@ -1471,6 +1471,7 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
                 created_by: Some(owner.id),
                 created_at: at(1, 0),
             },
+            20,
         )
         .await
         .unwrap();
@@ -1499,7 +1500,7 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
         "one per subject"
     );
     let claimed = store
-        .claim_due_deliveries(at(1, 5), at(1, 10), 10)
+        .claim_due_deliveries("r1", at(1, 5), at(1, 10), 10, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
@@ -1510,29 +1511,32 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
     );
     assert!(
         store
-            .claim_due_deliveries(at(1, 6), at(1, 10), 10)
+            .claim_due_deliveries("r2", at(1, 6), at(1, 10), 10, 10)
             .await
             .unwrap()
             .is_empty(),
         "claimed"
     );
-    store
-        .finish_delivery(
-            t.id,
-            claimed[0].id,
-            DeliveryOutcome {
-                status: DeliveryStatus::Delivered,
-                next_attempt_at: at(1, 6),
-                response_code: Some(204),
-                last_error: None,
-                at: at(1, 6),
-            },
-        )
-        .await
-        .unwrap();
+    assert!(
+        store
+            .finish_delivery(
+                t.id,
+                claimed[0].id,
+                "r1",
+                DeliveryOutcome {
+                    status: DeliveryStatus::Delivered,
+                    next_attempt_at: at(1, 6),
+                    response_code: Some(204),
+                    last_error: None,
+                    at: at(1, 6),
+                },
+            )
+            .await
+            .unwrap()
+    );
     // The other claim was lost (a replica died): it is due again once the claim runs out.
     let retried = store
-        .claim_due_deliveries(at(1, 11), at(1, 20), 10)
+        .claim_due_deliveries("r2", at(1, 11), at(1, 20), 10, 10)
         .await
         .unwrap();
     assert_eq!(retried.len(), 1);
@@ -1548,6 +1552,259 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
     assert!(!store.delete_subscription(other.id, sub.id).await.unwrap());
     assert!(store.delete_subscription(t.id, sub.id).await.unwrap());
     assert!(store.deliveries(t.id, 10).await.unwrap().is_empty());
+}
+
+fn subscription(name: &str, owner: &User) -> NewSubscription {
+    NewSubscription {
+        name: name.into(),
+        channel: "webhook".into(),
+        target: format!("http://127.0.0.1:9/{name}"),
+        threshold_kind: "absolute".into(),
+        threshold: "100".into(),
+        frequency: "immediate".into(),
+        secret_ciphertext: "v1:sealed".into(),
+        created_by: Some(owner.id),
+        created_at: at(1, 0),
+    }
+}
+
+fn delivered_at(minute: u32) -> DeliveryOutcome {
+    DeliveryOutcome {
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: at(2, minute),
+        response_code: Some(204),
+        last_error: None,
+        at: at(2, minute),
+    }
+}
+
+/// A claim belongs to the deliverer that made it: only it extends the claim, and once the
+/// claim ran out and another deliverer took the delivery, the first one's outcome changes
+/// nothing (the alert counts as sent once, by the one that holds it).
+async fn delivery_claims_belong_to_their_claimer(store: Arc<dyn Store>) {
+    let (owner, t) = tenant_with_owner(&store, "claims@example.com").await;
+    let sub = store
+        .create_subscription(t.id, subscription("ops", &owner), 20)
+        .await
+        .unwrap();
+    let queued = NewDelivery {
+        subscription_id: sub.id,
+        kind: "test".into(),
+        subject_key: "test:1".into(),
+        payload: serde_json::json!({}),
+        next_attempt_at: at(2, 0),
+    };
+    store.enqueue_deliveries(t.id, &[queued]).await.unwrap();
+    let a = store
+        .claim_due_deliveries("replica-a", at(2, 0), at(2, 1), 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    let id = a[0].id;
+
+    // A extends its claim while it sends; B can neither extend nor take it meanwhile.
+    assert!(
+        !store
+            .extend_delivery_claim(t.id, id, "replica-b", at(2, 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .extend_delivery_claim(t.id, id, "replica-a", at(2, 3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .extend_delivery_claim(t.id, id, "replica-a", at(2, 2))
+            .await
+            .unwrap(),
+        "an extension never shortens"
+    );
+    assert!(
+        store
+            .claim_due_deliveries("replica-b", at(2, 2), at(2, 4), 10, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "extended past 02:02"
+    );
+    assert!(
+        !store
+            .finish_delivery(t.id, id, "replica-b", delivered_at(2))
+            .await
+            .unwrap(),
+        "not B's to finish"
+    );
+    assert_eq!(
+        store.deliveries(t.id, 10).await.unwrap()[0].status,
+        DeliveryStatus::Pending
+    );
+
+    // A stalls past its claim: B takes the delivery, and A's late outcome changes nothing.
+    let b = store
+        .claim_due_deliveries("replica-b", at(2, 4), at(2, 6), 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
+        [(id, 2)]
+    );
+    assert!(
+        !store
+            .extend_delivery_claim(t.id, id, "replica-a", at(2, 9))
+            .await
+            .unwrap()
+    );
+    let failed = DeliveryOutcome {
+        status: DeliveryStatus::Failed,
+        last_error: Some("stale".into()),
+        ..delivered_at(5)
+    };
+    assert!(
+        !store
+            .finish_delivery(t.id, id, "replica-a", failed)
+            .await
+            .unwrap()
+    );
+    let log = store.deliveries(t.id, 10).await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].last_error.clone()),
+        (DeliveryStatus::Pending, None)
+    );
+    assert!(
+        store
+            .finish_delivery(t.id, id, "replica-b", delivered_at(5))
+            .await
+            .unwrap()
+    );
+    let log = store.deliveries(t.id, 10).await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].attempts, log[0].response_code),
+        (DeliveryStatus::Delivered, 2, Some(204))
+    );
+    // Finished is final: no one finishes or extends it again.
+    assert!(
+        !store
+            .finish_delivery(t.id, id, "replica-b", delivered_at(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .extend_delivery_claim(t.id, id, "replica-b", at(3, 0))
+            .await
+            .unwrap()
+    );
+}
+
+/// Tenants take turns: a tenant with a backlog gets one delivery per turn like any other, and
+/// never more than `per_tenant` claimed at once across deliverers.
+async fn due_deliveries_are_claimed_in_turns_and_capped_per_tenant(store: Arc<dyn Store>) {
+    let (busy_owner, busy) = tenant_with_owner(&store, "busy@example.com").await;
+    let (quiet_owner, quiet) = tenant_with_owner(&store, "quiet@example.com").await;
+    let busy_sub = store
+        .create_subscription(busy.id, subscription("busy", &busy_owner), 20)
+        .await
+        .unwrap();
+    let quiet_sub = store
+        .create_subscription(quiet.id, subscription("quiet", &quiet_owner), 20)
+        .await
+        .unwrap();
+    let queue = |sub: uuid::Uuid, n: u32, minute: u32| NewDelivery {
+        subscription_id: sub,
+        kind: "test".into(),
+        subject_key: format!("test:{n}"),
+        payload: serde_json::json!({"n": n}),
+        next_attempt_at: at(3, minute),
+    };
+    // The busy tenant queued ten before the quiet one queued two.
+    let backlog: Vec<NewDelivery> = (0..10).map(|n| queue(busy_sub.id, n, 0)).collect();
+    store.enqueue_deliveries(busy.id, &backlog).await.unwrap();
+    store
+        .enqueue_deliveries(
+            quiet.id,
+            &[queue(quiet_sub.id, 0, 1), queue(quiet_sub.id, 1, 1)],
+        )
+        .await
+        .unwrap();
+    // How many of a claim went to (busy, quiet); the order of a claim's rows is unspecified.
+    let split = |claimed: &[Delivery]| {
+        let busy_count = claimed.iter().filter(|d| d.tenant_id == busy.id).count();
+        (busy_count, claimed.len() - busy_count)
+    };
+    let first = store
+        .claim_due_deliveries("a", at(3, 2), at(3, 10), 2, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        split(&first),
+        (1, 1),
+        "in turns, though the busy backlog is older"
+    );
+    // Another deliverer: each tenant has one in flight, so two more each at most; the quiet
+    // tenant has only one left.
+    let second = store
+        .claim_due_deliveries("b", at(3, 2), at(3, 10), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(split(&second), (2, 1));
+    assert!(
+        store
+            .claim_due_deliveries("c", at(3, 2), at(3, 10), 10, 3)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the busy tenant is at its cap, the quiet one has nothing left"
+    );
+    // One finished frees one place for its tenant.
+    let busy_first = first.iter().find(|d| d.tenant_id == busy.id).unwrap();
+    assert!(
+        store
+            .finish_delivery(busy.id, busy_first.id, "a", delivered_at(3))
+            .await
+            .unwrap()
+    );
+    let third = store
+        .claim_due_deliveries("c", at(3, 3), at(3, 10), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(split(&third), (1, 0));
+}
+
+/// A tenant's subscriptions stop at the limit, even when many are created at once.
+async fn subscriptions_stop_at_the_per_tenant_limit_even_when_created_at_once(
+    store: Arc<dyn Store>,
+) {
+    let (owner, t) = tenant_with_owner(&store, "many@example.com").await;
+    let (other_owner, other) = tenant_with_owner(&store, "few@example.com").await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let store = store.clone();
+        let new = subscription(&format!("s{n}"), &owner);
+        attempts.spawn(async move { store.create_subscription(t.id, new, 5).await });
+    }
+    let results = attempts.join_all().await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 5, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(
+                e,
+                StoreError::LimitReached {
+                    what: "alert subscriptions",
+                    limit: 5
+                }
+            ))
+    );
+    assert_eq!(store.subscriptions(t.id).await.unwrap().len(), 5);
+    store
+        .create_subscription(other.id, subscription("own", &other_owner), 5)
+        .await
+        .expect("another tenant's count is its own");
 }
 
 async fn collector_health_and_aws_usage_sum_runs(store: Arc<dyn Store>) {
@@ -2324,6 +2581,9 @@ macro_rules! conformance {
                 anomalies_keep_ids_and_user_verdicts_across_detections,
                 recommendations_are_replaced_per_tenant,
                 alert_deliveries_are_queued_once_and_claimed_once,
+                delivery_claims_belong_to_their_claimer,
+                due_deliveries_are_claimed_in_turns_and_capped_per_tenant,
+                subscriptions_stop_at_the_per_tenant_limit_even_when_created_at_once,
                 collector_health_and_aws_usage_sum_runs,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod actions;
+mod alerts;
 mod audit;
 mod aws;
 mod common;
