@@ -3,6 +3,7 @@
 //! one tenant's log out of every other tenant's reach.
 
 use crate::common::{Session, TestApp};
+use base64::Engine;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use cloudspend_core::{TenantId, UserId};
 use cloudspend_store::{AuditStatus, NewAuditEntry};
@@ -183,6 +184,12 @@ async fn a_time_range_selects_from_inclusive_to_exclusive_as_instants_or_days() 
 async fn bad_paging_and_range_values_are_422_naming_the_field() {
     let app = TestApp::spawn().await;
     let ana = app.signup("ana@example.com", "Acme").await;
+    // A made-up cursor in the year -188,000, which PostgreSQL cannot hold.
+    let far_past = format!(
+        "cursor={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("-6000000000000000000.{}", uuid::Uuid::new_v4()))
+    );
     for (query, field) in [
         ("from=yesterday", "from"),
         ("to=2026-13-01", "to"),
@@ -195,6 +202,7 @@ async fn bad_paging_and_range_values_are_422_naming_the_field() {
         ("cursor=not-a-cursor", "cursor"),
         ("cursor=MTIzNDU", "cursor"),
         ("status=maybe", "status"),
+        (far_past.as_str(), "cursor"),
     ] {
         let reply = app
             .get(&format!("/api/audit?{query}"), Some(&ana.token))
