@@ -2004,17 +2004,21 @@ macro_rules! impl_store {
                 per_tenant: i64,
             ) -> $crate::Result<Vec<Delivery>> {
                 // The outer `next_attempt_at <= now` is re-checked by PostgreSQL on a row another
-                // transaction just claimed, so a row is never claimed twice.
+                // transaction just claimed, so a row is never claimed twice. Each tenant's due
+                // deliveries are numbered oldest first (its turns), and the claims it already has
+                // in flight (claimed, unexpired) count against `per_tenant`.
                 let sql = format!(
                     "UPDATE alert_deliveries SET next_attempt_at = $1, attempts = attempts + 1, claimed_by = $2 \
                      WHERE status = 'pending' AND next_attempt_at <= $3 AND (tenant_id, id) IN ( \
                        SELECT tenant_id, id FROM ( \
-                         SELECT d.tenant_id, d.id, d.next_attempt_at, \
-                           ROW_NUMBER() OVER (PARTITION BY d.tenant_id ORDER BY d.next_attempt_at, d.id) AS turn, \
-                           (SELECT COUNT(*) FROM alert_deliveries s WHERE s.tenant_id = d.tenant_id \
-                              AND s.status = 'pending' AND s.claimed_by IS NOT NULL AND s.next_attempt_at > $3) AS sending \
-                         FROM alert_deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3) due \
-                       WHERE turn + sending <= $5 \
+                         SELECT tenant_id, id, next_attempt_at, \
+                           ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn \
+                         FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= $3) due \
+                       LEFT JOIN ( \
+                         SELECT tenant_id AS sending_tenant, COUNT(*) AS sending FROM alert_deliveries \
+                         WHERE status = 'pending' AND claimed_by IS NOT NULL AND next_attempt_at > $3 \
+                         GROUP BY tenant_id) claimed ON claimed.sending_tenant = due.tenant_id \
+                       WHERE turn + COALESCE(sending, 0) <= $5 \
                        ORDER BY turn, next_attempt_at, id LIMIT $4) \
                      RETURNING {DELIVERY_COLUMNS}"
                 );
