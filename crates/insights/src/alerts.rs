@@ -310,11 +310,6 @@ impl Deliverer {
         }
     }
 
-    /// The id this deliverer's claims carry.
-    pub fn claimer(&self) -> &str {
-        &self.claimer
-    }
-
     pub fn with_limits(mut self, limits: DeliveryLimits) -> Self {
         self.limits = DeliveryLimits {
             concurrent: limits.concurrent.max(1),
