@@ -524,14 +524,19 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
     });
 
     await step('the audit log lists the stop with the user\'s email, filters and downloads', async () => {
+      const firstPage = page.waitForRequest((r) => r.url().includes('/api/audit?'));
       await page.getByRole('link', { name: 'Audit log' }).first().click();
       await page.getByTestId('audit').waitFor();
+      // One page at a time (50), not the whole log.
+      assert.equal(new URL((await firstPage).url()).searchParams.get('limit'), '50');
       await page.getByLabel('Action').selectOption('instance.action.confirm');
       await page.getByLabel('Outcome').selectOption('succeeded');
       await page.getByRole('button', { name: 'Filter' }).click();
       await page.waitForURL(/action=instance\.action\.confirm/);
       const row = page.getByTestId('audit').locator('tbody tr').first();
       await row.waitFor();
+      assert.match(await page.getByTestId('audit-counts').textContent(), /Succeeded [1-9]/);
+      assert.equal(await page.getByTestId('audit-older').count(), 0, 'one page holds every match');
       const text = await row.textContent();
       assert.match(text, new RegExp(`finops-${account}@example\\.com`));
       assert.match(text, new RegExp(idleId));

@@ -41,6 +41,10 @@ pub struct ApiConfig {
     pub audit_retention: Duration,
     /// `/test-cost` calls (billed Cost Explorer requests) per tenant per hour.
     pub test_cost_per_hour: usize,
+    /// Alert subscriptions a tenant may have (each one is a target every alert goes to).
+    pub max_subscriptions_per_tenant: usize,
+    /// Test alerts a tenant may send per hour (each one is a delivery the senders make).
+    pub alert_tests_per_hour: usize,
     /// Where webhook subscriptions may point: public addresses only by default
     /// (`CLOUDSPEND_WEBHOOK_ALLOW_INTERNAL`, `CLOUDSPEND_EGRESS_ALLOW`).
     pub egress: cloudspend_insights::egress::EgressPolicy,
@@ -89,6 +93,8 @@ impl Default for ApiConfig {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             egress: cloudspend_insights::egress::EgressPolicy::public_only(),
             test_cost_per_hour: 10,
+            max_subscriptions_per_tenant: 20,
+            alert_tests_per_hour: 20,
             metrics_token_hash: None,
             max_in_flight: 512,
             request_timeout: Duration::from_secs(60),
@@ -114,6 +120,8 @@ pub struct Limiters {
     pub login_backoff: Backoff,
     pub login_ip: RateLimiter,
     pub signup_ip: RateLimiter,
+    /// Test alerts per tenant.
+    pub alert_test: RateLimiter,
 }
 
 impl AppState {
@@ -122,6 +130,10 @@ impl AppState {
             login_backoff: Backoff::new(config.login_backoff),
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
+            alert_test: RateLimiter::new(Limit {
+                max_events: config.alert_tests_per_hour.max(1),
+                window: Duration::from_secs(3600),
+            }),
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         Self {

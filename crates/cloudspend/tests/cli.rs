@@ -290,6 +290,7 @@ async fn rotate_master_key_reseals_every_secret_once_and_names_those_it_cannot_o
                 created_by: None,
                 created_at: chrono::Utc::now(),
             },
+            20,
         )
         .await
         .unwrap();

@@ -2,11 +2,15 @@
 //! delivers them.
 //!
 //! Deliveries are queued in the store (one per subscription and subject, so re-detecting an
-//! anomaly never alerts twice) and sent by [`Deliverer`], which any `serve` replica may run:
-//! a delivery is claimed before it is sent, so two replicas never send the same one. Webhooks
-//! are POSTed as JSON, signed `X-CloudSpend-Signature: sha256=<hex HMAC-SHA256 of the body>`
-//! with the subscription's secret, and retried with exponential backoff; every attempt's
-//! outcome is in the delivery log.
+//! anomaly never alerts twice) and sent by [`Deliverer`], which any `serve` replica may run.
+//! A delivery is claimed before it is sent, under the deliverer's own claimer id; the claim is
+//! extended while the attempt runs and only its holder records the outcome, so two replicas
+//! never send the same one, however slow the endpoint. Deliveries go out concurrently, tenants
+//! taking turns with a cap per tenant, and each attempt has a time budget
+//! ([`DeliveryLimits`]): one tenant's slow endpoint or backlog holds back no other tenant.
+//! Webhooks are POSTed as JSON, signed `X-CloudSpend-Signature: sha256=<hex HMAC-SHA256 of the
+//! body>` with the subscription's secret, and retried with exponential backoff; every
+//! attempt's outcome is in the delivery log.
 
 use crate::egress::EgressPolicy;
 use std::time::Duration;
@@ -185,6 +189,34 @@ impl RetryPolicy {
     }
 }
 
+/// How a deliverer shares out its work.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryLimits {
+    /// Deliveries one deliverer sends at once, across tenants.
+    pub concurrent: usize,
+    /// Deliveries of one tenant claimed at once, by every deliverer together: a tenant with a
+    /// backlog (or a slow endpoint) occupies this many senders at most.
+    pub per_tenant: usize,
+    /// How long one attempt may take, resolving, connecting, sending and the answer included;
+    /// then it counts as failed and is retried later. A slow endpoint spends its own budget.
+    pub attempt_budget: Duration,
+    /// How long a claim holds before it must be extended; the deliverer extends it every third
+    /// of this while the attempt runs. If the deliverer dies, another one retries the delivery
+    /// this long after the last extension.
+    pub claim: Duration,
+}
+
+impl Default for DeliveryLimits {
+    fn default() -> Self {
+        Self {
+            concurrent: 16,
+            per_tenant: 4,
+            attempt_budget: Duration::from_secs(10),
+            claim: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Sends queued deliveries.
 pub struct Deliverer {
     store: std::sync::Arc<dyn Store>,
@@ -195,6 +227,10 @@ pub struct Deliverer {
     smtp: Option<Mailer>,
     /// Where webhooks may go (see [`crate::egress`]).
     egress: EgressPolicy,
+    limits: DeliveryLimits,
+    /// Who holds this deliverer's claims: unique per deliverer (per replica), so a claim that
+    /// ran out and was taken by another replica is told apart from this one's.
+    claimer: String,
 }
 
 /// Where alert e-mail goes out: an SMTP relay URL as lettre reads it
@@ -224,7 +260,7 @@ impl Mailer {
     fn new(settings: &SmtpSettings) -> Result<Self, String> {
         let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&settings.url)
             .map_err(|e| format!("CLOUDSPEND_SMTP_URL is not an SMTP URL ({e}): use smtps://user:pass@host:465 or smtp://host:25"))?
-            .timeout(Some(HTTP_TIMEOUT))
+            .timeout(Some(SMTP_TIMEOUT))
             .build();
         let from = settings.from.parse().map_err(|e| {
             format!(
@@ -247,7 +283,6 @@ impl std::fmt::Debug for Deliverer {
 /// proxy reaches), and a resolver that keeps only the addresses the egress policy allows.
 fn http_client(egress: &EgressPolicy) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(egress.resolver())
@@ -256,9 +291,9 @@ fn http_client(egress: &EgressPolicy) -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// How long a claimed delivery is reserved for one sender (well over the HTTP timeout).
-const CLAIM: Duration = Duration::from_secs(60);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The SMTP transport's own timeout per command; an attempt as a whole has the
+/// [`DeliveryLimits::attempt_budget`].
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Deliverer {
     pub fn new(store: std::sync::Arc<dyn Store>, key: MasterKey) -> Self {
@@ -270,7 +305,20 @@ impl Deliverer {
             poll: Duration::from_secs(5),
             smtp: None,
             egress: EgressPolicy::public_only(),
+            limits: DeliveryLimits::default(),
+            claimer: format!("deliverer-{}", uuid::Uuid::new_v4()),
         }
+    }
+
+    pub fn with_limits(mut self, limits: DeliveryLimits) -> Self {
+        self.limits = DeliveryLimits {
+            concurrent: limits.concurrent.max(1),
+            per_tenant: limits.per_tenant.max(1),
+            // Extended every third of it: a claim needs some length to be extended in time.
+            claim: limits.claim.max(Duration::from_millis(300)),
+            ..limits
+        };
+        self
     }
 
     /// Where deliveries may go: public addresses only by default; internal ones too for a
@@ -310,40 +358,134 @@ impl Deliverer {
         self
     }
 
-    /// Delivers until `shutdown` resolves.
+    /// Delivers until `shutdown` resolves: whenever a sender is free, claims what is due and
+    /// sends each delivery on its own task, so a slow attempt holds its own sender only.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let deliverer = std::sync::Arc::new(self);
+        let mut sending = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            match self.deliver_due(Utc::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "alert deliveries attempted"),
-                Err(err) => tracing::warn!(error = %err, "alert delivery pass failed"),
+            let free = deliverer.limits.concurrent.saturating_sub(sending.len());
+            if free > 0 {
+                match deliverer.claim(Utc::now(), free).await {
+                    Ok(claimed) => {
+                        if !claimed.is_empty() {
+                            tracing::info!(deliveries = claimed.len(), "alert deliveries claimed");
+                        }
+                        for delivery in claimed {
+                            let deliverer = deliverer.clone();
+                            sending.spawn(async move { deliverer.deliver(delivery).await });
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "claiming alert deliveries failed"),
+                }
             }
             tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(self.poll) => {}
+                _ = &mut shutdown => break,
+                Some(_) = sending.join_next(), if !sending.is_empty() => {}
+                _ = tokio::time::sleep(deliverer.poll) => {}
+            }
+        }
+        // Attempts under way end within their budget: let them record their outcome rather
+        // than leave their claims to run out and the alerts to be sent again.
+        while sending.join_next().await.is_some() {}
+    }
+
+    /// Claims and attempts what is due at `now` until nothing is left due (a failed attempt
+    /// whose retry falls before `now` is tried again); returns how many attempts were made.
+    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut attempted = 0;
+        loop {
+            let claimed = self.claim(now, self.limits.concurrent).await?;
+            if claimed.is_empty() {
+                return Ok(attempted);
+            }
+            attempted += claimed.len();
+            futures::future::join_all(claimed.into_iter().map(|d| self.deliver(d))).await;
+        }
+    }
+
+    async fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let claim_until = now + self.claim_duration();
+        self.store
+            .claim_due_deliveries(
+                &self.claimer,
+                now,
+                claim_until,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(self.limits.per_tenant).unwrap_or(i64::MAX),
+            )
+            .await
+    }
+
+    fn claim_duration(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.limits.claim).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// Attempts one claimed delivery and records the outcome, if the claim is still this
+    /// deliverer's.
+    async fn deliver(&self, delivery: Delivery) {
+        let Some(outcome) = self.attempt_holding_claim(&delivery).await else {
+            return;
+        };
+        match self
+            .store
+            .finish_delivery(delivery.tenant_id, delivery.id, &self.claimer, outcome)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(delivery = %delivery.id, claimer = %self.claimer,
+                "the claim on an alert delivery ran out before its outcome was recorded; the deliverer that holds it now records its own"),
+            Err(err) => tracing::warn!(delivery = %delivery.id, error = %err,
+                "recording an alert delivery's outcome failed; it is retried once its claim runs out"),
+        }
+    }
+
+    /// The attempt within its budget, the claim extended every third of the claim time while
+    /// it runs. `None` when the claim could not be extended (another deliverer may hold the
+    /// delivery by now): the attempt is abandoned rather than risk a second send.
+    async fn attempt_holding_claim(&self, delivery: &Delivery) -> Option<DeliveryOutcome> {
+        let budget = self.limits.attempt_budget;
+        let attempt = tokio::time::timeout(budget, self.send(delivery));
+        tokio::pin!(attempt);
+        let mut extend = tokio::time::interval(self.limits.claim / 3);
+        extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate and the claim is fresh.
+        extend.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut attempt => {
+                    let result = result.unwrap_or_else(|_| Err((None, format!(
+                        "no answer within {} s (each attempt's budget, so one slow endpoint holds back no other)",
+                        budget.as_secs_f64()
+                    ))));
+                    return Some(self.outcome(delivery, result));
+                }
+                _ = extend.tick() => {
+                    let until = Utc::now() + self.claim_duration();
+                    match self.store.extend_delivery_claim(delivery.tenant_id, delivery.id, &self.claimer, until).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(delivery = %delivery.id, claimer = %self.claimer,
+                                "lost the claim on an alert delivery while sending it; abandoning this attempt");
+                            return None;
+                        }
+                        Err(err) => {
+                            tracing::warn!(delivery = %delivery.id, error = %err,
+                                "could not extend the claim on an alert delivery; abandoning this attempt");
+                            return None;
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Claims and attempts every due delivery once; returns how many were attempted.
-    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let claim_until = now + chrono::Duration::from_std(CLAIM).expect("claim fits");
-        let due = self
-            .store
-            .claim_due_deliveries(now, claim_until, 50)
-            .await?;
-        for delivery in &due {
-            let outcome = self.attempt(delivery).await;
-            self.store
-                .finish_delivery(delivery.tenant_id, delivery.id, outcome)
-                .await?;
-        }
-        Ok(due.len())
-    }
-
-    async fn attempt(&self, delivery: &Delivery) -> DeliveryOutcome {
-        let result = self.send(delivery).await;
+    fn outcome(
+        &self,
+        delivery: &Delivery,
+        result: Result<i64, (Option<i64>, String)>,
+    ) -> DeliveryOutcome {
         let now = Utc::now();
         match result {
             Ok(code) => DeliveryOutcome {

@@ -88,6 +88,9 @@ pub enum StoreError {
     /// The change would leave a tenant without an owner.
     #[error("a tenant must keep at least one owner")]
     LastOwner,
+    /// The tenant already has as many of `what` as it may have.
+    #[error("a tenant may have at most {limit} {what}")]
+    LimitReached { what: &'static str, limit: usize },
     #[error("unsupported DATABASE_URL `{0}`: use postgres://... or sqlite://...")]
     UnsupportedUrl(String),
     #[error("database migration failed: {0}")]
@@ -243,9 +246,31 @@ pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
 
     // --- audit -----------------------------------------------------------------------------
 
+    /// Appends an entry (with its outcome) to the audit log.
     async fn record_audit(&self, entry: NewAuditEntry) -> Result<()>;
 
-    async fn audit_log(&self, tenant: TenantId, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Up to `limit` of the tenant's entries matching `filter`, newest first, starting after
+    /// `after` (the previous page's [`AuditPage::next`]): paging by position, not offset, so
+    /// entries recorded meanwhile neither repeat nor hide one.
+    async fn audit_page(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        after: Option<AuditCursor>,
+        limit: i64,
+    ) -> Result<AuditPage>;
+
+    /// How many of the tenant's entries match `filter`, in all and per outcome.
+    async fn audit_counts(&self, tenant: TenantId, filter: &AuditFilter) -> Result<AuditCounts>;
+
+    /// The tenant's `limit` newest entries, whatever their outcome: [`Store::audit_page`]'s
+    /// first page, for tests and tools that want a glance.
+    async fn audit_log(&self, tenant: TenantId, limit: i64) -> Result<Vec<AuditRecord>> {
+        Ok(self
+            .audit_page(tenant, &AuditFilter::everything(), None, limit)
+            .await?
+            .entries)
+    }
 
     // --- tenant data -----------------------------------------------------------------------
 
@@ -410,10 +435,13 @@ pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
 
     // --- alerts ------------------------------------------------------------------------------
 
+    /// Creates a subscription unless the tenant already has `max_per_tenant`
+    /// ([`StoreError::LimitReached`]); concurrent creations cannot pass the limit together.
     async fn create_subscription(
         &self,
         tenant: TenantId,
         subscription: NewSubscription,
+        max_per_tenant: usize,
     ) -> Result<Subscription>;
 
     async fn subscriptions(&self, tenant: TenantId) -> Result<Vec<Subscription>>;
@@ -433,22 +461,42 @@ pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
     async fn enqueue_deliveries(&self, tenant: TenantId, deliveries: &[NewDelivery])
     -> Result<u64>;
 
-    /// Claims up to `limit` pending deliveries that are due, across tenants, by moving their
-    /// next attempt to `claim_until` and counting the attempt: two replicas never send the same
-    /// delivery at once, and one that dies mid-send is retried after `claim_until`.
+    /// Claims up to `limit` pending deliveries that are due, for `claimer` (one deliverer's
+    /// id), by moving their next attempt to `claim_until` and counting the attempt: two
+    /// deliverers never send the same delivery at once, and one that dies mid-send is retried
+    /// after `claim_until`. Tenants take turns (every tenant's oldest before anyone's second),
+    /// and a tenant never has more than `per_tenant` claimed at once by all deliverers, so one
+    /// tenant's backlog or slow endpoint cannot take every sender.
     async fn claim_due_deliveries(
         &self,
+        claimer: &str,
         now: DateTime<Utc>,
         claim_until: DateTime<Utc>,
         limit: i64,
+        per_tenant: i64,
     ) -> Result<Vec<Delivery>>;
 
+    /// Moves the claim on a delivery `claimer` is still sending to `until` (never earlier).
+    /// False when the claim is no longer `claimer`'s: it ran out and another deliverer took
+    /// the delivery, or it was finished.
+    async fn extend_delivery_claim(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        claimer: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Records an attempt's outcome and releases the claim, only if `claimer` still holds
+    /// it: false, and nothing changed, when the claim ran out and another deliverer took the
+    /// delivery (its outcome is the one that counts).
     async fn finish_delivery(
         &self,
         tenant: TenantId,
         id: uuid::Uuid,
+        claimer: &str,
         outcome: DeliveryOutcome,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// The latest deliveries, newest first.
     async fn deliveries(&self, tenant: TenantId, limit: i64) -> Result<Vec<Delivery>>;
@@ -535,16 +583,6 @@ pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-
-    /// [`Store::record_audit`] with an outcome (succeeded | refused | failed).
-    async fn record_audit_status(&self, entry: NewAuditEntry, status: &str) -> Result<()>;
-
-    /// The tenant's audit entries matching `filter`, newest first.
-    async fn audit_entries(
-        &self,
-        tenant: TenantId,
-        filter: &AuditFilter,
-    ) -> Result<Vec<AuditRecord>>;
 
     /// Deletes audit entries (all tenants) older than `before`, and confirmation tokens that
     /// expired before it. Returns how many audit entries went.

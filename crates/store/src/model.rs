@@ -93,17 +93,42 @@ pub struct NewAuditEntry {
     pub user_id: Option<UserId>,
     pub user_email: Option<String>,
     pub action: String,
+    /// How the request ended; [`AuditStatus::Ok`] for a change recorded without an outcome.
+    pub status: AuditStatus,
     pub detail: serde_json::Value,
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEntry {
-    pub id: uuid::Uuid,
-    pub user_email: Option<String>,
-    pub action: String,
-    pub detail: serde_json::Value,
-    pub at: DateTime<Utc>,
+/// The outcome an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditStatus {
+    /// An audited request that did what it was asked.
+    Succeeded,
+    /// A check said no (role, state, token, validation).
+    Refused,
+    /// AWS or CloudSpend failed while carrying it out.
+    Failed,
+    /// A change recorded without an outcome (members, tokens, connection, subscriptions), and
+    /// every entry written before outcomes were recorded.
+    Ok,
+}
+
+impl AuditStatus {
+    pub const ALL: [AuditStatus; 4] = [Self::Succeeded, Self::Refused, Self::Failed, Self::Ok];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+            Self::Ok => "ok",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -444,28 +469,91 @@ pub struct ActionToken {
     pub detail: serde_json::Value,
 }
 
-/// An audit entry with its outcome (`ok` for entries that record none).
+/// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub id: Uuid,
     pub user_email: Option<String>,
     pub action: String,
-    /// succeeded | refused | failed | ok
-    pub status: String,
+    pub status: AuditStatus,
     pub detail: serde_json::Value,
     pub at: DateTime<Utc>,
 }
 
+impl AuditRecord {
+    /// Where this entry sits in the log, for the next page to start after it.
+    pub fn position(&self) -> AuditCursor {
+        AuditCursor {
+            at: self.at,
+            id: self.id,
+        }
+    }
+}
+
+/// Which of a tenant's audit entries to list or count.
 #[derive(Debug, Clone)]
 pub struct AuditFilter {
     /// The user's email, compared case-insensitively.
     pub user_email: Option<String>,
     /// An action (`action.confirm`) or a prefix of dotted actions (`action`).
     pub action: Option<String>,
-    pub status: Option<String>,
-    /// Entries at or after this instant only (the retention window).
-    pub since: DateTime<Utc>,
-    pub limit: i64,
+    pub status: Option<AuditStatus>,
+    /// Entries at or after this instant only (the caller folds the retention window in).
+    pub from: DateTime<Utc>,
+    /// Entries before this instant only.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    /// Every entry, however old (no retention window applied).
+    pub fn everything() -> Self {
+        AuditFilter {
+            user_email: None,
+            action: None,
+            status: None,
+            from: DateTime::UNIX_EPOCH,
+            to: None,
+        }
+    }
+}
+
+/// A position in a tenant's audit log, which is ordered newest first by (`at`, `id`). A page
+/// that starts after a position holds only entries older than it, so entries recorded while
+/// someone pages (newer than anything listed) never shift a page or repeat an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditRecord>,
+    /// Where the next (older) page starts; `None` on the last page.
+    pub next: Option<AuditCursor>,
+}
+
+/// How many of a tenant's audit entries match a filter, in all and per outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AuditCounts {
+    pub total: i64,
+    pub succeeded: i64,
+    pub refused: i64,
+    pub failed: i64,
+    pub ok: i64,
+}
+
+impl AuditCounts {
+    pub fn add(&mut self, status: AuditStatus, count: i64) {
+        self.total += count;
+        *match status {
+            AuditStatus::Succeeded => &mut self.succeeded,
+            AuditStatus::Refused => &mut self.refused,
+            AuditStatus::Failed => &mut self.failed,
+            AuditStatus::Ok => &mut self.ok,
+        } += count;
+    }
 }
 
 /// A tenant's monthly budget.

@@ -386,16 +386,6 @@ pub(crate) fn audit_detail(text: String) -> serde_json::Value {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AuditRow {
-    pub id: Uuid,
-    pub user_email: Option<String>,
-    pub action: String,
-    /// As text: see [`audit_detail`].
-    pub detail: String,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
 pub(crate) struct InstanceRow {
     pub account_id: String,
     pub region: String,
@@ -871,17 +861,52 @@ pub(crate) struct AuditRecordRow {
     pub at: DateTime<Utc>,
 }
 
-impl From<AuditRecordRow> for AuditRecord {
-    fn from(r: AuditRecordRow) -> Self {
-        AuditRecord {
+impl TryFrom<AuditRecordRow> for AuditRecord {
+    type Error = crate::StoreError;
+    fn try_from(r: AuditRecordRow) -> Result<Self, Self::Error> {
+        Ok(AuditRecord {
             id: r.id,
             user_email: r.user_email,
             action: r.action,
-            status: r.status,
+            status: audit_status(&r.status)?,
             detail: audit_detail(r.detail),
             at: r.at,
-        }
+        })
     }
+}
+
+pub(crate) fn audit_status(text: &str) -> crate::Result<AuditStatus> {
+    AuditStatus::parse(text)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("audit status `{text}`")))
+}
+
+/// The audit entries an [`AuditFilter`] selects, binding `$1` (tenant) to `$6`; both the page
+/// and the counts read through it, so a page never lists what the counts leave out.
+pub(crate) const AUDIT_FILTER: &str = "tenant_id = $1 AND at >= $2 AND ($3 IS NULL OR at < $3) \
+     AND ($4 IS NULL OR lower(user_email) = lower($4)) \
+     AND ($5 IS NULL OR action = $5 OR action LIKE $5 || '.%') \
+     AND ($6 IS NULL OR status = $6)";
+
+/// Binds an [`AuditFilter`] in [`AUDIT_FILTER`]'s order.
+pub(crate) fn bind_audit_filter<'q, DB, O>(
+    query: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
+    tenant: TenantId,
+    f: &'q AuditFilter,
+) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    Uuid: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(tenant.0)
+        .bind(crate::micros(f.from))
+        .bind(f.to.map(crate::micros))
+        .bind(f.user_email.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.status.map(AuditStatus::as_str))
 }
 
 #[derive(sqlx::FromRow)]
@@ -1309,8 +1334,8 @@ macro_rules! impl_store {
 
             async fn record_audit(&self, entry: NewAuditEntry) -> $crate::Result<()> {
                 sqlx::query(
-                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(Uuid::new_v4())
                 .bind(entry.tenant_id.map(|t| t.0))
@@ -1319,24 +1344,48 @@ macro_rules! impl_store {
                 .bind(entry.action)
                 .bind(Json(entry.detail))
                 .bind($crate::micros(entry.at))
+                .bind(entry.status.as_str())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            async fn audit_log(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<AuditEntry>> {
-                let rows: Vec<AuditRow> = sqlx::query_as(
-                    "SELECT id, user_email, action, CAST(detail AS TEXT) AS detail, at FROM audit_log WHERE tenant_id = $1 \
-                     ORDER BY at DESC, id LIMIT $2",
-                )
-                .bind(tenant.0)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| AuditEntry { id: r.id, user_email: r.user_email, action: r.action, detail: audit_detail(r.detail), at: r.at })
-                    .collect())
+            async fn audit_page(
+                &self,
+                tenant: TenantId,
+                filter: &AuditFilter,
+                after: Option<AuditCursor>,
+                limit: i64,
+            ) -> $crate::Result<AuditPage> {
+                let sql = format!(
+                    "SELECT id, user_email, action, status, CAST(detail AS TEXT) AS detail, at FROM audit_log \
+                     WHERE {AUDIT_FILTER} AND ($7 IS NULL OR at < $7 OR (at = $7 AND id < $8)) \
+                     ORDER BY at DESC, id DESC LIMIT $9"
+                );
+                // One more than asked tells whether an older page exists.
+                let rows: Vec<AuditRecordRow> = bind_audit_filter(sqlx::query_as(&sql), tenant, filter)
+                    .bind(after.map(|c| $crate::micros(c.at)))
+                    .bind(after.map(|c| c.id))
+                    .bind(limit.saturating_add(1))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut entries = rows.into_iter().map(AuditRecord::try_from).collect::<$crate::Result<Vec<_>>>()?;
+                let more = entries.len() as i64 > limit;
+                entries.truncate(usize::try_from(limit).unwrap_or(0));
+                let next = if more { entries.last().map(AuditRecord::position) } else { None };
+                Ok(AuditPage { entries, next })
+            }
+
+            async fn audit_counts(&self, tenant: TenantId, filter: &AuditFilter) -> $crate::Result<AuditCounts> {
+                let sql = format!("SELECT status, COUNT(*) FROM audit_log WHERE {AUDIT_FILTER} GROUP BY status");
+                let rows: Vec<(String, i64)> = bind_audit_filter(sqlx::query_as(&sql), tenant, filter)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut counts = AuditCounts::default();
+                for (status, count) in rows {
+                    counts.add(audit_status(&status)?, count);
+                }
+                Ok(counts)
             }
 
             async fn upsert_instances(&self, tenant: TenantId, instances: &[Instance]) -> $crate::Result<u64> {
@@ -1838,9 +1887,23 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Recommendation::from).collect())
             }
 
-            async fn create_subscription(&self, tenant: TenantId, n: NewSubscription) -> $crate::Result<Subscription> {
+            async fn create_subscription(
+                &self,
+                tenant: TenantId,
+                n: NewSubscription,
+                max_per_tenant: usize,
+            ) -> $crate::Result<Subscription> {
                 let id = Uuid::new_v4();
                 let created_at = $crate::micros(n.created_at);
+                let mut tx = self.pool.begin().await?;
+                lock_tenant(&mut tx, tenant).await?;
+                let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_subscriptions WHERE tenant_id = $1")
+                    .bind(tenant.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if usize::try_from(existing).unwrap_or(usize::MAX) >= max_per_tenant {
+                    return Err($crate::StoreError::LimitReached { what: "alert subscriptions", limit: max_per_tenant });
+                }
                 sqlx::query(
                     "INSERT INTO alert_subscriptions (tenant_id, id, name, channel, target, threshold_kind, threshold, \
                      frequency, secret_ciphertext, created_by, created_at) \
@@ -1857,8 +1920,9 @@ macro_rules! impl_store {
                 .bind(&n.secret_ciphertext)
                 .bind(n.created_by.map(|u| u.0))
                 .bind(created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(Subscription {
                     id,
                     name: n.name,
@@ -1933,32 +1997,74 @@ macro_rules! impl_store {
 
             async fn claim_due_deliveries(
                 &self,
+                claimer: &str,
                 now: DateTime<Utc>,
                 claim_until: DateTime<Utc>,
                 limit: i64,
+                per_tenant: i64,
             ) -> $crate::Result<Vec<Delivery>> {
                 // The outer `next_attempt_at <= now` is re-checked by PostgreSQL on a row another
-                // transaction just claimed, so a row is never claimed twice.
+                // transaction just claimed, so a row is never claimed twice. Each tenant's due
+                // deliveries are numbered oldest first (its turns), and the claims it already has
+                // in flight (claimed, unexpired) count against `per_tenant`.
                 let sql = format!(
-                    "UPDATE alert_deliveries SET next_attempt_at = $1, attempts = attempts + 1 \
-                     WHERE status = 'pending' AND next_attempt_at <= $2 AND (tenant_id, id) IN ( \
-                       SELECT tenant_id, id FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
-                       ORDER BY next_attempt_at LIMIT $3) \
+                    "UPDATE alert_deliveries SET next_attempt_at = $1, attempts = attempts + 1, claimed_by = $2 \
+                     WHERE status = 'pending' AND next_attempt_at <= $3 AND (tenant_id, id) IN ( \
+                       SELECT tenant_id, id FROM ( \
+                         SELECT tenant_id, id, next_attempt_at, \
+                           ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn \
+                         FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= $3) due \
+                       LEFT JOIN ( \
+                         SELECT tenant_id AS sending_tenant, COUNT(*) AS sending FROM alert_deliveries \
+                         WHERE status = 'pending' AND claimed_by IS NOT NULL AND next_attempt_at > $3 \
+                         GROUP BY tenant_id) claimed ON claimed.sending_tenant = due.tenant_id \
+                       WHERE turn + COALESCE(sending, 0) <= $5 \
+                       ORDER BY turn, next_attempt_at, id LIMIT $4) \
                      RETURNING {DELIVERY_COLUMNS}"
                 );
                 let rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
                     .bind($crate::micros(claim_until))
+                    .bind(claimer)
                     .bind($crate::micros(now))
                     .bind(limit)
+                    .bind(per_tenant)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.into_iter().map(Delivery::try_from).collect()
             }
 
-            async fn finish_delivery(&self, tenant: TenantId, id: Uuid, o: DeliveryOutcome) -> $crate::Result<()> {
-                sqlx::query(
+            async fn extend_delivery_claim(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                claimer: &str,
+                until: DateTime<Utc>,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE alert_deliveries \
+                     SET next_attempt_at = CASE WHEN next_attempt_at < $1 THEN $1 ELSE next_attempt_at END \
+                     WHERE tenant_id = $2 AND id = $3 AND claimed_by = $4 AND status = 'pending'",
+                )
+                .bind($crate::micros(until))
+                .bind(tenant.0)
+                .bind(id)
+                .bind(claimer)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn finish_delivery(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                claimer: &str,
+                o: DeliveryOutcome,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
                     "UPDATE alert_deliveries SET status = $1, next_attempt_at = $2, response_code = $3, last_error = $4, \
-                     updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+                     updated_at = $5, claimed_by = NULL \
+                     WHERE tenant_id = $6 AND id = $7 AND claimed_by = $8 AND status = 'pending'",
                 )
                 .bind(o.status.as_str())
                 .bind($crate::micros(o.next_attempt_at))
@@ -1967,9 +2073,10 @@ macro_rules! impl_store {
                 .bind($crate::micros(o.at))
                 .bind(tenant.0)
                 .bind(id)
+                .bind(claimer)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn deliveries(&self, tenant: TenantId, limit: i64) -> $crate::Result<Vec<Delivery>> {
@@ -2238,44 +2345,6 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn record_audit_status(&self, entry: NewAuditEntry, status: &str) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO audit_log (id, tenant_id, user_id, user_email, action, detail, at, status) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(Uuid::new_v4())
-                .bind(entry.tenant_id.map(|t| t.0))
-                .bind(entry.user_id.map(|u| u.0))
-                .bind(entry.user_email)
-                .bind(entry.action)
-                .bind(Json(entry.detail))
-                .bind($crate::micros(entry.at))
-                .bind(status)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn audit_entries(&self, tenant: TenantId, f: &AuditFilter) -> $crate::Result<Vec<AuditRecord>> {
-                let rows: Vec<AuditRecordRow> = sqlx::query_as(
-                    "SELECT id, user_email, action, status, CAST(detail AS TEXT) AS detail, at FROM audit_log \
-                     WHERE tenant_id = $1 AND at >= $2 \
-                       AND ($3 IS NULL OR lower(user_email) = lower($3)) \
-                       AND ($4 IS NULL OR action = $4 OR action LIKE $4 || '.%') \
-                       AND ($5 IS NULL OR status = $5) \
-                     ORDER BY at DESC, id LIMIT $6",
-                )
-                .bind(tenant.0)
-                .bind($crate::micros(f.since))
-                .bind(f.user_email.as_deref())
-                .bind(f.action.as_deref())
-                .bind(f.status.as_deref())
-                .bind(f.limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(AuditRecord::from).collect())
-            }
-
             async fn purge_audit(&self, before: DateTime<Utc>) -> $crate::Result<u64> {
                 let before = $crate::micros(before);
                 let mut tx = self.pool.begin().await?;
@@ -2387,6 +2456,20 @@ macro_rules! impl_store {
                     other => other.into(),
                 })?;
             Ok(row.into())
+        }
+
+        /// Makes concurrent transactions that count a tenant's rows before adding one (a
+        /// per-tenant limit) take turns: the same write to the tenant's row as
+        /// `lock_memberships`, for the same reason.
+        async fn lock_tenant(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            tenant: TenantId,
+        ) -> $crate::Result<()> {
+            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+                .bind(tenant.0)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
         }
 
         /// `LastOwner` when `user` is the only owner of `tenant` (about to lose that role).

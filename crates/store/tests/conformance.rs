@@ -921,6 +921,7 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
             user_id: Some(user.id),
             user_email: Some(user.email.clone()),
             action: "member.add".into(),
+            status: AuditStatus::Ok,
             detail: serde_json::json!({"email": "x@example.com", "role": "viewer"}),
             at: at(1, 0),
         })
@@ -939,6 +940,7 @@ async fn audit_entries_are_listed_per_tenant(store: Arc<dyn Store>) {
             user_id: Some(user.id),
             user_email: Some(user.email.clone()),
             action: "alarm.create".into(),
+            status: AuditStatus::Ok,
             detail: serde_json::json!({"threshold": f64::MAX}),
             at: at(2, 0),
         })
@@ -1469,6 +1471,7 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
                 created_by: Some(owner.id),
                 created_at: at(1, 0),
             },
+            20,
         )
         .await
         .unwrap();
@@ -1497,7 +1500,7 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
         "one per subject"
     );
     let claimed = store
-        .claim_due_deliveries(at(1, 5), at(1, 10), 10)
+        .claim_due_deliveries("r1", at(1, 5), at(1, 10), 10, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
@@ -1508,29 +1511,32 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
     );
     assert!(
         store
-            .claim_due_deliveries(at(1, 6), at(1, 10), 10)
+            .claim_due_deliveries("r2", at(1, 6), at(1, 10), 10, 10)
             .await
             .unwrap()
             .is_empty(),
         "claimed"
     );
-    store
-        .finish_delivery(
-            t.id,
-            claimed[0].id,
-            DeliveryOutcome {
-                status: DeliveryStatus::Delivered,
-                next_attempt_at: at(1, 6),
-                response_code: Some(204),
-                last_error: None,
-                at: at(1, 6),
-            },
-        )
-        .await
-        .unwrap();
+    assert!(
+        store
+            .finish_delivery(
+                t.id,
+                claimed[0].id,
+                "r1",
+                DeliveryOutcome {
+                    status: DeliveryStatus::Delivered,
+                    next_attempt_at: at(1, 6),
+                    response_code: Some(204),
+                    last_error: None,
+                    at: at(1, 6),
+                },
+            )
+            .await
+            .unwrap()
+    );
     // The other claim was lost (a replica died): it is due again once the claim runs out.
     let retried = store
-        .claim_due_deliveries(at(1, 11), at(1, 20), 10)
+        .claim_due_deliveries("r2", at(1, 11), at(1, 20), 10, 10)
         .await
         .unwrap();
     assert_eq!(retried.len(), 1);
@@ -1546,6 +1552,259 @@ async fn alert_deliveries_are_queued_once_and_claimed_once(store: Arc<dyn Store>
     assert!(!store.delete_subscription(other.id, sub.id).await.unwrap());
     assert!(store.delete_subscription(t.id, sub.id).await.unwrap());
     assert!(store.deliveries(t.id, 10).await.unwrap().is_empty());
+}
+
+fn subscription(name: &str, owner: &User) -> NewSubscription {
+    NewSubscription {
+        name: name.into(),
+        channel: "webhook".into(),
+        target: format!("http://127.0.0.1:9/{name}"),
+        threshold_kind: "absolute".into(),
+        threshold: "100".into(),
+        frequency: "immediate".into(),
+        secret_ciphertext: "v1:sealed".into(),
+        created_by: Some(owner.id),
+        created_at: at(1, 0),
+    }
+}
+
+fn delivered_at(minute: u32) -> DeliveryOutcome {
+    DeliveryOutcome {
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: at(2, minute),
+        response_code: Some(204),
+        last_error: None,
+        at: at(2, minute),
+    }
+}
+
+/// A claim belongs to the deliverer that made it: only it extends the claim, and once the
+/// claim ran out and another deliverer took the delivery, the first one's outcome changes
+/// nothing (the alert counts as sent once, by the one that holds it).
+async fn delivery_claims_belong_to_their_claimer(store: Arc<dyn Store>) {
+    let (owner, t) = tenant_with_owner(&store, "claims@example.com").await;
+    let sub = store
+        .create_subscription(t.id, subscription("ops", &owner), 20)
+        .await
+        .unwrap();
+    let queued = NewDelivery {
+        subscription_id: sub.id,
+        kind: "test".into(),
+        subject_key: "test:1".into(),
+        payload: serde_json::json!({}),
+        next_attempt_at: at(2, 0),
+    };
+    store.enqueue_deliveries(t.id, &[queued]).await.unwrap();
+    let a = store
+        .claim_due_deliveries("replica-a", at(2, 0), at(2, 1), 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    let id = a[0].id;
+
+    // A extends its claim while it sends; B can neither extend nor take it meanwhile.
+    assert!(
+        !store
+            .extend_delivery_claim(t.id, id, "replica-b", at(2, 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .extend_delivery_claim(t.id, id, "replica-a", at(2, 3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .extend_delivery_claim(t.id, id, "replica-a", at(2, 2))
+            .await
+            .unwrap(),
+        "an extension never shortens"
+    );
+    assert!(
+        store
+            .claim_due_deliveries("replica-b", at(2, 2), at(2, 4), 10, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "extended past 02:02"
+    );
+    assert!(
+        !store
+            .finish_delivery(t.id, id, "replica-b", delivered_at(2))
+            .await
+            .unwrap(),
+        "not B's to finish"
+    );
+    assert_eq!(
+        store.deliveries(t.id, 10).await.unwrap()[0].status,
+        DeliveryStatus::Pending
+    );
+
+    // A stalls past its claim: B takes the delivery, and A's late outcome changes nothing.
+    let b = store
+        .claim_due_deliveries("replica-b", at(2, 4), at(2, 6), 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
+        [(id, 2)]
+    );
+    assert!(
+        !store
+            .extend_delivery_claim(t.id, id, "replica-a", at(2, 9))
+            .await
+            .unwrap()
+    );
+    let failed = DeliveryOutcome {
+        status: DeliveryStatus::Failed,
+        last_error: Some("stale".into()),
+        ..delivered_at(5)
+    };
+    assert!(
+        !store
+            .finish_delivery(t.id, id, "replica-a", failed)
+            .await
+            .unwrap()
+    );
+    let log = store.deliveries(t.id, 10).await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].last_error.clone()),
+        (DeliveryStatus::Pending, None)
+    );
+    assert!(
+        store
+            .finish_delivery(t.id, id, "replica-b", delivered_at(5))
+            .await
+            .unwrap()
+    );
+    let log = store.deliveries(t.id, 10).await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].attempts, log[0].response_code),
+        (DeliveryStatus::Delivered, 2, Some(204))
+    );
+    // Finished is final: no one finishes or extends it again.
+    assert!(
+        !store
+            .finish_delivery(t.id, id, "replica-b", delivered_at(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .extend_delivery_claim(t.id, id, "replica-b", at(3, 0))
+            .await
+            .unwrap()
+    );
+}
+
+/// Tenants take turns: a tenant with a backlog gets one delivery per turn like any other, and
+/// never more than `per_tenant` claimed at once across deliverers.
+async fn due_deliveries_are_claimed_in_turns_and_capped_per_tenant(store: Arc<dyn Store>) {
+    let (busy_owner, busy) = tenant_with_owner(&store, "busy@example.com").await;
+    let (quiet_owner, quiet) = tenant_with_owner(&store, "quiet@example.com").await;
+    let busy_sub = store
+        .create_subscription(busy.id, subscription("busy", &busy_owner), 20)
+        .await
+        .unwrap();
+    let quiet_sub = store
+        .create_subscription(quiet.id, subscription("quiet", &quiet_owner), 20)
+        .await
+        .unwrap();
+    let queue = |sub: uuid::Uuid, n: u32, minute: u32| NewDelivery {
+        subscription_id: sub,
+        kind: "test".into(),
+        subject_key: format!("test:{n}"),
+        payload: serde_json::json!({"n": n}),
+        next_attempt_at: at(3, minute),
+    };
+    // The busy tenant queued ten before the quiet one queued two.
+    let backlog: Vec<NewDelivery> = (0..10).map(|n| queue(busy_sub.id, n, 0)).collect();
+    store.enqueue_deliveries(busy.id, &backlog).await.unwrap();
+    store
+        .enqueue_deliveries(
+            quiet.id,
+            &[queue(quiet_sub.id, 0, 1), queue(quiet_sub.id, 1, 1)],
+        )
+        .await
+        .unwrap();
+    // How many of a claim went to (busy, quiet); the order of a claim's rows is unspecified.
+    let split = |claimed: &[Delivery]| {
+        let busy_count = claimed.iter().filter(|d| d.tenant_id == busy.id).count();
+        (busy_count, claimed.len() - busy_count)
+    };
+    let first = store
+        .claim_due_deliveries("a", at(3, 2), at(3, 10), 2, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        split(&first),
+        (1, 1),
+        "in turns, though the busy backlog is older"
+    );
+    // Another deliverer: each tenant has one in flight, so two more each at most; the quiet
+    // tenant has only one left.
+    let second = store
+        .claim_due_deliveries("b", at(3, 2), at(3, 10), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(split(&second), (2, 1));
+    assert!(
+        store
+            .claim_due_deliveries("c", at(3, 2), at(3, 10), 10, 3)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the busy tenant is at its cap, the quiet one has nothing left"
+    );
+    // One finished frees one place for its tenant.
+    let busy_first = first.iter().find(|d| d.tenant_id == busy.id).unwrap();
+    assert!(
+        store
+            .finish_delivery(busy.id, busy_first.id, "a", delivered_at(3))
+            .await
+            .unwrap()
+    );
+    let third = store
+        .claim_due_deliveries("c", at(3, 3), at(3, 10), 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(split(&third), (1, 0));
+}
+
+/// A tenant's subscriptions stop at the limit, even when many are created at once.
+async fn subscriptions_stop_at_the_per_tenant_limit_even_when_created_at_once(
+    store: Arc<dyn Store>,
+) {
+    let (owner, t) = tenant_with_owner(&store, "many@example.com").await;
+    let (other_owner, other) = tenant_with_owner(&store, "few@example.com").await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let store = store.clone();
+        let new = subscription(&format!("s{n}"), &owner);
+        attempts.spawn(async move { store.create_subscription(t.id, new, 5).await });
+    }
+    let results = attempts.join_all().await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 5, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(
+                e,
+                StoreError::LimitReached {
+                    what: "alert subscriptions",
+                    limit: 5
+                }
+            ))
+    );
+    assert_eq!(store.subscriptions(t.id).await.unwrap().len(), 5);
+    store
+        .create_subscription(other.id, subscription("own", &other_owner), 5)
+        .await
+        .expect("another tenant's count is its own");
 }
 
 async fn collector_health_and_aws_usage_sum_runs(store: Arc<dyn Store>) {
@@ -1914,128 +2173,302 @@ async fn action_tokens_are_used_once_before_they_expire(store: Arc<dyn Store>) {
 async fn audit_entries_filter_by_user_action_status_and_age(store: Arc<dyn Store>) {
     let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
     let (_, bobco) = tenant_with_owner(&store, "bob@example.com").await;
-    let entry = |tenant: TenantId, email: &str, action: &str, minute: u32| NewAuditEntry {
-        tenant_id: Some(tenant),
-        user_id: Some(ana.id),
-        user_email: Some(email.into()),
-        action: action.into(),
-        detail: serde_json::json!({"instance_id": "i-0abc"}),
-        at: at(8, minute),
+    let entry = |tenant: TenantId, email: &str, action: &str, status: AuditStatus, minute: u32| {
+        NewAuditEntry {
+            tenant_id: Some(tenant),
+            user_id: Some(ana.id),
+            user_email: Some(email.into()),
+            action: action.into(),
+            status,
+            detail: serde_json::json!({"instance_id": "i-0abc"}),
+            at: at(8, minute),
+        }
     };
-    store
-        .record_audit_status(
-            entry(acme.id, "ana@example.com", "action.request", 1),
-            "succeeded",
-        )
-        .await
-        .unwrap();
-    store
-        .record_audit_status(
-            entry(acme.id, "ana@example.com", "action.confirm", 2),
-            "refused",
-        )
-        .await
-        .unwrap();
-    store
-        .record_audit_status(
-            entry(acme.id, "cy@example.com", "alarm.create", 3),
-            "failed",
-        )
-        .await
-        .unwrap();
-    store
-        .record_audit(entry(acme.id, "ana@example.com", "connection.verify", 4))
-        .await
-        .unwrap();
-    store
-        .record_audit_status(
-            entry(bobco.id, "ana@example.com", "action.request", 5),
-            "succeeded",
-        )
-        .await
-        .unwrap();
+    for e in [
+        entry(
+            acme.id,
+            "ana@example.com",
+            "action.request",
+            AuditStatus::Succeeded,
+            1,
+        ),
+        entry(
+            acme.id,
+            "ana@example.com",
+            "action.confirm",
+            AuditStatus::Refused,
+            2,
+        ),
+        entry(
+            acme.id,
+            "cy@example.com",
+            "alarm.create",
+            AuditStatus::Failed,
+            3,
+        ),
+        entry(
+            acme.id,
+            "ana@example.com",
+            "connection.verify",
+            AuditStatus::Ok,
+            4,
+        ),
+        entry(
+            bobco.id,
+            "ana@example.com",
+            "action.request",
+            AuditStatus::Succeeded,
+            5,
+        ),
+    ] {
+        store.record_audit(e).await.unwrap();
+    }
     let all = AuditFilter {
-        user_email: None,
-        action: None,
-        status: None,
-        since: at(0, 0),
-        limit: 100,
+        from: at(0, 0),
+        ..AuditFilter::everything()
     };
-    let list = |f: AuditFilter| {
+    let list = |f: AuditFilter, limit: i64| {
         let store = store.clone();
         async move {
             store
-                .audit_entries(acme.id, &f)
+                .audit_page(acme.id, &f, None, limit)
                 .await
                 .unwrap()
+                .entries
                 .into_iter()
                 .map(|e| (e.action, e.status))
                 .collect::<Vec<_>>()
         }
     };
-    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    let s = |a: &str, b: AuditStatus| (a.to_string(), b);
     assert_eq!(
-        list(all.clone()).await,
+        list(all.clone(), 100).await,
         vec![
-            s("connection.verify", "ok"),
-            s("alarm.create", "failed"),
-            s("action.confirm", "refused"),
-            s("action.request", "succeeded"),
+            s("connection.verify", AuditStatus::Ok),
+            s("alarm.create", AuditStatus::Failed),
+            s("action.confirm", AuditStatus::Refused),
+            s("action.request", AuditStatus::Succeeded),
         ]
     );
     assert_eq!(
-        list(AuditFilter {
-            user_email: Some("ANA@example.com".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                user_email: Some("ANA@example.com".into()),
+                ..all.clone()
+            },
+            100
+        )
         .await
         .len(),
         3
     );
     assert_eq!(
-        list(AuditFilter {
-            action: Some("action".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                action: Some("action".into()),
+                ..all.clone()
+            },
+            100
+        )
         .await,
         vec![
-            s("action.confirm", "refused"),
-            s("action.request", "succeeded")
+            s("action.confirm", AuditStatus::Refused),
+            s("action.request", AuditStatus::Succeeded)
         ]
     );
     assert_eq!(
-        list(AuditFilter {
-            action: Some("action.request".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                action: Some("action.request".into()),
+                ..all.clone()
+            },
+            100
+        )
         .await,
-        vec![s("action.request", "succeeded")]
+        vec![s("action.request", AuditStatus::Succeeded)]
     );
     assert_eq!(
-        list(AuditFilter {
-            status: Some("failed".into()),
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                status: Some(AuditStatus::Failed),
+                ..all.clone()
+            },
+            100
+        )
         .await,
-        vec![s("alarm.create", "failed")]
+        vec![s("alarm.create", AuditStatus::Failed)]
     );
     assert_eq!(
-        list(AuditFilter {
-            since: at(8, 3),
-            limit: 1,
-            ..all.clone()
-        })
+        list(
+            AuditFilter {
+                from: at(8, 3),
+                ..all.clone()
+            },
+            1
+        )
         .await,
-        vec![s("connection.verify", "ok")]
+        vec![s("connection.verify", AuditStatus::Ok)]
     );
-    let full = store.audit_entries(acme.id, &all).await.unwrap();
-    assert_eq!(full[0].user_email.as_deref(), Some("ana@example.com"));
-    assert_eq!(full[0].detail["instance_id"], "i-0abc");
-    assert_eq!(full[0].at, at(8, 4));
+    let full = store.audit_page(acme.id, &all, None, 100).await.unwrap();
+    assert_eq!(full.next, None, "everything fits in one page");
+    assert_eq!(
+        full.entries[0].user_email.as_deref(),
+        Some("ana@example.com")
+    );
+    assert_eq!(full.entries[0].detail["instance_id"], "i-0abc");
+    assert_eq!(full.entries[0].at, at(8, 4));
 
     assert_eq!(store.purge_audit(at(8, 3)).await.unwrap(), 2);
-    assert_eq!(list(all.clone()).await.len(), 2);
-    assert_eq!(store.audit_entries(bobco.id, &all).await.unwrap().len(), 1);
+    assert_eq!(list(all.clone(), 100).await.len(), 2);
+    assert_eq!(
+        store
+            .audit_page(bobco.id, &all, None, 100)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
+}
+
+/// Pages follow one another by position: every entry once, in order, ties on the same instant
+/// broken by id, whatever is recorded between two pages; a time range and the counts select
+/// the same entries; one tenant's position never reaches another tenant's entries.
+async fn audit_pages_follow_positions_and_counts_match_the_filter(store: Arc<dyn Store>) {
+    let (ana, acme) = tenant_with_owner(&store, "ana@example.com").await;
+    let (bob, bobco) = tenant_with_owner(&store, "bob@example.com").await;
+    let statuses = [
+        AuditStatus::Succeeded,
+        AuditStatus::Refused,
+        AuditStatus::Failed,
+        AuditStatus::Ok,
+    ];
+    let record = |tenant: TenantId, user: &User, n: usize, at: DateTime<Utc>| {
+        let store = store.clone();
+        let entry = NewAuditEntry {
+            tenant_id: Some(tenant),
+            user_id: Some(user.id),
+            user_email: Some(user.email.clone()),
+            action: format!("test.entry{n}"),
+            status: statuses[n % 4],
+            detail: serde_json::json!({"n": n}),
+            at,
+        };
+        async move { store.record_audit(entry).await.unwrap() }
+    };
+    // 23 entries over 8 instants: three share each instant (the last two).
+    for n in 0..23 {
+        record(acme.id, &ana, n, at(9, (n / 3) as u32)).await;
+        record(bobco.id, &bob, n, at(9, (n / 3) as u32)).await;
+    }
+    let all = AuditFilter {
+        from: at(0, 0),
+        ..AuditFilter::everything()
+    };
+    let numbers = |page: &AuditPage| -> Vec<u64> {
+        page.entries
+            .iter()
+            .map(|e| e.detail["n"].as_u64().unwrap())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store.audit_page(acme.id, &all, after, 5).await.unwrap();
+        assert!(page.entries.len() <= 5);
+        seen.extend(numbers(&page));
+        pages += 1;
+        // Newer entries recorded between pages are not in the older pages.
+        record(acme.id, &ana, 100 + pages, at(10, pages as u32)).await;
+        match page.next {
+            Some(next) => {
+                assert_eq!(Some(next), page.entries.last().map(AuditRecord::position));
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5, "23 entries in pages of 5");
+    assert_eq!(seen.len(), 23, "{seen:?}");
+    let distinct: std::collections::BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(distinct, (0..23).collect(), "every entry once");
+    let instants: Vec<u64> = seen.iter().map(|n| n / 3).collect();
+    assert!(
+        instants.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {seen:?}"
+    );
+
+    // The last page ends exactly: a full last page says no more.
+    let exact = store.audit_page(bobco.id, &all, None, 23).await.unwrap();
+    assert_eq!((exact.entries.len(), exact.next), (23, None));
+
+    // A time range: `from` inclusive, `to` exclusive.
+    let range = AuditFilter {
+        from: at(9, 2),
+        to: Some(at(9, 4)),
+        ..all.clone()
+    };
+    let in_range = store.audit_page(acme.id, &range, None, 100).await.unwrap();
+    let mut got = numbers(&in_range);
+    got.sort_unstable();
+    assert_eq!(got, (6..12).collect::<Vec<u64>>());
+
+    // Counts: everything the filter selects, over all pages, by outcome.
+    let counts = store.audit_counts(acme.id, &range).await.unwrap();
+    assert_eq!(
+        counts,
+        AuditCounts {
+            total: 6,
+            succeeded: 1,
+            refused: 1,
+            failed: 2,
+            ok: 2,
+        }
+    );
+    let refused = AuditFilter {
+        status: Some(AuditStatus::Refused),
+        ..all.clone()
+    };
+    let counts = store.audit_counts(acme.id, &refused).await.unwrap();
+    let listed = store
+        .audit_page(acme.id, &refused, None, 200)
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .entries
+            .iter()
+            .all(|e| e.status == AuditStatus::Refused)
+    );
+    assert_eq!(counts.total, listed.entries.len() as i64);
+    assert_eq!((counts.refused, counts.succeeded), (counts.total, 0));
+    assert_eq!(
+        store.audit_counts(bobco.id, &all).await.unwrap().total,
+        23,
+        "bobco's own entries only"
+    );
+
+    // A position taken from one tenant's log lists only the other tenant's own entries.
+    let acme_first = store.audit_page(acme.id, &all, None, 1).await.unwrap();
+    let from_bobco = store
+        .audit_page(bobco.id, &all, acme_first.next, 100)
+        .await
+        .unwrap();
+    assert!(
+        from_bobco
+            .entries
+            .iter()
+            .all(|e| e.user_email.as_deref() == Some("bob@example.com"))
+    );
+    assert!(
+        store
+            .audit_page(TenantId::new(), &all, acme_first.next, 100)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 }
 
 async fn budgets_are_one_per_tenant_and_keep_their_alerted_state(store: Arc<dyn Store>) {
@@ -2151,6 +2584,7 @@ async fn sealed_secrets_are_listed_across_tenants_and_resealed_only_when_unchang
                 created_by: None,
                 created_at: at(1, 0),
             },
+            20,
         )
         .await
         .unwrap();
@@ -2327,10 +2761,14 @@ macro_rules! conformance {
                 anomalies_keep_ids_and_user_verdicts_across_detections,
                 recommendations_are_replaced_per_tenant,
                 alert_deliveries_are_queued_once_and_claimed_once,
+                delivery_claims_belong_to_their_claimer,
+                due_deliveries_are_claimed_in_turns_and_capped_per_tenant,
+                subscriptions_stop_at_the_per_tenant_limit_even_when_created_at_once,
                 collector_health_and_aws_usage_sum_runs,
                 diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,
+                audit_pages_follow_positions_and_counts_match_the_filter,
                 budgets_are_one_per_tenant_and_keep_their_alerted_state,
                 resource_tags_are_replaced_per_resource_and_scoped,
                 every_write_the_dashboard_reads_moves_the_data_version,

@@ -4,7 +4,7 @@
 import { h } from '../dom.js';
 import { get, ApiError } from '../api.js';
 import { navigate, query } from '../router.js';
-import { dateTime } from '../format.js';
+import { addDays, dateTime } from '../format.js';
 import { pageHead, card, badge, table, csvButton, notYet } from '../ui.js';
 
 const ACTIONS = [
@@ -49,6 +49,34 @@ export function summarize(entry) {
   return parts.join(' · ');
 }
 
+/** Entries per page: the API pages by cursor (newest first); "Older" asks for the next page. */
+const PAGE_SIZE = 50;
+const FILTERS = ['user', 'action', 'status', 'from', 'until'];
+
+/** The API query for the page's filters: `until` is an inclusive day, the API's `to` exclusive. */
+function apiQuery(filters, cursor) {
+  const params = new URLSearchParams();
+  for (const name of ['user', 'action', 'status', 'from']) if (filters[name]) params.set(name, filters[name]);
+  if (filters.until) params.set('to', addDays(filters.until, 1));
+  params.set('limit', String(PAGE_SIZE));
+  if (cursor) params.set('cursor', cursor);
+  return params;
+}
+
+/** The audit page's own URL for these filters, at `cursor` (none: the newest page). */
+function pageUrl(filters, cursor) {
+  const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+  if (cursor) params.set('cursor', cursor);
+  return `/audit${params.toString() ? `?${params}` : ''}`;
+}
+
+function countsLine(counts) {
+  return ['succeeded', 'refused', 'failed', 'ok']
+    .filter((k) => counts[k])
+    .map((k) => `${STATUSES.find(([v]) => v === k)[1]} ${counts[k]}`)
+    .join(' · ');
+}
+
 export async function page(root, { ctx }) {
   root.append(pageHead('Audit log', { sub: 'Every action, confirmation and refusal in this tenant, with who asked and what AWS answered. Newest first.', actions: [h('a.btn.btn-quiet', { href: '/settings' }, 'Settings')] }));
   if (!['owner', 'admin'].includes(ctx.me.current_tenant?.role)) {
@@ -56,14 +84,17 @@ export async function page(root, { ctx }) {
     return;
   }
   const q = query();
-  const filters = { user: q.get('user') || '', action: q.get('action') || '', status: q.get('status') || '' };
-  const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
-  params.set('limit', '500');
+  const filters = Object.fromEntries(FILTERS.map((name) => [name, q.get(name) || '']));
+  const cursor = q.get('cursor') || '';
   let data;
   try {
-    data = await get(`/api/audit?${params}`);
+    data = await get(`/api/audit?${apiQuery(filters, cursor)}`);
   } catch (err) {
     if (err instanceof ApiError && err.missingEndpoint) { root.append(notYet('The audit log')); return; }
+    if (err instanceof ApiError && err.status === 422) {
+      root.append(h('div.callout.danger', { role: 'alert' }, h('p', h('strong', `The ${err.field === 'to' ? 'until' : err.field} filter: `), err.message, ' '), h('a', { href: '/audit' }, 'Clear the filters')));
+      return;
+    }
     throw err;
   }
   const knownAction = ACTIONS.some(([v]) => v === filters.action);
@@ -74,12 +105,14 @@ export async function page(root, { ctx }) {
       knownAction ? null : h('option', { value: filters.action, selected: true }, filters.action))),
     h('div.field', h('label', { for: 'au-status' }, 'Outcome'), h('select', { id: 'au-status', name: 'status' },
       STATUSES.map(([v, l]) => h('option', { value: v, selected: v === filters.status }, l)))),
+    h('div.field', h('label', { for: 'au-from' }, 'From (day, UTC)'), h('input', { id: 'au-from', name: 'from', type: 'date', value: filters.from })),
+    h('div.field', h('label', { for: 'au-until' }, 'Until (day, UTC, included)'), h('input', { id: 'au-until', name: 'until', type: 'date', value: filters.until })),
     h('div.btn-group', h('button.btn', { type: 'submit' }, 'Filter'), h('a.btn.btn-quiet', { href: '/audit' }, 'Clear')));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    const next = new URLSearchParams();
-    for (const name of ['user', 'action', 'status']) { const v = form.elements[name].value.trim(); if (v) next.set(name, v); }
-    navigate(`/audit${next.toString() ? `?${next}` : ''}`);
+    const next = Object.fromEntries(FILTERS.map((name) => [name, form.elements[name].value.trim()]));
+    // New filters start again from the newest entry.
+    navigate(pageUrl(next, ''));
   });
   const filtered = Object.values(filters).some(Boolean);
   const columns = [
@@ -89,11 +122,16 @@ export async function page(root, { ctx }) {
     { label: 'Outcome', value: (e) => e.status, render: (e) => badge(e.status, STATUS_BADGE[e.status] ?? 'neutral') },
     { label: 'Detail', value: (e) => summarize(e), csv: (e) => JSON.stringify(e.detail ?? {}), cls: 'detail-cell' },
   ];
-  const n = data.entries.length;
-  root.append(card(`${n}${n === 500 ? '+' : ''} ${n === 1 ? 'entry' : 'entries'}${filtered ? ' matching' : ''}`, h('div', form,
-    table(columns, data.entries, { caption: 'Audit log', testid: 'audit', empty: filtered ? 'No entries match these filters.' : 'Nothing recorded yet.' })), {
+  const total = data.counts.total;
+  const pager = h('div.btn-group', { 'data-testid': 'audit-pager' },
+    cursor ? h('a.btn.btn-quiet', { href: pageUrl(filters, ''), 'data-testid': 'audit-newest' }, '← Newest') : null,
+    data.next_cursor ? h('a.btn', { href: pageUrl(filters, data.next_cursor), 'data-testid': 'audit-older' }, 'Older →') : null);
+  root.append(card(`${total} ${total === 1 ? 'entry' : 'entries'}${filtered ? ' matching' : ''}`, h('div', form,
+    total ? h('p.hint', { 'data-testid': 'audit-counts' }, countsLine(data.counts)) : null,
+    table(columns, data.entries, { caption: 'Audit log', testid: 'audit', empty: filtered ? 'No entries match these filters.' : 'Nothing recorded yet.' }),
+    pager), {
     id: 'audit',
-    hint: `Entries are kept ${data.retention_days} days.`,
-    actions: [csvButton('cloudspend-audit.csv', columns, data.entries)],
+    hint: `${PAGE_SIZE} a page, newest first. Entries are kept ${data.retention_days} days.`,
+    actions: [csvButton('cloudspend-audit.csv', columns, data.entries, { label: 'Download CSV (this page)' })],
   }));
 }

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use cloudspend_core::{Role, TenantId, UserId, validate};
-use cloudspend_store::{NewAuditEntry, NewToken, NewUser, Tenant, User};
+use cloudspend_store::{AuditStatus, NewAuditEntry, NewToken, NewUser, Tenant, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -334,6 +334,7 @@ pub(crate) async fn audit(
             user_id: Some(user.id),
             user_email: Some(user.email.clone()),
             action: action.to_string(),
+            status: AuditStatus::Ok,
             detail,
             at: Utc::now(),
         })

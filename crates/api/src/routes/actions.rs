@@ -16,12 +16,14 @@ use aws_types::SdkConfig;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine;
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Datelike, Days, Utc};
 use cloudspend_connect_check::actions::{self, InstanceAction, Permission};
 use cloudspend_core::Money;
 use cloudspend_core::records::Instance;
 use cloudspend_insights::view::RecommendationView;
-use cloudspend_store::{AuditFilter, NewActionToken, NewAuditEntry};
+use cloudspend_store::{
+    AuditCounts, AuditCursor, AuditFilter, AuditStatus, NewActionToken, NewAuditEntry,
+};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -62,22 +64,20 @@ pub(crate) async fn record(
     state: &AppState,
     caller: &Caller,
     action: &str,
-    status: &str,
+    status: AuditStatus,
     detail: Value,
 ) -> ApiResult<()> {
     state
         .store
-        .record_audit_status(
-            NewAuditEntry {
-                tenant_id: Some(caller.tenant.id),
-                user_id: Some(caller.user.id),
-                user_email: Some(caller.user.email.clone()),
-                action: action.to_string(),
-                detail,
-                at: Utc::now(),
-            },
+        .record_audit(NewAuditEntry {
+            tenant_id: Some(caller.tenant.id),
+            user_id: Some(caller.user.id),
+            user_email: Some(caller.user.email.clone()),
+            action: action.to_string(),
             status,
-        )
+            detail,
+            at: Utc::now(),
+        })
         .await?;
     Ok(())
 }
@@ -118,7 +118,7 @@ pub(crate) async fn audited<T>(
                 state,
                 caller,
                 action,
-                "succeeded",
+                AuditStatus::Succeeded,
                 json!({"request": request, "outcome": outcome}),
             )
             .await?;
@@ -127,9 +127,9 @@ pub(crate) async fn audited<T>(
         Err(err) => {
             let status = match &err {
                 ApiError::Aws { .. } | ApiError::Internal(_) | ApiError::Unavailable { .. } => {
-                    "failed"
+                    AuditStatus::Failed
                 }
-                _ => "refused",
+                _ => AuditStatus::Refused,
             };
             let (aws_code, request_id) = match &err {
                 ApiError::Aws {
@@ -630,6 +630,10 @@ async fn actions_status(
 
 // --- audit log ---------------------------------------------------------------------------
 
+/// Entries per page when the query names no `limit`, and the most one page holds.
+const AUDIT_PAGE_DEFAULT: i64 = 50;
+const AUDIT_PAGE_MAX: i64 = 200;
+
 #[derive(Deserialize, IntoParams)]
 pub struct AuditQuery {
     /// Only this user's entries (email, any case).
@@ -638,8 +642,15 @@ pub struct AuditQuery {
     action: Option<String>,
     /// succeeded | refused | failed | ok
     status: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// Entries at or after this time: RFC 3339 (`2026-12-01T09:30:00Z`) or a day
+    /// (`2026-12-01`, from its start, UTC).
+    from: Option<String>,
+    /// Entries before this time (exclusive): RFC 3339 or a day (its start, UTC).
+    to: Option<String>,
+    /// Entries per page, newest first (default 50, at most 200).
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page: this page holds the entries older than it.
+    cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -654,14 +665,135 @@ pub struct AuditView {
     detail: Value,
 }
 
+/// How many entries match the filters, over every page.
+#[derive(Serialize, ToSchema)]
+pub struct AuditCountsView {
+    total: i64,
+    succeeded: i64,
+    refused: i64,
+    failed: i64,
+    /// Changes recorded without an outcome.
+    ok: i64,
+}
+
+impl From<AuditCounts> for AuditCountsView {
+    fn from(c: AuditCounts) -> Self {
+        AuditCountsView {
+            total: c.total,
+            succeeded: c.succeeded,
+            refused: c.refused,
+            failed: c.failed,
+            ok: c.ok,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
     /// Entries older than this are purged and never listed.
     retention_days: u64,
+    /// This page, newest first.
     entries: Vec<AuditView>,
+    /// Pass as `cursor` (with the same filters) for the next, older page; null on the last.
+    next_cursor: Option<String>,
+    counts: AuditCountsView,
 }
 
-/// The tenant's audit log, newest first. Owners and admins only.
+/// A cursor as the API hands it out: opaque to callers (base64url of the position's
+/// microseconds since the epoch and the entry id), so its form can change.
+fn encode_cursor(position: AuditCursor) -> String {
+    let text = format!("{}.{}", position.at.timestamp_micros(), position.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor(raw: &str) -> ApiResult<AuditCursor> {
+    let invalid = || {
+        ApiError::invalid(
+            "cursor",
+            "not a cursor of this audit log: pass `next_cursor` from the previous page as it was given",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim())
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
+    // A made-up cursor may hold any number: only instants the audit log can hold go to the
+    // database (PostgreSQL refuses years before 4713 BC).
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .filter(|at| (2000..2200).contains(&at.year()))
+        .ok_or_else(invalid)?;
+    let id = id.parse().map_err(|_| invalid())?;
+    Ok(AuditCursor { at, id })
+}
+
+/// A `from` / `to` bound: an RFC 3339 time, or a day meaning its start in UTC.
+fn parse_time_bound(field: &'static str, raw: &str) -> ApiResult<DateTime<Utc>> {
+    let raw = raw.trim();
+    let at = DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!(
+                    "`{raw}` is not a time: use RFC 3339 (2026-12-01T09:30:00Z) or a day (2026-12-01)"
+                ),
+            )
+        })?;
+    crate::routes::costs::in_range(field, raw, at.year())?;
+    Ok(at)
+}
+
+/// The filter a query asks for, within the retention window (older entries are purged, and
+/// never listed even before the purge runs).
+fn audit_filter(query: &AuditQuery, retention: std::time::Duration) -> ApiResult<AuditFilter> {
+    let status = match query.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(AuditStatus::parse(text).ok_or_else(|| {
+            ApiError::invalid("status", "status must be succeeded, refused, failed or ok")
+        })?),
+    };
+    let nonempty = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let bound = |field, raw: &Option<String>| {
+        nonempty(raw)
+            .map(|raw| parse_time_bound(field, &raw))
+            .transpose()
+    };
+    let from = bound("from", &query.from)?;
+    let to = bound("to", &query.to)?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return Err(ApiError::invalid(
+            "from",
+            "`from` must be before `to` (`to` is exclusive)",
+        ));
+    }
+    let retained_since = Utc::now()
+        - chrono::Duration::from_std(retention).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(AuditFilter {
+        user_email: nonempty(&query.user),
+        action: nonempty(&query.action),
+        status,
+        from: from.map_or(retained_since, |from| from.max(retained_since)),
+        to,
+    })
+}
+
+/// The tenant's audit log a page at a time, newest first, with how many entries match in all
+/// and per outcome. Owners and admins only.
 #[utoipa::path(get, path = "/api/audit", tag = "actions", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_audit(
@@ -670,57 +802,49 @@ async fn list_audit(
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<ApiJson<AuditList>> {
     caller.require_manager("read the audit log")?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
+    let limit = query.limit.unwrap_or(AUDIT_PAGE_DEFAULT);
+    if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",
-            "limit must be between 1 and 1000",
+            format!("limit must be between 1 and {AUDIT_PAGE_MAX}: page with `cursor` for more"),
         ));
     }
-    if let Some(status) = &query.status
-        && !matches!(status.as_str(), "succeeded" | "refused" | "failed" | "ok")
-    {
-        return Err(ApiError::invalid(
-            "status",
-            "status must be succeeded, refused, failed or ok",
-        ));
-    }
+    let after = query
+        .cursor
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let retention = state.config.audit_retention;
-    let since = Utc::now()
-        - chrono::Duration::from_std(retention).map_err(|e| ApiError::Internal(e.into()))?;
-    let nonempty = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let entries = state
+    let filter = audit_filter(&query, retention)?;
+    let page = state
         .store
-        .audit_entries(
-            caller.tenant.id,
-            &AuditFilter {
-                user_email: nonempty(query.user),
-                action: nonempty(query.action),
-                status: query.status,
-                since,
-                limit,
-            },
-        )
+        .audit_page(caller.tenant.id, &filter, after, limit)
         .await?;
+    let counts = state.store.audit_counts(caller.tenant.id, &filter).await?;
     Ok(ApiJson(AuditList {
         retention_days: retention.as_secs() / 86_400,
-        entries: entries
+        entries: page
+            .entries
             .into_iter()
             .map(|e| AuditView {
                 id: e.id,
                 at: e.at,
                 user_email: e.user_email,
                 action: e.action,
-                status: e.status,
+                status: e.status.as_str().to_string(),
                 detail: e.detail,
             })
             .collect(),
+        next_cursor: page.next.map(encode_cursor),
+        counts: counts.into(),
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn an_audited_request_is_kept_whole_only_when_small() {
@@ -732,5 +856,51 @@ mod tests {
         assert!(kept["bytes"].as_u64().unwrap() > 1_000_000);
         assert_eq!(kept["fields"], json!(["instance_id", "note"]));
         assert!(serde_json::to_vec(&kept).unwrap().len() < AUDITED_REQUEST_BYTES);
+    }
+
+    #[test]
+    fn an_audit_cursor_reads_back_as_the_position_it_was_made_from() {
+        let position = AuditCursor {
+            at: DateTime::from_timestamp_micros(1_764_900_000_123_456).unwrap(),
+            id: uuid::Uuid::new_v4(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(position)).unwrap(), position);
+        let far_past = URL_SAFE_NO_PAD.encode(format!("-6000000000000000000.{}", position.id));
+        for bad in [
+            "",
+            "not base64!",
+            "bm90IGEgY3Vyc29y",
+            &URL_SAFE_NO_PAD.encode("12.not-a-uuid"),
+            &far_past,
+        ] {
+            let err = decode_cursor(bad).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::Invalid { field, .. } if field == "cursor"),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn audit_time_bounds_take_rfc3339_or_a_day_and_name_the_field_otherwise() {
+        assert_eq!(
+            parse_time_bound("from", "2026-12-01").unwrap(),
+            DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(
+            parse_time_bound("to", "2026-12-01T10:30:00+01:00").unwrap(),
+            DateTime::parse_from_rfc3339("2026-12-01T09:30:00Z").unwrap()
+        );
+        for (field, bad) in [
+            ("from", "yesterday"),
+            ("to", "9999-12-31"),
+            ("to", "2026-13-01"),
+        ] {
+            let err = parse_time_bound(field, bad).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::Invalid { field: f, .. } if f == field),
+                "{bad}: {err:?}"
+            );
+        }
     }
 }

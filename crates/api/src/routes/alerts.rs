@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use cloudspend_core::{Money, validate};
-use cloudspend_store::{Delivery, NewDelivery, NewSubscription, Subscription};
+use cloudspend_store::{Delivery, NewDelivery, NewSubscription, StoreError, Subscription};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -158,7 +158,9 @@ fn validate_webhook_url(
 /// answer carries the webhook signing secret, once.
 #[utoipa::path(post, path = "/api/alerts/subscriptions", tag = "alerts", security(("bearer" = [])),
     request_body = CreateSubscription,
-    responses((status = 201, body = SubscriptionView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SubscriptionView), (status = 403, body = ErrorBody),
+        (status = 409, description = "the tenant has as many subscriptions as it may (`subscription_limit`)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,6 +234,7 @@ async fn create_subscription(
         })?;
     let secret = cloudspend_insights::alerts::new_signing_secret();
     let sealed = key.seal(caller.tenant.id, &SecretString::from(secret.clone()));
+    let limit = state.config.max_subscriptions_per_tenant;
     let created = state
         .store
         .create_subscription(
@@ -247,8 +250,20 @@ async fn create_subscription(
                 created_by: Some(caller.user.id),
                 created_at: Utc::now(),
             },
+            limit,
         )
-        .await?;
+        .await
+        .map_err(|err| match err {
+            StoreError::LimitReached { limit, .. } => ApiError::Conflict {
+                code: "subscription_limit",
+                message: format!(
+                    "this tenant has {limit} alert subscriptions, the most it may have: delete one \
+                     it no longer needs, or send several alerts to one target"
+                ),
+                field: None,
+            },
+            other => other.into(),
+        })?;
     audit(
         &state,
         &caller.user,
@@ -305,9 +320,11 @@ async fn delete_subscription(
 }
 
 /// Queues a test alert to the subscription (delivered within seconds; see the delivery log).
+/// Owners and admins, `alert_tests_per_hour` (20) an hour per tenant.
 #[utoipa::path(post, path = "/api/alerts/subscriptions/{id}/test", tag = "alerts", security(("bearer" = [])),
     params(("id" = String, Path, description = "subscription id")),
-    responses((status = 202), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 202), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "the tenant's hourly allowance of test alerts is used up", body = ErrorBody)))]
 async fn test_subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -322,6 +339,21 @@ async fn test_subscription(
         .into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| ApiError::not_found(format!("alert subscription {id}")))?;
+    // Every test is a delivery the senders make for the tenant: a bounded number an hour, so
+    // a script looping on this button cannot queue work without end.
+    state
+        .limits
+        .alert_test
+        .try_acquire(&caller.tenant.id.to_string())
+        .map_err(|wait| {
+            ApiError::too_many(
+                format_args!(
+                    "test alerts are limited to {} an hour per tenant",
+                    state.config.alert_tests_per_hour
+                ),
+                wait,
+            )
+        })?;
     let now = Utc::now();
     state
         .store
@@ -341,6 +373,14 @@ async fn test_subscription(
             }],
         )
         .await?;
+    audit(
+        &state,
+        &caller.user,
+        Some(caller.tenant.id),
+        "alert.subscription.test",
+        serde_json::json!({ "subscription_id": id }),
+    )
+    .await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -85,7 +85,7 @@ pub(crate) fn parse_day(field: &'static str, raw: Option<&str>) -> ApiResult<Opt
 
 /// Query days and times are refused (422) outside 2000..2199: no cost data is that old or
 /// new, and date arithmetic near chrono's limits would overflow.
-fn in_range(field: &'static str, raw: &str, year: i32) -> ApiResult<()> {
+pub(crate) fn in_range(field: &'static str, raw: &str, year: i32) -> ApiResult<()> {
     if (2000..2200).contains(&year) {
         Ok(())
     } else {

@@ -3,6 +3,8 @@
 
 mod accounts;
 mod actions;
+mod alerts;
+mod audit;
 mod aws;
 mod common;
 mod costs;
