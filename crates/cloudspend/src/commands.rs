@@ -397,8 +397,9 @@ async fn serve(
     // Invitations and password resets go out through the relay alert e-mail uses (checked
     // against the egress policy above, when the deliverer took it).
     if let Some(url) = &server.smtp_url {
-        let mailer = cloudspend_api::mail::Mailer::new(url, &server.smtp_from, server.public_url.as_deref())
-            .map_err(anyhow::Error::msg)?;
+        let mailer =
+            cloudspend_api::mail::Mailer::new(url, &server.smtp_from, server.public_url.as_deref())
+                .map_err(anyhow::Error::msg)?;
         state = state.with_mailer(mailer);
     }
     let mut stop = stop_rx;

@@ -86,7 +86,8 @@ pub(crate) async fn invite(
         .map_err(|wait| ApiError::too_many("too many invitations from this tenant", wait))?;
     let (token, token_hash) = auth::new_token();
     let now = Utc::now();
-    let ttl = chrono::Duration::from_std(state.config.invitation_ttl).map_err(anyhow::Error::from)?;
+    let ttl =
+        chrono::Duration::from_std(state.config.invitation_ttl).map_err(anyhow::Error::from)?;
     let invitation = state
         .store
         .create_invitation(
@@ -288,7 +289,9 @@ async fn accept_invitation(
         .await?
     {
         InvitationAccepted::Joined => {}
-        InvitationAccepted::NotPending => return Err(gone("invitation_used", "was just used or revoked")),
+        InvitationAccepted::NotPending => {
+            return Err(gone("invitation_used", "was just used or revoked"));
+        }
         InvitationAccepted::OtherEmail => return Err(other_email()),
         InvitationAccepted::AlreadyMember => {
             return Err(ApiError::Conflict {
@@ -332,7 +335,9 @@ fn refuse_unless_pending(invitation: &Invitation, now: chrono::DateTime<Utc>) ->
 fn gone(code: &'static str, what: &str) -> ApiError {
     ApiError::Conflict {
         code,
-        message: format!("this invitation {what}: ask an owner or admin of the tenant for a new one"),
+        message: format!(
+            "this invitation {what}: ask an owner or admin of the tenant for a new one"
+        ),
         field: Some("token".into()),
     }
 }

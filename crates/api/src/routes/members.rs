@@ -139,7 +139,10 @@ async fn change_role(
         serde_json::json!({"email": member.email, "role": role, "previous_role": previous}),
     )
     .await?;
-    Ok(MemberView { role, ..member.into() })
+    Ok(MemberView {
+        role,
+        ..member.into()
+    })
 }
 
 /// Removes a member from the caller's tenant. Owners and admins remove others (admins not

@@ -104,7 +104,10 @@ async fn check_current_password(
         .login_backoff
         .try_acquire(&email_at_ip)
         .map_err(|wait| {
-            ApiError::too_many("too many wrong passwords for this account from your address", wait)
+            ApiError::too_many(
+                "too many wrong passwords for this account from your address",
+                wait,
+            )
         })?;
     let stored = state
         .store
@@ -165,10 +168,17 @@ async fn request_password_reset(
         .limits
         .password_reset_ip
         .try_acquire(&ip.to_string())
-        .map_err(|wait| ApiError::too_many("too many password reset requests from your address", wait))?;
+        .map_err(|wait| {
+            ApiError::too_many("too many password reset requests from your address", wait)
+        })?;
     // Past a few e-mails an hour to one address nothing more is sent (the victim's mailbox is
     // not flooded), and the answer does not change.
-    if state.limits.password_reset_email.try_acquire(&email).is_ok() {
+    if state
+        .limits
+        .password_reset_email
+        .try_acquire(&email)
+        .is_ok()
+    {
         // In the background: whether an account exists (and an e-mail goes out) must not show
         // in the answer's timing either.
         let state = state.clone();
@@ -261,7 +271,9 @@ async fn confirm_password_reset(
         .limits
         .password_reset_ip
         .try_acquire(&ip_key)
-        .map_err(|wait| ApiError::too_many("too many password reset attempts from your address", wait))?;
+        .map_err(|wait| {
+            ApiError::too_many("too many password reset attempts from your address", wait)
+        })?;
     let password_hash = auth::hash_password(req.new_password).await?;
     let Some(user_id) = state
         .store
@@ -270,7 +282,9 @@ async fn confirm_password_reset(
     else {
         return Err(ApiError::BadRequest {
             code: "reset_token_invalid",
-            message: "this reset link is unknown, was used already or has expired: ask for a new one".into(),
+            message:
+                "this reset link is unknown, was used already or has expired: ask for a new one"
+                    .into(),
             field: Some("token".into()),
         });
     };

@@ -225,7 +225,9 @@ impl TestApp {
         let session = login.body["token"].as_str().unwrap();
         let accepted = self.accept_invitation(session, &token).await;
         assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
-        let logout = self.post("/api/auth/logout", Some(session), json!({})).await;
+        let logout = self
+            .post("/api/auth/logout", Some(session), json!({}))
+            .await;
         assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text);
     }
 
@@ -242,7 +244,12 @@ impl TestApp {
         assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
         invited.body["token"]
             .as_str()
-            .unwrap_or_else(|| panic!("no token in the answer (was it e-mailed?): {}", invited.text))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no token in the answer (was it e-mailed?): {}",
+                    invited.text
+                )
+            })
             .to_string()
     }
 
@@ -300,7 +307,11 @@ pub async fn smtp_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
                         }
                         continue;
                     }
-                    let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
                     let reply: &[u8] = match verb.as_str() {
                         "EHLO" | "HELO" => b"250 test\r\n",
                         "DATA" => {
@@ -319,4 +330,54 @@ pub async fn smtp_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
         }
     });
     (url, mails)
+}
+
+/// Waits (up to 10 s) until `mails` holds `count` messages, and returns them.
+pub async fn mails_received(mails: &std::sync::Mutex<Vec<String>>, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        if mails.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let received = mails.lock().unwrap().clone();
+    assert!(
+        received.len() >= count,
+        "{count} e-mails expected, {} received",
+        received.len()
+    );
+    received
+}
+
+/// A received message's text, its transfer encoding (quoted-printable or base64) undone.
+pub fn mail_text(raw: &str) -> String {
+    use base64::Engine;
+    let (headers, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
+    let body = if headers.contains("Content-Transfer-Encoding: base64") {
+        let joined: String = body.split_whitespace().collect();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(joined)
+                .expect("base64 body"),
+        )
+        .expect("UTF-8 text")
+    } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+        body.replace("=\n", "").replace("=3D", "=")
+    } else {
+        body.to_string()
+    };
+    format!("{headers}\n\n{body}")
+}
+
+/// The one-time token in a message's link to `page` (`.../page#token=...`).
+pub fn token_in(text: &str, page: &str) -> String {
+    let marker = format!("{page}#token=");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} link in {text}"))
+        + marker.len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
 }

@@ -63,12 +63,8 @@ async fn another_tenants_owner_cannot_read_or_change_its_members() {
     let ana = app.signup("ana@example.com", "Acme").await;
     let eve = app.signup("eve@example.com", "Evil").await;
     app.signup("bob@example.com", "Bobco").await;
-    app.post(
-        "/api/tenants/members",
-        Some(&ana.token),
-        json!({"email": "bob@example.com", "role": "viewer"}),
-    )
-    .await;
+    app.add_member(&ana.token, "bob@example.com", "viewer")
+        .await;
 
     let listed = app.get("/api/tenants/members", Some(&eve.token)).await;
     assert_eq!(
@@ -97,12 +93,8 @@ async fn another_tenants_owner_cannot_read_or_change_its_members() {
         .await;
     assert_eq!(remove_by_email.status, StatusCode::NOT_FOUND);
     // Adding ana to Evil only touches Evil's members; Acme is unchanged.
-    app.post(
-        "/api/tenants/members",
-        Some(&eve.token),
-        json!({"email": "ana@example.com", "role": "viewer"}),
-    )
-    .await;
+    app.add_member(&eve.token, "ana@example.com", "viewer")
+        .await;
     let acme = app
         .store
         .members(ana.tenant_id.parse().unwrap())

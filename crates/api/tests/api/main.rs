@@ -11,3 +11,4 @@ mod insights;
 mod isolation;
 mod members;
 mod onboarding;
+mod passwords;
