@@ -30,9 +30,11 @@ async fn changing_the_password_keeps_this_session_and_revokes_every_other_sessio
         .await;
     assert_eq!(api_token.status, StatusCode::CREATED, "{}", api_token.text);
     let api_token = api_token.body["token"].as_str().unwrap().to_string();
+    let app = &app;
     let change = |token: &str, current: &str, new: &str| {
+        let token = token.to_string();
         let body = json!({"current_password": current, "new_password": new});
-        app.post("/api/auth/password", Some(token), body)
+        async move { app.post("/api/auth/password", Some(&token), body).await }
     };
 
     let wrong = change(&ana.token, "not my password", "a brand new password").await;
