@@ -264,3 +264,64 @@ async fn password_reset_requests_are_limited_per_client_and_per_mailbox() {
         )
     );
 }
+
+/// The invitation and password routes are in the OpenAPI document with their answers, so
+/// clients and the fuzzer know them.
+#[tokio::test]
+async fn account_routes_are_documented_with_their_answers() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/openapi.json", None).await;
+    let paths = doc.body["paths"].as_object().unwrap();
+    for (path, method, statuses) in [
+        ("/api/tenants/members", "post", &["200", "201", "429"][..]),
+        ("/api/tenants/invitations", "get", &["200", "403"][..]),
+        (
+            "/api/tenants/invitations/{id}",
+            "delete",
+            &["204", "404"][..],
+        ),
+        (
+            "/api/invitations/accept",
+            "post",
+            &["200", "403", "404", "409"][..],
+        ),
+        (
+            "/api/auth/password",
+            "post",
+            &["200", "403", "422", "429"][..],
+        ),
+        (
+            "/api/auth/password-reset",
+            "post",
+            &["202", "429", "503"][..],
+        ),
+        (
+            "/api/auth/password-reset/confirm",
+            "post",
+            &["204", "400", "429"][..],
+        ),
+    ] {
+        let operation = &paths[path][method];
+        assert!(
+            operation.is_object(),
+            "{method} {path} missing from OpenAPI"
+        );
+        for status in statuses {
+            assert!(
+                operation["responses"].get(*status).is_some(),
+                "{method} {path} does not document {status}"
+            );
+        }
+    }
+    // The reset routes are for people who cannot log in: no token asked.
+    for path in [
+        "/api/auth/password-reset",
+        "/api/auth/password-reset/confirm",
+    ] {
+        let security = &paths[path]["post"]["security"];
+        assert!(
+            security.is_null() || security.as_array().is_some_and(|s| s.is_empty()),
+            "{path}: {security}"
+        );
+    }
+}
