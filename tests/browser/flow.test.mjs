@@ -602,6 +602,32 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.locator('#members table').first().getByText(email).waitFor();
     });
 
+    await step('the password is changed in settings, other sessions end; a reset by e-mail says it is off without SMTP', async () => {
+      const email = `finops-${account}@example.com`;
+      const other = await page.request.post(`${BASE}/api/auth/login`, { data: { email, password: 'a long enough password' } });
+      assert.equal(other.status(), 200, await other.text());
+      const otherToken = (await other.json()).token;
+      await page.goto(`${BASE}/settings#password`);
+      const form = page.getByTestId('password-form');
+      await form.waitFor();
+      await form.getByLabel('Current password').fill('not the password');
+      await form.getByLabel('New password').fill('an even longer password');
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await page.locator('#p-current-error').getByText('not right').waitFor();
+      await form.getByLabel('Current password').fill('a long enough password');
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await page.locator('.toast', { hasText: 'Password changed' }).waitFor();
+      await page.locator('#password').screenshot({ path: path.join(SHOTS, '39-settings-password.png') });
+      const withOther = await page.request.get(`${BASE}/api/me`, { headers: { authorization: `Bearer ${otherToken}` } });
+      assert.equal(withOther.status(), 401, 'the other session was revoked');
+      assert.equal((await api(page, '/api/me')).status, 200, 'this browser stays logged in');
+      await page.goto(`${BASE}/forgot-password`);
+      await page.getByLabel('Email').fill(email);
+      await page.getByRole('button', { name: 'Send me a reset link' }).click();
+      await page.getByText('sends no e-mail').waitFor();
+      await shot('40-forgot-password-without-email');
+    });
+
     await step('every other page renders', async () => {
       for (const [route, name, ready] of [
         ['/instances', '11-instances', '[data-testid="instances"]'],
