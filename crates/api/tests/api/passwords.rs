@@ -258,10 +258,7 @@ async fn password_reset_requests_are_limited_per_client_and_per_mailbox() {
         .await;
     assert_eq!(
         (off.status, off.code()),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("email_not_configured")
-        )
+        (StatusCode::CONFLICT, Some("email_not_configured"))
     );
 }
 
@@ -293,7 +290,7 @@ async fn account_routes_are_documented_with_their_answers() {
         (
             "/api/auth/password-reset",
             "post",
-            &["202", "429", "503"][..],
+            &["202", "409", "429"][..],
         ),
         (
             "/api/auth/password-reset/confirm",
