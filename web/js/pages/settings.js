@@ -461,6 +461,9 @@ function passwordCard() {
       const { revoked } = await post('/api/auth/password', { current_password: f.current_password.value, new_password: f.new_password.value });
       form.reset();
       toast(`Password changed; ${revoked} other session${revoked === 1 ? '' : 's'} and API token${revoked === 1 ? '' : 's'} revoked`);
+      // The revoked ones leave the list of tokens and sessions.
+      const fresh = await tokens().catch(() => null);
+      if (fresh) document.getElementById('tokens')?.replaceWith(fresh);
     } catch (err) { apiFormError(form, err); } finally { submit.disabled = false; }
   });
   return card('Password', h('div',
