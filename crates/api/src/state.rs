@@ -137,8 +137,6 @@ pub struct Limiters {
     pub login_backoff: Backoff,
     pub login_ip: RateLimiter,
     pub signup_ip: RateLimiter,
-    /// `/test-cost` per tenant (each call is a billed Cost Explorer request).
-    pub test_cost: RateLimiter,
     pub invitations: RateLimiter,
     pub password_reset_ip: RateLimiter,
     pub password_reset_email: RateLimiter,
@@ -150,10 +148,6 @@ impl AppState {
             login_backoff: Backoff::new(config.login_backoff),
             login_ip: RateLimiter::new(config.login_failures_per_ip),
             signup_ip: RateLimiter::new(config.signups_per_ip),
-            test_cost: RateLimiter::new(Limit {
-                max_events: config.test_cost_per_hour.max(1),
-                window: Duration::from_secs(3600),
-            }),
             invitations: RateLimiter::new(config.invitations_per_tenant),
             password_reset_ip: RateLimiter::new(config.password_resets_per_ip),
             password_reset_email: RateLimiter::new(config.password_resets_per_email),

@@ -37,6 +37,9 @@ pub enum Command {
     Collect(CollectArgs),
     /// Load Cost and Usage Report or FOCUS export files (csv, csv.gz, zip, parquet) into a tenant.
     ImportCur(ImportCurArgs),
+    /// Re-seal every stored secret under a new master key: run with CLOUDSPEND_MASTER_KEY set
+    /// to the new key and CLOUDSPEND_PREVIOUS_MASTER_KEY to the old one (docs/OPERATIONS.md).
+    RotateMasterKey(RotateMasterKeyArgs),
     /// Offline anomaly detection over CSV files (evaluation).
     #[command(subcommand)]
     Anomalies(AnomaliesCommand),
@@ -82,9 +85,35 @@ pub struct CollectArgs {
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 
-    /// 32-byte master key; needed for tenants connected with access keys.
+    /// The master key; needed for tenants connected with access keys.
+    #[command(flatten)]
+    pub keys: MasterKeyArgs,
+}
+
+/// The master key, and during a rotation the one before it.
+#[derive(Debug, Args, Clone)]
+pub struct MasterKeyArgs {
+    /// 32-byte key that encrypts tenants' AWS secret keys and alert signing secrets at rest: 64
+    /// hex characters or base64. Generate one with `openssl rand -hex 32`.
     #[arg(long, env = "CLOUDSPEND_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
+
+    /// During a key rotation only: the key the stored secrets were sealed under until now.
+    /// Secrets still sealed under it keep opening until `cloudspend rotate-master-key` has
+    /// re-sealed them under CLOUDSPEND_MASTER_KEY (docs/OPERATIONS.md).
+    #[arg(long, env = "CLOUDSPEND_PREVIOUS_MASTER_KEY", hide_env_values = true)]
+    pub previous_master_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateMasterKeyArgs {
+    /// CLOUDSPEND_MASTER_KEY is the new key, CLOUDSPEND_PREVIOUS_MASTER_KEY the one in use.
+    #[command(flatten)]
+    pub keys: MasterKeyArgs,
+
+    /// Count what would be re-sealed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -220,10 +249,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
-    /// 32-byte key that encrypts tenants' AWS secret keys at rest: 64 hex characters or
-    /// base64. Generate one with `openssl rand -hex 32`. Required.
-    #[arg(long, env = "CLOUDSPEND_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    /// The master key (required).
+    #[command(flatten)]
+    pub keys: MasterKeyArgs,
 }
 
 #[derive(Debug, Args)]

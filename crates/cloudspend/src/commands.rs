@@ -1,8 +1,8 @@
 //! One function per subcommand.
 
 use crate::cli::{
-    AnomaliesCommand, Cli, CollectArgs, Command, DetectArgs, ImportCurArgs, ServerArgs,
-    UserCommand, UserCreateArgs,
+    AnomaliesCommand, Cli, CollectArgs, Command, DetectArgs, ImportCurArgs, MasterKeyArgs,
+    ServerArgs, UserCommand, UserCreateArgs,
 };
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
@@ -32,13 +32,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            let Some(raw_key) = args.master_key.as_deref() else {
+            let Some(master_key) = server_master_key(&args.keys)? else {
                 bail!(
                     "CLOUDSPEND_MASTER_KEY is not set: it encrypts tenants' AWS secrets. Generate one with \
                      `openssl rand -hex 32` and set it in the environment or .env (or try `cloudspend demo`)"
                 );
             };
-            let master_key = server_master_key(raw_key)?;
             let store = open(&cli.database_url).await?;
             store.migrate().await.context("applying migrations")?;
             if store.backend() == cloudspend_store::Backend::Sqlite {
@@ -52,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Create(args)) => create_user(&cli.database_url, args).await,
         Command::Collect(args) => collect(&cli.database_url, args).await,
         Command::ImportCur(args) => import_cur(&cli.database_url, args).await,
+        Command::RotateMasterKey(args) => crate::key_rotation::run(&cli.database_url, &args).await,
         Command::Anomalies(AnomaliesCommand::Detect(args)) => detect_anomalies(args),
     }
 }
@@ -61,14 +61,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 const PUBLISHED_MASTER_KEY: &str =
     "5f0c1e2d3a4b59687766a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-fn server_master_key(raw: &str) -> anyhow::Result<MasterKey> {
+/// The server's master key from the settings, holding the previous key too during a rotation;
+/// `None` when CLOUDSPEND_MASTER_KEY is not set. The published example key is refused.
+pub(crate) fn server_master_key(keys: &MasterKeyArgs) -> anyhow::Result<Option<MasterKey>> {
+    let Some(raw) = keys.master_key.as_deref() else {
+        if keys.previous_master_key.is_some() {
+            bail!(
+                "CLOUDSPEND_PREVIOUS_MASTER_KEY is set without CLOUDSPEND_MASTER_KEY: set the new key too"
+            );
+        }
+        return Ok(None);
+    };
     if raw.trim().eq_ignore_ascii_case(PUBLISHED_MASTER_KEY) {
         bail!(
             "CLOUDSPEND_MASTER_KEY is the example key published in .env.example: anyone could \
              decrypt the AWS secrets it seals. Generate your own with `openssl rand -hex 32`"
         );
     }
-    MasterKey::parse(raw).context("CLOUDSPEND_MASTER_KEY")
+    let key = MasterKey::parse(raw).context("CLOUDSPEND_MASTER_KEY")?;
+    let Some(previous) = previous_master_key(keys)? else {
+        return Ok(Some(key));
+    };
+    if key.same_key_as(&previous) {
+        bail!(
+            "CLOUDSPEND_PREVIOUS_MASTER_KEY is the same key as CLOUDSPEND_MASTER_KEY: set the new key \
+             in CLOUDSPEND_MASTER_KEY and the old one in CLOUDSPEND_PREVIOUS_MASTER_KEY"
+        );
+    }
+    Ok(Some(key.with_previous(&previous)))
+}
+
+/// CLOUDSPEND_PREVIOUS_MASTER_KEY, when set.
+pub(crate) fn previous_master_key(keys: &MasterKeyArgs) -> anyhow::Result<Option<MasterKey>> {
+    keys.previous_master_key
+        .as_deref()
+        .map(MasterKey::parse)
+        .transpose()
+        .context("CLOUDSPEND_PREVIOUS_MASTER_KEY")
 }
 
 fn detect_anomalies(args: DetectArgs) -> anyhow::Result<()> {
@@ -278,7 +307,7 @@ fn lease_for(server: &ServerArgs) -> anyhow::Result<Option<Duration>> {
     Ok(Some(Duration::from_secs(lease)))
 }
 
-async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     cloudspend_store::connect(database_url)
         .await
         .with_context(|| format!("opening the database at {}", redact_url(database_url)))
@@ -434,12 +463,7 @@ async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
             .map(|c| c.parse::<Collector>().map_err(anyhow::Error::msg))
             .collect::<Result<_, _>>()?
     };
-    let master_key = args
-        .master_key
-        .as_deref()
-        .map(MasterKey::parse)
-        .transpose()
-        .context("CLOUDSPEND_MASTER_KEY")?;
+    let master_key = server_master_key(&args.keys)?;
     let store = open(database_url).await?;
     store.migrate().await.context("applying migrations")?;
     if store.tenant(tenant).await?.is_none() {

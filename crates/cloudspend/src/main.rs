@@ -11,6 +11,7 @@
 mod cli;
 mod commands;
 mod demo_data;
+mod key_rotation;
 
 use clap::Parser;
 

@@ -31,6 +31,7 @@ fn command(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("CLOUDSPEND_MASTER_KEY")
+        .env_remove("CLOUDSPEND_PREVIOUS_MASTER_KEY")
         .env_remove("CLOUDSPEND_BIND")
         .env("CLOUDSPEND_LOG", "warn");
     cmd
@@ -207,6 +208,198 @@ async fn serve_refuses_to_start_without_a_valid_master_key() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("published in .env.example"), "{stderr}");
+}
+
+/// Seals `plain` for `tenant` under `key` (hex), as a server running with that key would.
+fn sealed(key: &str, tenant: cloudspend_core::TenantId, plain: &str) -> String {
+    cloudspend_secrets::MasterKey::parse(key)
+        .unwrap()
+        .seal(tenant, &secrecy::SecretString::from(plain.to_string()))
+}
+
+fn opens(key: &str, tenant: cloudspend_core::TenantId, ciphertext: &str) -> Option<String> {
+    use secrecy::ExposeSecret;
+    cloudspend_secrets::MasterKey::parse(key)
+        .unwrap()
+        .open(tenant, ciphertext)
+        .ok()
+        .map(|s| s.expose_secret().to_string())
+}
+
+#[tokio::test]
+async fn rotate_master_key_reseals_every_secret_once_and_names_those_it_cannot_open() {
+    use cloudspend_core::connection::*;
+    use cloudspend_store::{NewSubscription, NewUser};
+    const OLD: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    const NEW: &str = "f9e8d7c6b5a4938271605f4e3d2c1b0af9e8d7c6b5a4938271605f4e3d2c1b0a";
+    const STRANGER: &str = "1122334455667788990011223344556677889900112233445566778899001122";
+    let dir = temp_dir();
+    let database_url = format!("sqlite://{}/cloudspend.db", dir.display());
+    let store = cloudspend_store::connect(&database_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut tenants = Vec::new();
+    for n in 0..3 {
+        let (_, tenant) = store
+            .create_user_with_tenant(
+                NewUser {
+                    email: format!("owner{n}@example.com"),
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                    is_global_owner: false,
+                },
+                &format!("Tenant {n}"),
+            )
+            .await
+            .unwrap();
+        tenants.push(tenant.id);
+    }
+    let connect = |tenant, ciphertext: String| {
+        let now = chrono::Utc::now();
+        let connection = AwsConnection {
+            display_name: "Production".into(),
+            account_id: "123456789012".into(),
+            account_type: AccountType::Linked,
+            auth: ConnectionAuth::AccessKey {
+                access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+                secret_ciphertext: ciphertext,
+            },
+            regions: vec!["us-east-1".into()],
+            cur: CurLocation::default(),
+            status: ConnectionStatus::Connected,
+            last_verified_at: None,
+            last_error: None,
+            warnings: vec![],
+            created_at: now,
+            updated_at: now,
+        };
+        let store = store.clone();
+        async move { store.put_connection(tenant, &connection).await.unwrap() }
+    };
+    connect(tenants[0], sealed(OLD, tenants[0], "secret-zero")).await;
+    connect(tenants[1], sealed(OLD, tenants[1], "secret-one")).await;
+    store
+        .create_subscription(
+            tenants[1],
+            NewSubscription {
+                name: "ops".into(),
+                channel: "webhook".into(),
+                target: "https://hooks.example.com/x".into(),
+                threshold_kind: "absolute".into(),
+                threshold: "10".into(),
+                frequency: "immediate".into(),
+                secret_ciphertext: sealed(OLD, tenants[1], "signing-one"),
+                created_by: None,
+                created_at: chrono::Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let rotate = |extra: &[&str]| {
+        command(&dir)
+            .arg("rotate-master-key")
+            .args(extra)
+            .env("DATABASE_URL", &database_url)
+            .env("CLOUDSPEND_MASTER_KEY", NEW)
+            .env("CLOUDSPEND_PREVIOUS_MASTER_KEY", OLD)
+            .output()
+            .unwrap()
+    };
+    let stdout = |out: &Output| String::from_utf8_lossy(&out.stdout).to_string();
+    let before = store.sealed_secrets().await.unwrap();
+
+    let dry = rotate(&["--dry-run"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        stdout(&dry).contains("3 secret(s) would be re-sealed"),
+        "{}",
+        stdout(&dry)
+    );
+    assert_eq!(
+        store.sealed_secrets().await.unwrap(),
+        before,
+        "a dry run changes nothing"
+    );
+
+    let first = rotate(&[]);
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout(&first).starts_with("3 secret(s) re-sealed under the new key, 0 already"),
+        "{}",
+        stdout(&first)
+    );
+    let after = store.sealed_secrets().await.unwrap();
+    let mut plain: Vec<String> = Vec::new();
+    for secret in &after {
+        assert_eq!(
+            opens(OLD, secret.tenant, &secret.ciphertext),
+            None,
+            "still opens under the old key"
+        );
+        plain.push(opens(NEW, secret.tenant, &secret.ciphertext).expect("opens under the new key"));
+    }
+    plain.sort();
+    assert_eq!(plain, ["secret-one", "secret-zero", "signing-one"]);
+
+    let again = rotate(&[]);
+    assert!(
+        stdout(&again).starts_with("0 secret(s) re-sealed under the new key, 3 already under it"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        store.sealed_secrets().await.unwrap(),
+        after,
+        "a second run changes nothing"
+    );
+
+    // A secret sealed under some third key is named by tenant (never shown) and fails the run.
+    let stranger_ciphertext = sealed(STRANGER, tenants[2], "secret-two");
+    connect(tenants[2], stranger_ciphertext.clone()).await;
+    let failed = rotate(&[]);
+    assert!(!failed.status.success());
+    let text = format!(
+        "{}{}",
+        stdout(&failed),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(
+        text.contains(&format!("AwsSecretAccessKey of tenant {}", tenants[2])),
+        "{text}"
+    );
+    assert!(text.contains("open under neither key"), "{text}");
+    assert!(
+        !text.contains(&stranger_ciphertext) && !text.contains("secret-two"),
+        "{text}"
+    );
+
+    // Wrong settings are named.
+    let missing = command(&dir)
+        .arg("rotate-master-key")
+        .env("DATABASE_URL", &database_url)
+        .env("CLOUDSPEND_MASTER_KEY", NEW)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("CLOUDSPEND_PREVIOUS_MASTER_KEY is not set")
+    );
+    let same = command(&dir)
+        .arg("rotate-master-key")
+        .env("DATABASE_URL", &database_url)
+        .env("CLOUDSPEND_MASTER_KEY", NEW)
+        .env("CLOUDSPEND_PREVIOUS_MASTER_KEY", NEW)
+        .output()
+        .unwrap();
+    assert!(!same.status.success());
+    assert!(String::from_utf8_lossy(&same.stderr).contains("same key"));
 }
 
 #[tokio::test]

@@ -34,9 +34,13 @@ pub enum SecretError {
     Undecryptable,
 }
 
-/// The master key and the cipher built from it.
+/// The master key and the cipher built from it. During a key rotation it also holds the
+/// previous key: everything is sealed under the current key, and a secret still sealed under the
+/// previous one opens too, so servers keep working while `cloudspend rotate-master-key` re-seals
+/// the stored secrets (docs/OPERATIONS.md, "Rotating the master key").
 pub struct MasterKey {
     key: SecretBox<[u8; 32]>,
+    previous: Option<SecretBox<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -48,9 +52,14 @@ impl std::fmt::Debug for MasterKey {
 impl Clone for MasterKey {
     fn clone(&self) -> Self {
         Self {
-            key: SecretBox::new(Box::new(*self.key.expose_secret())),
+            key: copy(&self.key),
+            previous: self.previous.as_ref().map(copy),
         }
     }
+}
+
+fn copy(key: &SecretBox<[u8; 32]>) -> SecretBox<[u8; 32]> {
+    SecretBox::new(Box::new(*key.expose_secret()))
 }
 
 impl MasterKey {
@@ -70,6 +79,7 @@ impl MasterKey {
         }
         Ok(Self {
             key: SecretBox::new(Box::new(key)),
+            previous: None,
         })
     }
 
@@ -78,7 +88,22 @@ impl MasterKey {
         rand::rngs::OsRng.fill_bytes(&mut key);
         Self {
             key: SecretBox::new(Box::new(key)),
+            previous: None,
         }
+    }
+
+    /// This key, also opening what `previous` sealed: for the time of a rotation, until every
+    /// stored secret is sealed under this key.
+    pub fn with_previous(self, previous: &MasterKey) -> Self {
+        Self {
+            key: self.key,
+            previous: Some(copy(&previous.key)),
+        }
+    }
+
+    /// Whether both are the same key (rotating to the key in use is a mistake worth naming).
+    pub fn same_key_as(&self, other: &MasterKey) -> bool {
+        self.key.expose_secret() == other.key.expose_secret()
     }
 
     /// Hex form, for writing the demo's generated key to its file.
@@ -87,7 +112,7 @@ impl MasterKey {
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(self.key.expose_secret()).expect("32-byte key")
+        cipher(&self.key)
     }
 
     /// Encrypts `plaintext` for `tenant`: `v1:` + base64(nonce || ciphertext || tag).
@@ -113,31 +138,54 @@ impl MasterKey {
         )
     }
 
-    /// Decrypts what [`MasterKey::seal`] produced for the same tenant.
+    /// Decrypts what [`MasterKey::seal`] produced for the same tenant, under this key or,
+    /// during a rotation, the previous one.
     pub fn open(&self, tenant: TenantId, sealed: &str) -> Result<SecretString, SecretError> {
-        let encoded = sealed
-            .strip_prefix(VERSION_PREFIX)
-            .ok_or(SecretError::Undecryptable)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| SecretError::Undecryptable)?;
-        if bytes.len() <= NONCE_BYTES {
-            return Err(SecretError::Undecryptable);
+        match open_with(&self.key, tenant, sealed) {
+            Err(SecretError::Undecryptable) if self.previous.is_some() => {
+                open_with(self.previous.as_ref().expect("checked"), tenant, sealed)
+            }
+            opened => opened,
         }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
-        let plain = self
-            .cipher()
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: tenant.0.as_bytes(),
-                },
-            )
-            .map_err(|_| SecretError::Undecryptable)?;
-        let text = String::from_utf8(plain).map_err(|_| SecretError::Undecryptable)?;
-        Ok(SecretString::from(text))
     }
+
+    /// Whether `sealed` is sealed under this key itself (not only the previous one): what a
+    /// rotation has already re-sealed.
+    pub fn sealed_under_this_key(&self, tenant: TenantId, sealed: &str) -> bool {
+        open_with(&self.key, tenant, sealed).is_ok()
+    }
+}
+
+fn cipher(key: &SecretBox<[u8; 32]>) -> Aes256Gcm {
+    Aes256Gcm::new_from_slice(key.expose_secret()).expect("32-byte key")
+}
+
+fn open_with(
+    key: &SecretBox<[u8; 32]>,
+    tenant: TenantId,
+    sealed: &str,
+) -> Result<SecretString, SecretError> {
+    let encoded = sealed
+        .strip_prefix(VERSION_PREFIX)
+        .ok_or(SecretError::Undecryptable)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| SecretError::Undecryptable)?;
+    if bytes.len() <= NONCE_BYTES {
+        return Err(SecretError::Undecryptable);
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+    let plain = cipher(key)
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: tenant.0.as_bytes(),
+            },
+        )
+        .map_err(|_| SecretError::Undecryptable)?;
+    let text = String::from_utf8(plain).map_err(|_| SecretError::Undecryptable)?;
+    Ok(SecretString::from(text))
 }
 
 #[cfg(test)]
@@ -201,5 +249,35 @@ mod tests {
             SecretError::WeakKey
         );
         assert_eq!(format!("{from_hex:?}"), "MasterKey(***)");
+    }
+
+    #[test]
+    fn during_a_rotation_both_keys_open_and_only_the_new_one_seals() {
+        let old = MasterKey::generate();
+        let new = MasterKey::generate();
+        let tenant = TenantId::new();
+        let under_old = old.seal(tenant, &secret("before"));
+        let rotating = new.clone().with_previous(&old);
+        assert_eq!(
+            rotating.open(tenant, &under_old).unwrap().expose_secret(),
+            "before"
+        );
+        assert!(!rotating.sealed_under_this_key(tenant, &under_old));
+        let under_new = rotating.seal(tenant, &secret("after"));
+        assert!(rotating.sealed_under_this_key(tenant, &under_new));
+        assert_eq!(
+            new.open(tenant, &under_new).unwrap().expose_secret(),
+            "after"
+        );
+        assert_eq!(
+            old.open(tenant, &under_new).unwrap_err(),
+            SecretError::Undecryptable
+        );
+        // Without the previous key, what it sealed no longer opens.
+        assert_eq!(
+            new.open(tenant, &under_old).unwrap_err(),
+            SecretError::Undecryptable
+        );
+        assert!(rotating.clone().same_key_as(&new) && !new.same_key_as(&old));
     }
 }

@@ -15,11 +15,15 @@
 //! Layout:
 //! - [`model`]: the rows the trait reads and writes.
 //! - [`shared`]: the SQL common to both backends.
+//! - [`sealed`]: every secret sealed under the master key, for re-sealing under a new one.
+//! - [`diagnostics`]: live AWS calls made through the diagnostic endpoints.
 //! - [`postgres`], [`sqlite`]: connection set-up, embedded migrations, dialect-specific SQL.
 //! - [`testing`]: a fresh, migrated database per test, for this crate's and other crates' tests.
 
+pub mod diagnostics;
 pub mod model;
 pub mod postgres;
+pub mod sealed;
 mod shared;
 pub mod sqlite;
 pub mod testing;
@@ -32,7 +36,9 @@ use cloudspend_core::{AnomalyId, Role, RunId, TenantId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use diagnostics::{Admission, Allowance, DiagnosticCalls, DiagnosticEndpoint};
 pub use model::*;
+pub use sealed::{SealedSecret, SealedSecretKind, SealedSecrets};
 pub use shared::CostBatches;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -124,7 +130,7 @@ pub enum Backend {
 /// Everything CloudSpend keeps. Object-safe so the service holds an `Arc<dyn Store>` chosen at
 /// start-up from `DATABASE_URL`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// One round trip, for `/readyz`.
@@ -534,7 +540,8 @@ pub trait Store: Send + Sync + 'static {
     /// Per collector: its latest run and when it last succeeded.
     async fn collector_health(&self, tenant: TenantId) -> Result<Vec<CollectorHealth>>;
 
-    /// AWS requests CloudSpend made for the tenant in runs started at or after `since`.
+    /// AWS requests CloudSpend made for the tenant since `since`: its collections' runs started
+    /// then or after, and its diagnostic calls ([`DiagnosticCalls`]).
     async fn aws_usage_since(&self, tenant: TenantId, since: DateTime<Utc>) -> Result<AwsUsage>;
 
     /// Instances counted by state and type.

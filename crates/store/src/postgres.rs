@@ -56,6 +56,9 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
        ORDER BY next_run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
+crate::sealed::impl_sealed_secrets!(PgStore);
+crate::diagnostics::impl_diagnostic_calls!(PgStore);
+
 impl_store!(
     PgStore,
     Postgres,

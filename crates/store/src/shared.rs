@@ -2246,9 +2246,12 @@ macro_rules! impl_store {
             }
 
             async fn aws_usage_since(&self, tenant: TenantId, since: DateTime<Utc>) -> $crate::Result<AwsUsage> {
+                // Collections' requests and the diagnostics' (see `crate::diagnostics`).
                 let (requests, ce_requests): (i64, i64) = sqlx::query_as(
                     "SELECT CAST(COALESCE(SUM(aws_requests), 0) AS BIGINT), CAST(COALESCE(SUM(ce_requests), 0) AS BIGINT) \
-                     FROM collection_runs WHERE tenant_id = $1 AND started_at >= $2",
+                     FROM (SELECT aws_requests, ce_requests FROM collection_runs WHERE tenant_id = $1 AND started_at >= $2 \
+                           UNION ALL \
+                           SELECT aws_requests, ce_requests FROM diagnostic_calls WHERE tenant_id = $1 AND called_at >= $2) AS calls",
                 )
                 .bind(tenant.0)
                 .bind($crate::micros(since))

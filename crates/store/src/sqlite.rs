@@ -57,6 +57,9 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
        ORDER BY next_run_at LIMIT $4) \
      RETURNING tenant_id, collector, interval_seconds, next_run_at, leased_until, lease_owner";
 
+crate::sealed::impl_sealed_secrets!(SqliteStore);
+crate::diagnostics::impl_diagnostic_calls!(SqliteStore);
+
 impl_store!(
     SqliteStore,
     Sqlite,

@@ -2543,6 +2543,184 @@ async fn concurrent_cost_writes_for_one_tenant_both_land_in_the_rollups(store: A
     }
 }
 
+async fn sealed_secrets_are_listed_across_tenants_and_resealed_only_when_unchanged(
+    store: Arc<dyn Store>,
+) {
+    use cloudspend_core::connection::ConnectionAuth;
+    let (_, a) = tenant_with_owner(&store, "a@example.com").await;
+    let (_, b) = tenant_with_owner(&store, "b@example.com").await;
+    let (_, role_only) = tenant_with_owner(&store, "c@example.com").await;
+    let keys = |ciphertext: &str| {
+        connection(ConnectionAuth::AccessKey {
+            access_key_id: "AKIAEXAMPLE".into(),
+            secret_ciphertext: ciphertext.into(),
+        })
+    };
+    store.put_connection(a.id, &keys("v1:a-key")).await.unwrap();
+    store.put_connection(b.id, &keys("v1:b-key")).await.unwrap();
+    let role = connection(ConnectionAuth::Role {
+        role_arn: "arn:aws:iam::123456789012:role/CloudSpend".into(),
+    });
+    store.put_connection(role_only.id, &role).await.unwrap();
+    store
+        .create_subscription(
+            b.id,
+            NewSubscription {
+                name: "ops".into(),
+                channel: "webhook".into(),
+                target: "https://hooks.example.com/x".into(),
+                threshold_kind: "absolute".into(),
+                threshold: "10".into(),
+                frequency: "immediate".into(),
+                secret_ciphertext: "v1:b-hook".into(),
+                created_by: None,
+                created_at: at(1, 0),
+            },
+        )
+        .await
+        .unwrap();
+    let listed = store.sealed_secrets().await.unwrap();
+    let mut expected = vec![
+        SealedSecret {
+            kind: SealedSecretKind::AwsSecretAccessKey,
+            tenant: a.id,
+            ciphertext: "v1:a-key".into(),
+        },
+        SealedSecret {
+            kind: SealedSecretKind::AwsSecretAccessKey,
+            tenant: b.id,
+            ciphertext: "v1:b-key".into(),
+        },
+        SealedSecret {
+            kind: SealedSecretKind::AlertSigningSecret,
+            tenant: b.id,
+            ciphertext: "v1:b-hook".into(),
+        },
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "a role connection holds no secret");
+
+    for secret in &listed {
+        let resealed = format!("{}-new", secret.ciphertext);
+        assert!(store.reseal(secret, &resealed).await.unwrap());
+        // The listed ciphertext is gone: a second replacement from the same listing changes nothing.
+        assert!(!store.reseal(secret, "v1:stale").await.unwrap());
+    }
+    let mut after: Vec<String> = store
+        .sealed_secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.ciphertext)
+        .collect();
+    after.sort();
+    assert_eq!(after, ["v1:a-key-new", "v1:b-hook-new", "v1:b-key-new"]);
+    // Only the ciphertext changed, in its own tenant's row.
+    match store.connection(a.id).await.unwrap().unwrap().auth {
+        ConnectionAuth::AccessKey {
+            access_key_id,
+            secret_ciphertext,
+        } => assert_eq!(
+            (access_key_id.as_str(), secret_ciphertext.as_str()),
+            ("AKIAEXAMPLE", "v1:a-key-new")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.connection(role_only.id).await.unwrap(), Some(role));
+    // A secret listed for one tenant does not replace another tenant's equal ciphertext.
+    let foreign = SealedSecret {
+        kind: SealedSecretKind::AwsSecretAccessKey,
+        tenant: a.id,
+        ciphertext: "v1:b-key-new".into(),
+    };
+    assert!(!store.reseal(&foreign, "v1:hijack").await.unwrap());
+}
+
+async fn diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant(
+    store: Arc<dyn Store>,
+) {
+    let (_, t) = tenant_with_owner(&store, "diag@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-diag@example.com").await;
+    let hour = Some(Allowance {
+        since: at(3, 0),
+        max_calls: 2,
+    });
+    let cost = DiagnosticEndpoint::TestCost;
+    let start = |tenant: TenantId, endpoint, when, allowance| {
+        let store = store.clone();
+        async move {
+            store
+                .start_diagnostic_call(tenant, endpoint, when, allowance)
+                .await
+                .unwrap()
+        }
+    };
+    let admitted = |admission: Admission| match admission {
+        Admission::Admitted(id) => id,
+        refused => panic!("{refused:?}"),
+    };
+    // Before the window: does not count against it.
+    let early = admitted(start(t.id, cost, at(2, 59), None).await);
+    let first = admitted(start(t.id, cost, at(3, 1), hour).await);
+    let second = admitted(start(t.id, cost, at(3, 2), hour).await);
+    let before = version(&store, t.id).await;
+    assert_eq!(
+        start(t.id, cost, at(3, 3), hour).await,
+        Admission::Refused {
+            oldest_in_window: at(3, 1)
+        },
+        "the third call in the hour is refused until the first leaves the window"
+    );
+    assert!(
+        matches!(
+            start(t.id, cost, at(3, 4), hour).await,
+            Admission::Refused { .. }
+        ),
+        "a refused call is not recorded, and does not free a slot either"
+    );
+    // Other endpoints and other tenants have their own allowance.
+    let ec2 = admitted(start(t.id, DiagnosticEndpoint::TestEc2, at(3, 5), hour).await);
+    admitted(start(other.id, cost, at(3, 5), hour).await);
+
+    for (id, aws, ce) in [(early, 1, 1), (first, 2, 2), (second, 1, 1), (ec2, 3, 0)] {
+        store
+            .finish_diagnostic_call(t.id, id, aws, ce)
+            .await
+            .unwrap();
+    }
+    assert!(
+        version(&store, t.id).await > before,
+        "the dashboard's AWS usage changed"
+    );
+    // Another tenant's id finishes nothing here.
+    store
+        .finish_diagnostic_call(other.id, ec2, 100, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.aws_usage_since(t.id, at(3, 0)).await.unwrap(),
+        AwsUsage {
+            requests: 6,
+            ce_requests: 3
+        }
+    );
+    assert_eq!(
+        store.aws_usage_since(t.id, at(0, 0)).await.unwrap(),
+        AwsUsage {
+            requests: 7,
+            ce_requests: 4
+        }
+    );
+    assert_eq!(
+        store.aws_usage_since(other.id, at(0, 0)).await.unwrap(),
+        AwsUsage {
+            requests: 0,
+            ce_requests: 0
+        },
+        "the other tenant's call was started but never finished"
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -2569,6 +2747,7 @@ macro_rules! conformance {
                 jobs_are_leased_once_until_the_lease_expires,
                 audit_entries_are_listed_per_tenant,
                 connections_are_one_per_tenant_and_scoped,
+                sealed_secrets_are_listed_across_tenants_and_resealed_only_when_unchanged,
                 ping_answers,
                 rollups_follow_every_cost_write_with_cur_over_ce,
                 concurrent_cost_writes_for_one_tenant_both_land_in_the_rollups,
@@ -2576,6 +2755,7 @@ macro_rules! conformance {
                 recommendations_are_replaced_per_tenant,
                 alert_deliveries_are_queued_once_and_claimed_once,
                 collector_health_and_aws_usage_sum_runs,
+                diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,
                 budgets_are_one_per_tenant_and_keep_their_alerted_state,

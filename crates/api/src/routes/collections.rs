@@ -181,21 +181,22 @@ async fn list_collections(
             "limit must be between 1 and 500",
         ));
     }
-    let now = Utc::now();
+    let now = state.config.clock.now();
     let month_start = Utc
         .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
         .single()
         .unwrap_or(now);
-    // The month's totals come from up to 5,000 runs: far more than a month of hourly runs.
-    let month_runs = state.store.runs(caller.tenant.id, 5000).await?;
-    let (mut aws, mut ce) = (0i64, 0i64);
-    for run in month_runs.iter().filter(|r| r.started_at >= month_start) {
-        aws += run.aws_requests;
-        ce += run.ce_requests;
-    }
-    let runs = month_runs
+    // The month's AWS usage: its collections' requests and its diagnostic calls', as the
+    // dashboard counts them.
+    let usage = state
+        .store
+        .aws_usage_since(caller.tenant.id, month_start)
+        .await?;
+    let runs = state
+        .store
+        .runs(caller.tenant.id, limit)
+        .await?
         .into_iter()
-        .take(limit as usize)
         .map(RunView::from)
         .collect();
     let jobs = state
@@ -208,8 +209,10 @@ async fn list_collections(
     Ok(ApiJson(CollectionsResponse {
         runs,
         jobs,
-        aws_requests_this_month: aws,
-        cost_explorer_requests_this_month: ce,
-        cost_explorer_cost_this_month: Money::from_nanos(ce.saturating_mul(10_000_000)),
+        aws_requests_this_month: usage.requests,
+        cost_explorer_requests_this_month: usage.ce_requests,
+        cost_explorer_cost_this_month: Money::from_nanos(
+            usage.ce_requests.saturating_mul(10_000_000),
+        ),
     }))
 }

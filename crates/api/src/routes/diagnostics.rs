@@ -19,6 +19,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cloudspend_aws_access::{RequestCounter, TenantCredentials, cost_explorer_config};
 use cloudspend_collect_cloudwatch::{CpuQuery, is_instance_id};
 use cloudspend_core::{Money, TenantId};
+use cloudspend_store::{Admission, Allowance, DiagnosticEndpoint};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -135,11 +136,20 @@ async fn test_ec2(
     caller: DiagnosticsCaller,
 ) -> ApiResult<ApiJson<Vec<TestInstance>>> {
     let target = target(&state, &caller).await?;
-    let instances = cloudspend_collect_ec2::collect_instances(
-        &target.config,
-        &target.account_id,
-        &target.regions,
-        &RequestCounter::new(),
+    let instances = recorded(
+        &state,
+        &caller,
+        DiagnosticEndpoint::TestEc2,
+        None,
+        |counter| async move {
+            Ok(cloudspend_collect_ec2::collect_instances(
+                &target.config,
+                &target.account_id,
+                &target.regions,
+                &counter,
+            )
+            .await?)
+        },
     )
     .await?;
     Ok(ApiJson(
@@ -190,31 +200,41 @@ async fn test_cpu(
         ));
     }
     let target = target(&state, &caller).await?;
-    let counter = RequestCounter::new();
-    // Find the instance first, so an unknown id is a 404 rather than an empty series.
-    let instances = cloudspend_collect_ec2::collect_instances(
-        &target.config,
-        &target.account_id,
-        &target.regions,
-        &counter,
+    let points = recorded(
+        &state,
+        &caller,
+        DiagnosticEndpoint::TestCpu,
+        None,
+        |counter| async move {
+            // Find the instance first, so an unknown id is a 404 rather than an empty series.
+            let instances = cloudspend_collect_ec2::collect_instances(
+                &target.config,
+                &target.account_id,
+                &target.regions,
+                &counter,
+            )
+            .await?;
+            let instance = instances
+                .iter()
+                .find(|i| i.instance_id == instance_id)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "instance {instance_id} (looked in {})",
+                        target.regions.join(", ")
+                    ))
+                })?;
+            let query = CpuQuery::last_24_hours(
+                instance.region.clone(),
+                vec![instance_id.clone()],
+                Utc::now(),
+            );
+            Ok(
+                cloudspend_collect_cloudwatch::cpu_utilization(&target.config, &query, &counter)
+                    .await?,
+            )
+        },
     )
     .await?;
-    let instance = instances
-        .iter()
-        .find(|i| i.instance_id == instance_id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "instance {instance_id} (looked in {})",
-                target.regions.join(", ")
-            ))
-        })?;
-    let query = CpuQuery::last_24_hours(
-        instance.region.clone(),
-        vec![instance_id.clone()],
-        Utc::now(),
-    );
-    let points =
-        cloudspend_collect_cloudwatch::cpu_utilization(&target.config, &query, &counter).await?;
     Ok(ApiJson(
         points
             .into_iter()
@@ -279,26 +299,21 @@ async fn test_cost(
     // bounded number per tenant and hour, so a viewer or a script loop cannot run up the bill.
     if let DiagnosticsCaller::Tenant(caller) = &caller {
         caller.require_manager("run the billed Cost Explorer diagnostic")?;
-        state
-            .limits
-            .test_cost
-            .try_acquire(&caller.tenant.id.to_string())
-            .map_err(|wait| {
-                ApiError::too_many(
-                    format_args!(
-                        "the Cost Explorer diagnostic ran {} times this hour for this tenant (each \
-                         request costs $0.01)",
-                        state.config.test_cost_per_hour
-                    ),
-                    wait,
-                )
-            })?;
     }
     let target = target(&state, &caller).await?;
-    // Cost Explorer answers only in us-east-1.
-    let ce = cost_explorer_config(&target.config);
-    let days = cloudspend_collect_costexplorer::daily_totals(&ce, from, to, &RequestCounter::new())
-        .await?;
+    let hourly = Some(state.config.test_cost_per_hour);
+    let days = recorded(
+        &state,
+        &caller,
+        DiagnosticEndpoint::TestCost,
+        hourly,
+        |counter| async move {
+            // Cost Explorer answers only in us-east-1.
+            let ce = cost_explorer_config(&target.config);
+            Ok(cloudspend_collect_costexplorer::daily_totals(&ce, from, to, &counter).await?)
+        },
+    )
+    .await?;
     let total: Money = days.iter().map(|d| d.amount).sum();
     let unit = days
         .first()
@@ -319,4 +334,67 @@ async fn test_cost(
             })
             .collect(),
     }))
+}
+
+/// Runs `work`, a live AWS call. A tenant's is recorded in the store (`diagnostic_calls`), so its
+/// requests count in the tenant's AWS usage like a collection's; with `per_hour`, it is refused
+/// (429) once the tenant made that many calls of `endpoint` in the last hour, on any replica.
+/// The requests are recorded whether `work` succeeds or not: AWS counts, and bills, both. Calls
+/// on the server's own account (no tenant token) are nobody's usage and are not recorded.
+async fn recorded<T, Fut>(
+    state: &AppState,
+    caller: &DiagnosticsCaller,
+    endpoint: DiagnosticEndpoint,
+    per_hour: Option<usize>,
+    work: impl FnOnce(RequestCounter) -> Fut,
+) -> ApiResult<T>
+where
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    const HOUR: Duration = Duration::hours(1);
+    let counter = RequestCounter::new();
+    let DiagnosticsCaller::Tenant(caller) = caller else {
+        return work(counter).await;
+    };
+    let tenant = caller.tenant.id;
+    let now = state.config.clock.now();
+    let allowance = per_hour.map(|max_calls| Allowance {
+        since: now - HOUR,
+        max_calls: i64::try_from(max_calls).unwrap_or(i64::MAX),
+    });
+    let id = match state
+        .store
+        .start_diagnostic_call(tenant, endpoint, now, allowance)
+        .await?
+    {
+        Admission::Admitted(id) => id,
+        Admission::Refused { oldest_in_window } => {
+            let wait = (oldest_in_window + HOUR - now).to_std().unwrap_or_default();
+            return Err(ApiError::too_many(
+                format_args!(
+                    "/{} ran {} times in the last hour for this tenant (each of its Cost Explorer \
+                     requests is billed $0.01)",
+                    endpoint.as_str(),
+                    per_hour.unwrap_or_default()
+                ),
+                wait,
+            ));
+        }
+    };
+    let result = work(counter.clone()).await;
+    let counts = counter.counts();
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    if let Err(error) = state
+        .store
+        .finish_diagnostic_call(
+            tenant,
+            id,
+            as_i64(counts.requests),
+            as_i64(counts.cost_explorer_requests),
+        )
+        .await
+    {
+        tracing::error!(%tenant, %error, "recording a diagnostic call's AWS requests failed");
+    }
+    result
 }

@@ -160,6 +160,20 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
     let ana = app.signup("ana@example.com", "Acme").await;
     connect(&app, &ana, &account).await;
     let token = Some(ana.token.as_str());
+    // What the month's AWS usage shows: (requests, Cost Explorer requests).
+    let usage = || async {
+        let collections = app.get("/api/collections", token).await;
+        assert_eq!(collections.status, StatusCode::OK, "{}", collections.text);
+        (
+            collections.body["aws_requests_this_month"]
+                .as_i64()
+                .unwrap(),
+            collections.body["cost_explorer_requests_this_month"]
+                .as_i64()
+                .unwrap(),
+        )
+    };
+    let before_diagnostics = usage().await;
 
     let ec2 = app.get("/test-ec2", token).await;
     assert_eq!(ec2.status, StatusCode::OK, "{}", ec2.text);
@@ -229,6 +243,12 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
         (StatusCode::BAD_REQUEST, Some("instance_id"))
     );
 
+    // The live EC2 and CloudWatch calls count in the tenant's AWS usage, as a collection's do.
+    let before_cost = usage().await;
+    assert!(
+        before_cost.0 > before_diagnostics.0 && before_cost.1 == before_diagnostics.1,
+        "{before_diagnostics:?} -> {before_cost:?}"
+    );
     let cost = app
         .get(
             &format!("/test-cost?from={}&to={}", ymd(d1), ymd(today)),
@@ -236,6 +256,8 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
         )
         .await;
     assert_eq!(cost.status, StatusCode::OK, "{}", cost.text);
+    // Two pages, two billed Cost Explorer requests, both counted.
+    assert_eq!(usage().await, (before_cost.0 + 2, before_cost.1 + 2));
     let days: Vec<(String, String, bool)> = cost.body["days"]
         .as_array()
         .unwrap()
@@ -291,6 +313,16 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
     let over = app.get("/test-cost", token).await;
     assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{}", over.text);
     assert!(over.headers.contains_key("retry-after"));
+    // The allowance is the tenant's, kept in the database: another replica refuses as well.
+    let replica =
+        TestApp::spawn_with(app.store.clone(), cloudspend_api::ApiConfig::default()).await;
+    let elsewhere = replica.get("/test-cost", token).await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        elsewhere.text
+    );
 }
 
 #[tokio::test]
