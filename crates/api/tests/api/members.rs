@@ -766,3 +766,20 @@ async fn invitations_per_tenant_are_limited() {
     // Another tenant has its own allowance.
     app.invite(&bob.token, "three@example.com", "viewer").await;
 }
+
+/// A relay that cannot be reached does not lose the invitation: the admin is handed the link,
+/// as on a server without e-mail.
+#[tokio::test]
+async fn an_invitation_the_relay_refuses_is_handed_to_the_admin() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("smtp://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_with_mail(cloudspend_api::ApiConfig::default(), &url).await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    let token = app.invite(&ana.token, "bob@example.com", "viewer").await;
+    assert_eq!(
+        app.accept_invitation(&bob.token, &token).await.status,
+        StatusCode::OK
+    );
+}
