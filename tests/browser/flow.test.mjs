@@ -568,7 +568,7 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       assert.equal((await withToken()).status(), 401, 'the revoked token no longer works');
     });
 
-    await step('a viewer sees Stop/Start disabled with the reason, and no audit log', async () => {
+    await step('a viewer, invited and accepting the link, sees Stop/Start disabled with the reason, and no audit log', async () => {
       const email = `viewer-${account}@example.com`;
       const signup = await page.request.post(`${BASE}/api/auth/signup`, { data: { email, password: 'another long password', tenant_name: 'Viewer Co' } });
       assert.equal(signup.status(), 201, await signup.text());
@@ -576,11 +576,21 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       await page.goto(`${BASE}/settings`);
       await page.locator('#m-email').fill(email);
       await page.locator('#m-role').selectOption('viewer');
-      await page.getByRole('button', { name: 'Add or update member' }).click();
-      await page.locator('#members').getByText(email).waitFor();
+      await page.getByRole('button', { name: 'Invite or change role' }).click();
+      // No SMTP on this server: the link is shown to the owner, to pass on.
+      const link = (await page.getByTestId('invitation-link').textContent()).trim();
+      assert.match(link, /\/accept-invitation#token=cst_/);
+      await page.getByTestId('invitations').getByText(email).waitFor();
+      await page.locator('#members').screenshot({ path: path.join(SHOTS, '37-settings-invitation.png') });
       const owner = await page.evaluate(() => ({ token: localStorage.getItem('cloudspend.token'), tenant: localStorage.getItem('cloudspend.tenant'), session: localStorage.getItem('cloudspend.session') }));
-      await page.evaluate(([token, tenant]) => { localStorage.setItem('cloudspend.token', token); localStorage.setItem('cloudspend.tenant', tenant); }, [viewer.token, owner.tenant]);
+      await page.evaluate(([token, info]) => { localStorage.setItem('cloudspend.token', token); localStorage.removeItem('cloudspend.tenant'); localStorage.setItem('cloudspend.session', info); }, [viewer.token, JSON.stringify({ email })]);
       try {
+        await page.goto(link);
+        await page.getByTestId('accept-form').waitFor();
+        await shot('38-accept-invitation');
+        await page.getByRole('button', { name: 'Accept the invitation' }).click();
+        await page.waitForURL(`${BASE}/`);
+        assert.equal(await page.evaluate(() => localStorage.getItem('cloudspend.tenant')), owner.tenant, 'the viewer acts in the tenant that invited them');
         await page.goto(`${BASE}/instances/${idleId}`);
         const start = page.getByRole('button', { name: 'Start this instance' });
         await start.waitFor();
@@ -593,6 +603,39 @@ test('sign up, connect AWS, refresh, read the dashboard, acknowledge an anomaly,
       } finally {
         await page.evaluate((o) => { localStorage.setItem('cloudspend.token', o.token); localStorage.setItem('cloudspend.tenant', o.tenant); localStorage.setItem('cloudspend.session', o.session); }, owner);
       }
+      await page.goto(`${BASE}/settings`);
+      await page.locator('#members table').first().getByText(email).waitFor();
+    });
+
+    await step('the password is changed in settings, other sessions end; a reset by e-mail says it is off without SMTP', async () => {
+      const email = `finops-${account}@example.com`;
+      const other = await page.request.post(`${BASE}/api/auth/login`, { data: { email, password: 'a long enough password' } });
+      assert.equal(other.status(), 200, await other.text());
+      const otherToken = (await other.json()).token;
+      await page.goto(`${BASE}/settings#password`);
+      const form = page.getByTestId('password-form');
+      await form.waitFor();
+      await form.getByLabel('Current password').fill('not the password');
+      await form.getByLabel('New password').fill('an even longer password');
+      refusalsExpected = true; // the wrong password's 403
+      try {
+        await form.getByRole('button', { name: 'Change password' }).click();
+        await page.locator('#p-current-error').getByText('not right').waitFor();
+      } finally {
+        refusalsExpected = false;
+      }
+      await form.getByLabel('Current password').fill('a long enough password');
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await page.locator('.toast', { hasText: 'Password changed' }).waitFor();
+      await page.locator('#password').screenshot({ path: path.join(SHOTS, '39-settings-password.png') });
+      const withOther = await page.request.get(`${BASE}/api/me`, { headers: { authorization: `Bearer ${otherToken}` } });
+      assert.equal(withOther.status(), 401, 'the other session was revoked');
+      assert.equal((await api(page, '/api/me')).status, 200, 'this browser stays logged in');
+      await page.goto(`${BASE}/forgot-password`);
+      await page.getByLabel('Email').fill(email);
+      await page.getByRole('button', { name: 'Send me a reset link' }).click();
+      await page.getByText('sends no e-mail').waitFor();
+      await shot('40-forgot-password-without-email');
     });
 
     await step('every other page renders', async () => {

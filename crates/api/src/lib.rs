@@ -12,12 +12,14 @@
 //! - [`auth`]: tokens, passwords, and the `Caller` / `Authenticated` / `GlobalOwner` extractors.
 //! - [`error`], [`json`]: the error type and the JSON extractor that names bad fields.
 //! - [`telemetry`]: tracing set-up, request spans and ids, Prometheus metrics.
+//! - [`mail`]: invitation and password reset e-mail through the operator's SMTP relay.
 //! - [`rate_limit`] (login and sign-up guessing), [`overload`] (requests in flight and their
 //!   time), [`state`].
 
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod mail;
 pub mod overload;
 pub mod rate_limit;
 pub mod routes;
@@ -76,6 +78,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::health::router())
         .merge(routes::accounts::router())
         .merge(routes::members::router())
+        .merge(routes::invitations::router())
+        .merge(routes::passwords::router())
         .merge(routes::admin::router())
         .merge(routes::collections::router())
         .merge(routes::costs::router())

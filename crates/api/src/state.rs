@@ -58,6 +58,18 @@ pub struct ApiConfig {
     /// Where "now" comes from for the rules that depend on the date (the system clock; pinned
     /// in tests).
     pub clock: cloudspend_core::Clock,
+    /// How long an invitation's link works (7 days).
+    pub invitation_ttl: Duration,
+    /// Invitations per tenant per hour: each may send an e-mail to any address, so an
+    /// unbounded number would make CloudSpend a spam relay.
+    pub invitations_per_tenant: Limit,
+    /// How long a password reset link works (30 minutes).
+    pub password_reset_ttl: Duration,
+    /// Password reset requests per client address (answered 429 beyond it).
+    pub password_resets_per_ip: Limit,
+    /// Reset e-mails per address (beyond it the request is answered as always, and nothing is
+    /// sent: a victim's mailbox cannot be flooded, and the answer tells nothing).
+    pub password_resets_per_email: Limit,
 }
 
 /// Where `cfn/connect-aws-billing.yml` is published by default; operators host their own copy
@@ -99,6 +111,20 @@ impl Default for ApiConfig {
             max_in_flight: 512,
             request_timeout: Duration::from_secs(60),
             clock: cloudspend_core::Clock::system(),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            invitations_per_tenant: Limit {
+                max_events: 50,
+                window: Duration::from_secs(3600),
+            },
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            password_resets_per_ip: Limit {
+                max_events: 10,
+                window: Duration::from_secs(3600),
+            },
+            password_resets_per_email: Limit {
+                max_events: 3,
+                window: Duration::from_secs(3600),
+            },
         }
     }
 }
@@ -114,6 +140,9 @@ pub struct AppState {
     pub dashboards: Arc<crate::routes::insights::DashboardCache>,
     /// Slots for requests in flight (see [`crate::overload`]).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Sends invitations and password resets; `None` without SMTP (invitation links are then
+    /// handed to the inviting admin, and password reset by e-mail is off).
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 pub struct Limiters {
@@ -122,6 +151,9 @@ pub struct Limiters {
     pub signup_ip: RateLimiter,
     /// Test alerts per tenant.
     pub alert_test: RateLimiter,
+    pub invitations: RateLimiter,
+    pub password_reset_ip: RateLimiter,
+    pub password_reset_email: RateLimiter,
 }
 
 impl AppState {
@@ -134,6 +166,9 @@ impl AppState {
                 max_events: config.alert_tests_per_hour.max(1),
                 window: Duration::from_secs(3600),
             }),
+            invitations: RateLimiter::new(config.invitations_per_tenant),
+            password_reset_ip: RateLimiter::new(config.password_resets_per_ip),
+            password_reset_email: RateLimiter::new(config.password_resets_per_email),
         };
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         Self {
@@ -143,7 +178,14 @@ impl AppState {
             collections,
             dashboards: Arc::default(),
             in_flight,
+            mailer: None,
         }
+    }
+
+    /// Sends account e-mail (invitations, password resets) with `mailer`.
+    pub fn with_mailer(mut self, mailer: crate::mail::Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
     }
 }
 

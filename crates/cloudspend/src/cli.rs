@@ -242,6 +242,12 @@ pub struct ServerArgs {
         default_value = "CloudSpend <cloudspend@localhost>"
     )]
     pub smtp_from: String,
+
+    /// The dashboard's address as users reach it, e.g. `https://cloudspend.example.com`: links
+    /// in invitation and password reset e-mail point there. Unset: the e-mail names the page to
+    /// open on the server.
+    #[arg(long, env = "CLOUDSPEND_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

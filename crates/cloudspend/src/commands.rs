@@ -423,7 +423,15 @@ async fn serve(
         })
     };
     tracing::info!(%address, "CloudSpend listening");
-    let state = AppState::new(store, api_config(server, egress), collections);
+    let mut state = AppState::new(store, api_config(server, egress), collections);
+    // Invitations and password resets go out through the relay alert e-mail uses (checked
+    // against the egress policy above, when the deliverer took it).
+    if let Some(url) = &server.smtp_url {
+        let mailer =
+            cloudspend_api::mail::Mailer::new(url, &server.smtp_from, server.public_url.as_deref())
+                .map_err(anyhow::Error::msg)?;
+        state = state.with_mailer(mailer);
+    }
     let mut stop = stop_rx;
     let signal = async move {
         shutdown_signal().await;

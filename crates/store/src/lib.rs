@@ -189,6 +189,71 @@ pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
     /// Removes a membership; `NotFound` when there is none, `LastOwner` for the last owner.
     async fn remove_member(&self, tenant: TenantId, user: UserId) -> Result<()>;
 
+    // --- invitations and passwords ---------------------------------------------------------
+
+    /// Invites `invitation.email` into the tenant. A pending invitation of the same address
+    /// there is revoked in the same transaction: the newest link is the only one that works.
+    async fn create_invitation(
+        &self,
+        tenant: TenantId,
+        invitation: NewInvitation,
+    ) -> Result<Invitation>;
+
+    /// The tenant's invitations still pending at `now` (not accepted, revoked or expired),
+    /// newest first.
+    async fn pending_invitations(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Invitation>>;
+
+    /// Revokes one of the tenant's pending invitations; false when it has no such pending one.
+    async fn revoke_invitation(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// The invitation with this token hash, in whatever tenant and state: the token is what
+    /// grants access, and the caller tells "expired", "used" and "revoked" apart.
+    async fn invitation_by_token(&self, token_hash: &str) -> Result<Option<Invitation>>;
+
+    /// Accepts the tenant's invitation `id` for `user`, in one transaction: only while it is
+    /// pending at `now` and only when `user`'s e-mail is the invited one, the invitation is
+    /// marked accepted and the membership made with its role. Of concurrent calls at most one
+    /// gets [`InvitationAccepted::Joined`].
+    async fn accept_invitation(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<InvitationAccepted>;
+
+    /// Sets the user's password and, in the same transaction, revokes every token of theirs but
+    /// `keep` (the session making the change), API tokens included, and every unused reset
+    /// token. Returns how many tokens were revoked.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    async fn create_password_reset(&self, reset: NewPasswordReset) -> Result<()>;
+
+    /// Spends a reset token: when it is unused and unexpired at `now`, in one transaction it is
+    /// marked used, the password set and every token of the user revoked (with any other reset
+    /// token). The user whose password changed; `None` (nothing changed) otherwise.
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>>;
+
     /// Issues the tenant a new external ID (the old one stops working for new AssumeRole
     /// calls once the tenant updates their role's trust policy).
     async fn rotate_external_id(&self, tenant: TenantId) -> Result<String>;

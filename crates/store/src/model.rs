@@ -54,6 +54,81 @@ pub struct Member {
     pub since: DateTime<Utc>,
 }
 
+/// An invitation to join a tenant, made by an owner or admin. Only the account of the invited
+/// address, presenting the one-time token, can turn it into a membership.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    /// Already validated and lower-cased.
+    pub email: String,
+    pub role: Role,
+    /// Hex SHA-256 of the one-time token; the token itself is never stored.
+    pub token_hash: String,
+    pub invited_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub role: Role,
+    /// `None` once that user is deleted.
+    pub invited_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Where an invitation stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Revoked,
+    Expired,
+}
+
+impl Invitation {
+    pub fn state(&self, now: DateTime<Utc>) -> InvitationState {
+        if self.accepted_at.is_some() {
+            InvitationState::Accepted
+        } else if self.revoked_at.is_some() {
+            InvitationState::Revoked
+        } else if self.expires_at <= now {
+            InvitationState::Expired
+        } else {
+            InvitationState::Pending
+        }
+    }
+}
+
+/// What [`crate::Store::accept_invitation`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationAccepted {
+    /// The membership now exists with the invitation's role.
+    Joined,
+    /// Accepted, revoked or expired by the time the transaction ran (or no such invitation in
+    /// the tenant): nothing changed.
+    NotPending,
+    /// The accepting user's e-mail is not the invited one: nothing changed.
+    OtherEmail,
+    /// The user is a member of the tenant already: nothing changed.
+    AlreadyMember,
+}
+
+/// A one-time password reset token sent by e-mail.
+#[derive(Debug, Clone)]
+pub struct NewPasswordReset {
+    /// Hex SHA-256 of the token; the token itself is never stored.
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewToken {
     /// Hex SHA-256 of the bearer token.

@@ -368,6 +368,40 @@ pub(crate) struct MemberRow {
     pub created_at: DateTime<Utc>,
 }
 
+pub(crate) const INVITATION_COLUMNS: &str =
+    "id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct InvitationRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = crate::StoreError;
+
+    fn try_from(r: InvitationRow) -> Result<Self, Self::Error> {
+        Ok(Invitation {
+            id: r.id,
+            tenant_id: TenantId(r.tenant_id),
+            email: r.email,
+            role: parse_role(&r.role)?,
+            invited_by: r.invited_by.map(UserId),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            accepted_at: r.accepted_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct TokenRow {
     #[sqlx(flatten)]
@@ -1149,6 +1183,206 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            // --- invitations and passwords ---
+
+            async fn create_invitation(&self, tenant: TenantId, n: NewInvitation) -> $crate::Result<Invitation> {
+                let row = InvitationRow {
+                    id: Uuid::new_v4(),
+                    tenant_id: tenant.0,
+                    email: n.email,
+                    role: n.role.as_str().to_string(),
+                    invited_by: Some(n.invited_by.0),
+                    created_at: $crate::micros(n.created_at),
+                    expires_at: $crate::micros(n.expires_at),
+                    accepted_at: None,
+                    revoked_at: None,
+                };
+                let mut tx = self.pool.begin().await?;
+                // Two invitations of one address at once: the second waits, then revokes the first.
+                lock_memberships(&mut tx, tenant).await?;
+                // The newest link replaces any earlier one for the address (a lost e-mail, a
+                // changed role), so at most one token per address and tenant can be used.
+                sqlx::query(
+                    "UPDATE invitations SET revoked_at = $1 WHERE tenant_id = $2 AND email = $3 \
+                     AND accepted_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(row.created_at)
+                .bind(tenant.0)
+                .bind(&row.email)
+                .execute(&mut *tx)
+                .await?;
+                let sql = format!("INSERT INTO invitations ({INVITATION_COLUMNS}, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8)");
+                sqlx::query(&sql)
+                    .bind(row.id)
+                    .bind(tenant.0)
+                    .bind(&row.email)
+                    .bind(&row.role)
+                    .bind(row.invited_by)
+                    .bind(row.created_at)
+                    .bind(row.expires_at)
+                    .bind(&n.token_hash)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| match e {
+                        ref e if unique_violation_is(e) => $crate::StoreError::Conflict { field: "token" },
+                        sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => {
+                            $crate::StoreError::NotFound { what: "tenant or user" }
+                        }
+                        other => other.into(),
+                    })?;
+                tx.commit().await?;
+                Invitation::try_from(row)
+            }
+
+            async fn pending_invitations(&self, tenant: TenantId, now: DateTime<Utc>) -> $crate::Result<Vec<Invitation>> {
+                let sql = format!(
+                    "SELECT {INVITATION_COLUMNS} FROM invitations WHERE tenant_id = $1 \
+                     AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+                     ORDER BY created_at DESC, id"
+                );
+                let rows: Vec<InvitationRow> = sqlx::query_as(&sql)
+                    .bind(tenant.0)
+                    .bind($crate::micros(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(Invitation::try_from).collect()
+            }
+
+            async fn revoke_invitation(&self, tenant: TenantId, id: Uuid, at: DateTime<Utc>) -> $crate::Result<bool> {
+                let at = $crate::micros(at);
+                let done = sqlx::query(
+                    "UPDATE invitations SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 \
+                     AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+                )
+                .bind(at)
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn invitation_by_token(&self, token_hash: &str) -> $crate::Result<Option<Invitation>> {
+                let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1");
+                let row: Option<InvitationRow> = sqlx::query_as(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+                row.map(Invitation::try_from).transpose()
+            }
+
+            async fn accept_invitation(
+                &self,
+                tenant: TenantId,
+                id: Uuid,
+                user: UserId,
+                now: DateTime<Utc>,
+            ) -> $crate::Result<InvitationAccepted> {
+                let now = $crate::micros(now);
+                let mut tx = self.pool.begin().await?;
+                lock_memberships(&mut tx, tenant).await?;
+                let invited: Option<(String, String)> = sqlx::query_as(
+                    "SELECT email, role FROM invitations WHERE tenant_id = $1 AND id = $2 \
+                     AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((email, role)) = invited else {
+                    return Ok(InvitationAccepted::NotPending);
+                };
+                let user_email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+                    .bind(user.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if user_email.as_deref() != Some(email.as_str()) {
+                    return Ok(InvitationAccepted::OtherEmail);
+                }
+                let member: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+                        .bind(tenant.0)
+                        .bind(user.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if member.is_some() {
+                    return Ok(InvitationAccepted::AlreadyMember);
+                }
+                sqlx::query("UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE tenant_id = $3 AND id = $4")
+                    .bind(now)
+                    .bind(user.0)
+                    .bind(tenant.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .bind(parse_role(&role)?.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(InvitationAccepted::Joined)
+            }
+
+            async fn change_password(
+                &self,
+                user: UserId,
+                password_hash: &str,
+                keep: Option<&str>,
+                at: DateTime<Utc>,
+            ) -> $crate::Result<u64> {
+                let at = $crate::micros(at);
+                let mut tx = self.pool.begin().await?;
+                let revoked = set_password_and_revoke(&mut tx, user, password_hash, keep, at).await?;
+                tx.commit().await?;
+                Ok(revoked)
+            }
+
+            async fn create_password_reset(&self, r: NewPasswordReset) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&r.token_hash)
+                .bind(r.user_id.0)
+                .bind($crate::micros(r.created_at))
+                .bind($crate::micros(r.expires_at))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match e {
+                    ref e if unique_violation_is(e) => $crate::StoreError::Conflict { field: "token" },
+                    sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => {
+                        $crate::StoreError::NotFound { what: "user" }
+                    }
+                    other => other.into(),
+                })?;
+                Ok(())
+            }
+
+            async fn reset_password(
+                &self,
+                token_hash: &str,
+                password_hash: &str,
+                now: DateTime<Utc>,
+            ) -> $crate::Result<Option<UserId>> {
+                let now = $crate::micros(now);
+                let mut tx = self.pool.begin().await?;
+                // Spent in the statement that checks it: of two concurrent uses one finds it used.
+                let user: Option<Uuid> = sqlx::query_scalar(
+                    "UPDATE password_resets SET used_at = $1 \
+                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(user) = user.map(UserId) else {
+                    return Ok(None);
+                };
+                set_password_and_revoke(&mut tx, user, password_hash, None, now).await?;
+                tx.commit().await?;
+                Ok(Some(user))
             }
 
             async fn rotate_external_id(&self, tenant: TenantId) -> $crate::Result<String> {
@@ -2487,6 +2721,41 @@ macro_rules! impl_store {
                 .execute(&mut **tx)
                 .await?;
             Ok(())
+        }
+
+        /// Sets the password, revokes every token of the user but `keep`, and spends their
+        /// unused reset tokens; returns how many tokens were revoked.
+        async fn set_password_and_revoke(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            user: UserId,
+            password_hash: &str,
+            keep: Option<&str>,
+            at: DateTime<Utc>,
+        ) -> $crate::Result<u64> {
+            let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(user.0)
+                .execute(&mut **tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err($crate::StoreError::NotFound { what: "user" });
+            }
+            let revoked = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+                 AND ($3 IS NULL OR token_hash <> $3)",
+            )
+            .bind(at)
+            .bind(user.0)
+            .bind(keep)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+                .bind(at)
+                .bind(user.0)
+                .execute(&mut **tx)
+                .await?;
+            Ok(revoked)
         }
 
         async fn refuse_if_last_owner(

@@ -243,6 +243,431 @@ async fn the_last_owner_holds_under_concurrent_demotion(store: Arc<dyn Store>) {
     }
 }
 
+fn invitation(
+    email: &str,
+    role: Role,
+    hash: &str,
+    by: UserId,
+    expires: DateTime<Utc>,
+) -> NewInvitation {
+    NewInvitation {
+        email: email.into(),
+        role,
+        token_hash: hash.repeat(32),
+        invited_by: by,
+        created_at: at(1, 0),
+        expires_at: expires,
+    }
+}
+
+/// A membership exists only once the invited address's own account accepts a pending
+/// invitation, once; invitations are listed and revoked per tenant.
+async fn invitations_become_memberships_only_for_the_invited_address_once(store: Arc<dyn Store>) {
+    let (owner, tenant) = tenant_with_owner(&store, "owner@victim.com").await;
+    let (other_owner, other) = tenant_with_owner(&store, "owner@elsewhere.com").await;
+    let cfo = store.create_user(new_user("cfo@victim.com")).await.unwrap();
+    let mallory = store
+        .create_user(new_user("mallory@example.com"))
+        .await
+        .unwrap();
+    let invited = store
+        .create_invitation(
+            tenant.id,
+            invitation("cfo@victim.com", Role::Admin, "a1", owner.id, at(5, 0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            invited.tenant_id,
+            invited.email.as_str(),
+            invited.role,
+            invited.invited_by
+        ),
+        (tenant.id, "cfo@victim.com", Role::Admin, Some(owner.id))
+    );
+    assert_eq!(
+        store
+            .pending_invitations(tenant.id, at(2, 0))
+            .await
+            .unwrap(),
+        vec![invited.clone()]
+    );
+    assert!(
+        store
+            .pending_invitations(other.id, at(2, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.invitation_by_token(&"a1".repeat(32)).await.unwrap(),
+        Some(invited.clone())
+    );
+    assert_eq!(
+        store.invitation_by_token(&"ff".repeat(32)).await.unwrap(),
+        None
+    );
+
+    // Another tenant can neither revoke nor accept it through its own id.
+    assert!(
+        !store
+            .revoke_invitation(other.id, invited.id, at(2, 0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .accept_invitation(other.id, invited.id, cfo.id, at(2, 0))
+            .await
+            .unwrap(),
+        InvitationAccepted::NotPending
+    );
+    assert_eq!(store.role_in(other.id, cfo.id).await.unwrap(), None);
+    // Another address's account cannot accept it.
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, invited.id, mallory.id, at(2, 0))
+            .await
+            .unwrap(),
+        InvitationAccepted::OtherEmail
+    );
+    assert_eq!(store.role_in(tenant.id, mallory.id).await.unwrap(), None);
+
+    // The invited account accepts, once.
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, invited.id, cfo.id, at(2, 0))
+            .await
+            .unwrap(),
+        InvitationAccepted::Joined
+    );
+    assert_eq!(
+        store.role_in(tenant.id, cfo.id).await.unwrap(),
+        Some(Role::Admin)
+    );
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, invited.id, cfo.id, at(2, 1))
+            .await
+            .unwrap(),
+        InvitationAccepted::NotPending
+    );
+    let used = store
+        .invitation_by_token(&"a1".repeat(32))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (used.accepted_at, used.state(at(2, 1))),
+        (Some(at(2, 0)), InvitationState::Accepted)
+    );
+    assert!(
+        store
+            .pending_invitations(tenant.id, at(2, 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .revoke_invitation(tenant.id, invited.id, at(2, 2))
+            .await
+            .unwrap()
+    );
+
+    // Expired: not listed, not accepted.
+    let late = store
+        .create_user(new_user("late@victim.com"))
+        .await
+        .unwrap();
+    let expiring = store
+        .create_invitation(
+            tenant.id,
+            invitation("late@victim.com", Role::Viewer, "b1", owner.id, at(3, 0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(expiring.state(at(3, 0)), InvitationState::Expired);
+    assert!(
+        store
+            .pending_invitations(tenant.id, at(3, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, expiring.id, late.id, at(3, 0))
+            .await
+            .unwrap(),
+        InvitationAccepted::NotPending
+    );
+
+    // Revoked: once, by its tenant; then not accepted.
+    let revoked = store
+        .create_invitation(
+            tenant.id,
+            invitation("late@victim.com", Role::Viewer, "c1", owner.id, at(9, 0)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .revoke_invitation(tenant.id, revoked.id, at(4, 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_invitation(tenant.id, revoked.id, at(4, 1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .invitation_by_token(&"c1".repeat(32))
+            .await
+            .unwrap()
+            .unwrap()
+            .state(at(4, 1)),
+        InvitationState::Revoked
+    );
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, revoked.id, late.id, at(4, 2))
+            .await
+            .unwrap(),
+        InvitationAccepted::NotPending
+    );
+
+    // A new invitation of an address replaces its pending one.
+    let first = store
+        .create_invitation(
+            tenant.id,
+            invitation("late@victim.com", Role::Viewer, "d1", owner.id, at(9, 0)),
+        )
+        .await
+        .unwrap();
+    let second = store
+        .create_invitation(
+            tenant.id,
+            invitation("late@victim.com", Role::Admin, "d2", owner.id, at(9, 0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .pending_invitations(tenant.id, at(5, 0))
+            .await
+            .unwrap(),
+        vec![second.clone()]
+    );
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, first.id, late.id, at(5, 0))
+            .await
+            .unwrap(),
+        InvitationAccepted::NotPending
+    );
+    // The same address invited by another tenant is untouched by that replacement.
+    let elsewhere = store
+        .create_invitation(
+            other.id,
+            invitation(
+                "late@victim.com",
+                Role::Viewer,
+                "e1",
+                other_owner.id,
+                at(9, 0),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .pending_invitations(tenant.id, at(5, 0))
+            .await
+            .unwrap(),
+        vec![second.clone()]
+    );
+    assert_eq!(
+        store.pending_invitations(other.id, at(5, 0)).await.unwrap(),
+        vec![elsewhere]
+    );
+
+    // A member already: nothing changes, the invitation stays pending.
+    let again = store
+        .create_invitation(
+            tenant.id,
+            invitation("cfo@victim.com", Role::Viewer, "f1", owner.id, at(9, 0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .accept_invitation(tenant.id, again.id, cfo.id, at(5, 0))
+            .await
+            .unwrap(),
+        InvitationAccepted::AlreadyMember
+    );
+    assert_eq!(
+        store.role_in(tenant.id, cfo.id).await.unwrap(),
+        Some(Role::Admin)
+    );
+
+    // Two acceptances at once: one joins.
+    let (a, b) = (store.clone(), store.clone());
+    let (one, two) = tokio::join!(
+        a.accept_invitation(tenant.id, second.id, late.id, at(5, 0)),
+        b.accept_invitation(tenant.id, second.id, late.id, at(5, 0)),
+    );
+    let mut outcomes = [one.unwrap(), two.unwrap()];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        [InvitationAccepted::Joined, InvitationAccepted::NotPending]
+    );
+    assert_eq!(
+        store.role_in(tenant.id, late.id).await.unwrap(),
+        Some(Role::Admin)
+    );
+}
+
+/// A password change keeps only the session making it; a reset token works once, before it
+/// expires, and revokes every token. Another user's tokens are untouched.
+async fn password_changes_and_resets_revoke_tokens_and_spend_reset_tokens(store: Arc<dyn Store>) {
+    let (ana, tenant) = tenant_with_owner(&store, "ana@example.com").await;
+    let (bob, _) = tenant_with_owner(&store, "bob@example.com").await;
+    let token = |hash: &str, user: UserId, name: Option<&str>| NewToken {
+        token_hash: hash.repeat(32),
+        user_id: user,
+        tenant_id: Some(tenant.id),
+        created_at: at(1, 0),
+        expires_at: at(20, 0),
+        name: name.map(str::to_string),
+    };
+    for t in [
+        token("a1", ana.id, None),
+        token("a2", ana.id, None),
+        token("a3", ana.id, Some("CI")),
+        token("b1", bob.id, None),
+    ] {
+        store.create_token(t).await.unwrap();
+    }
+    let reset = |hash: &str, user: UserId, expires: DateTime<Utc>| NewPasswordReset {
+        token_hash: hash.repeat(32),
+        user_id: user,
+        created_at: at(1, 0),
+        expires_at: expires,
+    };
+    store
+        .create_password_reset(reset("r0", ana.id, at(9, 0)))
+        .await
+        .unwrap();
+    let revoked = |hash: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .token(&hash.repeat(32))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        }
+    };
+    let hash_of = |email: &'static str| {
+        let store = store.clone();
+        async move { store.credentials_by_email(email).await.unwrap().unwrap().1 }
+    };
+
+    assert_eq!(
+        store
+            .change_password(ana.id, "changed", Some(&"a1".repeat(32)), at(2, 0))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(hash_of("ana@example.com").await, "changed");
+    assert_eq!(
+        (
+            revoked("a1").await,
+            revoked("a2").await,
+            revoked("a3").await,
+            revoked("b1").await
+        ),
+        (false, true, true, false)
+    );
+    // A reset token sent before the change is spent by it.
+    assert_eq!(
+        store
+            .reset_password(&"r0".repeat(32), "stale", at(2, 1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(hash_of("ana@example.com").await, "changed");
+
+    store
+        .create_password_reset(reset("r1", ana.id, at(9, 0)))
+        .await
+        .unwrap();
+    store
+        .create_password_reset(reset("r2", ana.id, at(9, 0)))
+        .await
+        .unwrap();
+    store
+        .create_password_reset(reset("r3", ana.id, at(3, 0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .reset_password(&"r3".repeat(32), "late", at(3, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reset_password(&"zz".repeat(32), "unknown", at(3, 0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(hash_of("ana@example.com").await, "changed");
+    assert_eq!(
+        store
+            .reset_password(&"r1".repeat(32), "reset", at(3, 0))
+            .await
+            .unwrap(),
+        Some(ana.id)
+    );
+    assert_eq!(hash_of("ana@example.com").await, "reset");
+    assert!(revoked("a1").await, "a reset revokes every session");
+    assert!(!revoked("b1").await);
+    assert_eq!(
+        hash_of("bob@example.com").await,
+        new_user("x").password_hash
+    );
+    // Used once, and the other pending token of the user went with it.
+    assert_eq!(
+        store
+            .reset_password(&"r1".repeat(32), "again", at(3, 1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reset_password(&"r2".repeat(32), "again", at(3, 1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(hash_of("ana@example.com").await, "reset");
+}
+
 async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
     let (user, tenant) = tenant_with_owner(&store, "ana@example.com").await;
     store
@@ -2740,6 +3165,8 @@ macro_rules! conformance {
                 members_are_managed_and_the_last_owner_is_kept,
                 tokens_are_found_by_hash_and_revoked_once,
                 the_last_owner_holds_under_concurrent_demotion,
+                invitations_become_memberships_only_for_the_invited_address_once,
+                password_changes_and_resets_revoke_tokens_and_spend_reset_tokens,
                 tokens_are_listed_per_tenant_or_all_and_revoked_by_tenant_or_everywhere,
                 cost_upserts_are_idempotent_and_replace_estimates,
                 cost_batches_collapse_duplicate_keys_to_the_last,

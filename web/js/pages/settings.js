@@ -15,7 +15,7 @@ function formError(form, err) {
   form.querySelector('.form-error').textContent = err.message;
 }
 
-function members(data, me) {
+function members(data, me, invitations) {
   const canManage = ['owner', 'admin'].includes(me.current_tenant?.role);
   const columns = [
     { label: 'Email', value: (m) => m.email },
@@ -29,25 +29,66 @@ function members(data, me) {
         rerender();
       }, { small: true, kind: 'quiet', label: `Remove ${m.email}` }) : '' },
   ];
-  const form = h('form', { novalidate: true },
+  const shown = h('div', { 'data-slot': 'invitation' });
+  const form = h('form', { novalidate: true, 'data-testid': 'member-form' },
     h('div.row',
-      h('div.field', h('label', { for: 'm-email' }, 'Email of a CloudSpend user'), h('input', { id: 'm-email', name: 'email', type: 'email', required: true, placeholder: 'colleague@example.com' }), h('span.help', 'They must have signed up first. Adding an existing member changes their role.')),
+      h('div.field', h('label', { for: 'm-email' }, 'Email'), h('input', { id: 'm-email', name: 'email', type: 'email', required: true, placeholder: 'colleague@example.com' }), h('span.help', 'They get an invitation and join when they accept it, logged in with this address. Entering a member\u2019s address changes their role.')),
       h('div.field', h('label', { for: 'm-role' }, 'Role'), h('select', { id: 'm-role', name: 'role' },
         h('option', { value: 'viewer' }, 'Viewer: sees everything, changes nothing'),
         h('option', { value: 'admin' }, 'Admin: connects AWS, manages members'),
         h('option', { value: 'owner' }, 'Owner: everything, including owners')))),
     h('p.form-error', { role: 'alert' }),
-    h('button.btn', { type: 'submit' }, 'Add or update member'));
+    h('button.btn', { type: 'submit' }, 'Invite or change role'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    form.querySelector('.form-error').textContent = '';
     try {
-      await post('/api/tenants/members', { email: form.elements.email.value.trim(), role: form.elements.role.value });
-      toast('Member saved');
-      rerender();
+      const reply = await post('/api/tenants/members', { email: form.elements.email.value.trim(), role: form.elements.role.value });
+      if (!reply.invitation) {
+        toast(`${reply.email} is now ${reply.role}`);
+        rerender();
+        return;
+      }
+      const fresh = await membersCard(me);
+      const slot = fresh.querySelector('[data-slot="invitation"]');
+      slot.replaceChildren(reply.emailed
+        ? h('div.callout.ok', { role: 'status', tabindex: '-1' }, h('p', `Invitation e-mailed to ${reply.invitation.email}. They join when they accept it.`))
+        : shownOnce('Invitation link', `${location.origin}${reply.accept_path}`,
+          `this server sends no e-mail: give the link to ${reply.invitation.email} yourself. It works once, for whoever logs in as that address, until ${dateTime(reply.invitation.expires_at)}.`, 'invitation-link'));
+      document.getElementById('members').replaceWith(fresh);
+      slot.querySelector('.callout')?.focus();
     } catch (err) { formError(form, err); }
   });
-  return card('Members and roles', h('div', table(columns, data.members, { caption: 'Members' }), canManage ? h('div', { style: { marginTop: '16px' } }, form) : h('p', 'Only owners and admins manage members.')),
-    { actions: [csvButton('cloudspend-members.csv', columns, data.members)], id: 'members' });
+  const pending = canManage ? invitationsTable(invitations) : null;
+  return card('Members and roles', h('div', table(columns, data.members, { caption: 'Members' }), pending, shown,
+    canManage ? h('div', { style: { marginTop: '16px' } }, form) : h('p', 'Only owners and admins manage members.')),
+  { actions: [csvButton('cloudspend-members.csv', columns, data.members)], id: 'members' });
+}
+
+function invitationsTable(invitations) {
+  if (!invitations?.length) return null;
+  const columns = [
+    { label: 'Invited', value: (i) => i.email },
+    { label: 'Role', value: (i) => i.role, render: (i) => badge(i.role, 'neutral') },
+    { label: 'Sent', value: (i) => dateTime(i.created_at) },
+    { label: 'Expires', value: (i) => dateTime(i.expires_at) },
+    { label: 'Actions', value: () => '', render: (i) => actionButton('Revoke', async () => {
+      if (!window.confirm(`Revoke the invitation of ${i.email}? Its link stops working.`)) return;
+      await del(`/api/tenants/invitations/${i.id}`);
+      toast('Invitation revoked');
+      rerender();
+    }, { small: true, kind: 'quiet', label: `Revoke the invitation of ${i.email}` }) },
+  ];
+  return h('div', { style: { marginTop: '16px' } }, h('h3', 'Pending invitations'),
+    table(columns, invitations, { caption: 'Pending invitations', testid: 'invitations' }));
+}
+
+async function membersCard(me) {
+  const [data, invitations] = await Promise.all([
+    get('/api/tenants/members'),
+    canManage(me) ? get('/api/tenants/invitations').then((d) => d.invitations) : Promise.resolve([]),
+  ]);
+  return members(data, me, invitations);
 }
 
 const canManage = (me) => ['owner', 'admin'].includes(me.current_tenant?.role);
@@ -398,6 +439,38 @@ async function connection(me) {
       }, { kind: 'danger' })) : null), { id: 'connection' });
 }
 
+function passwordCard() {
+  const form = h('form', { novalidate: true, 'data-testid': 'password-form' },
+    h('div.row',
+      field('p-current', 'Current password', h('input', { id: 'p-current', name: 'current_password', type: 'password', autocomplete: 'current-password', required: true })),
+      field('p-new', 'New password', h('input', { id: 'p-new', name: 'new_password', type: 'password', autocomplete: 'new-password', required: true, minlength: 10 }), 'At least 10 characters.')),
+    h('p.form-error', { role: 'alert' }),
+    h('button.btn', { type: 'submit' }, 'Change password'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    form.querySelector('.form-error').textContent = '';
+    const f = form.elements;
+    const ok = [
+      fieldError(form, 'current_password', f.current_password.value ? null : 'Enter your current password.'),
+      fieldError(form, 'new_password', f.new_password.value.length < 10 ? 'Use at least 10 characters.' : null),
+    ].every(Boolean);
+    if (!ok) { form.querySelector('[aria-invalid=true]')?.focus(); return; }
+    const submit = form.querySelector('button[type=submit]');
+    submit.disabled = true;
+    try {
+      const { revoked } = await post('/api/auth/password', { current_password: f.current_password.value, new_password: f.new_password.value });
+      form.reset();
+      toast(`Password changed; ${revoked} other session${revoked === 1 ? '' : 's'} and API token${revoked === 1 ? '' : 's'} revoked`);
+      // The revoked ones leave the list of tokens and sessions.
+      const fresh = await tokens().catch(() => null);
+      if (fresh) document.getElementById('tokens')?.replaceWith(fresh);
+    } catch (err) { apiFormError(form, err); } finally { submit.disabled = false; }
+  });
+  return card('Password', h('div',
+    h('p.card-intro', 'Changing it logs out every other session and revokes your API tokens, in every tenant; this browser stays logged in.'),
+    form), { id: 'password' });
+}
+
 function sessionCard() {
   const info = session.info;
   return card('This session', h('div',
@@ -415,7 +488,7 @@ export async function page(root, { ctx }) {
   const manage = canManage(me);
   const sections = [
     ['members', 'Members'], ['budget', 'Budget'], ['alerts', 'Alerts'], ['deliveries', 'Delivery log'],
-    ['tokens', 'API tokens'], ['connection', 'AWS connection'],
+    ['tokens', 'API tokens'], ['connection', 'AWS connection'], ['password', 'Password'],
   ];
   root.append(h('nav.tabs', { 'aria-label': 'Settings sections' },
     sections.map(([id, label]) => h('a', { href: `#${id}`, on: { click: (e) => {
@@ -432,12 +505,12 @@ export async function page(root, { ctx }) {
   const subs = get('/api/alerts/subscriptions');
   subs.catch(() => {});
   const cards = await Promise.all([
-    get('/api/tenants/members').then((d) => members(d, me), (err) => card('Members and roles', errorBox(err))),
+    membersCard(me).catch((err) => card('Members and roles', errorBox(err), { id: 'members' })),
     budget(me).catch((err) => card('Monthly budget', errorBox(err), { id: 'budget' })),
     alerts(me, subs).catch((err) => card('Alert subscriptions', errorBox(err), { id: 'alerts' })),
     deliveries(subs).catch((err) => card('Delivery log', errorBox(err), { id: 'deliveries' })),
     tokens().catch((err) => card('API tokens', errorBox(err), { id: 'tokens' })),
     connection(me).catch((err) => card('AWS connection', errorBox(err), { id: 'connection' })),
   ]);
-  root.append(...cards.filter(Boolean), sessionCard());
+  root.append(...cards.filter(Boolean), passwordCard(), sessionCard());
 }

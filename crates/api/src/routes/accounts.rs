@@ -71,7 +71,7 @@ pub struct TenantView {
 }
 
 impl TenantView {
-    fn new(t: &Tenant, role: Role) -> Self {
+    pub(crate) fn new(t: &Tenant, role: Role) -> Self {
         TenantView {
             id: t.id,
             name: t.name.clone(),

@@ -1,12 +1,15 @@
-//! Members of the caller's tenant: list, invite (add or change role), remove.
+//! Members of the caller's tenant: list, invite or change a role, remove. A membership is made
+//! only by accepting an invitation (see [`crate::routes::invitations`]).
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::routes::accounts::audit;
+use crate::routes::invitations::{self, InvitationCreated};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use cloudspend_core::{Role, UserId, validate};
 use cloudspend_store::Member;
 use serde::{Deserialize, Serialize};
@@ -60,26 +63,28 @@ async fn list_members(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
-    /// The email of an existing CloudSpend user.
+    /// The address to invite (or a member's, to change their role).
     email: String,
     role: Role,
 }
 
-/// Adds an existing user to the caller's tenant, or changes their role. Owners and admins only;
-/// only owners grant or take away the owner role.
+/// Invites an address into the caller's tenant (201: an invitation, e-mailed or with the link
+/// to pass on; the same answer whether or not the address has an account), or changes the role
+/// of a member (200). Owners and admins only; only owners grant or take away the owner role.
 #[utoipa::path(post, path = "/api/tenants/members", tag = "members", security(("bearer" = [])),
     request_body = AddMemberRequest,
     responses(
-        (status = 200, body = MemberView),
+        (status = 200, description = "a member already: role changed", body = MemberView),
+        (status = 201, description = "invited: a member once they accept", body = InvitationCreated),
         (status = 403, description = "viewer, or admin touching an owner", body = ErrorBody),
-        (status = 404, description = "no user with that email", body = ErrorBody),
         (status = 409, description = "would leave no owner", body = ErrorBody),
+        (status = 429, description = "too many invitations from this tenant", body = ErrorBody),
     ))]
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<AddMemberRequest>,
-) -> ApiResult<ApiJson<MemberView>> {
+) -> ApiResult<Response> {
     caller.require_manager("add or change members")?;
     let email = validate::email("email", &req.email)?;
     if !caller.role.can_assign(req.role) {
@@ -89,17 +94,34 @@ async fn add_member(
             field: Some("role".into()),
         });
     }
-    let (user, _) = state
+    // Looked up among the tenant's members only: whether the address has an account anywhere
+    // is none of the tenant's business, and the answer must not tell.
+    let member = state
         .store
-        .credentials_by_email(&email)
+        .members(caller.tenant.id)
         .await?
-        .ok_or_else(|| ApiError::NotFound {
-            what: "a CloudSpend user with this email (they must sign up first)".into(),
-        })?;
-    let previous = state.store.role_in(caller.tenant.id, user.id).await?;
-    if let Some(previous) = previous
-        && !caller.role.can_assign(previous)
-    {
+        .into_iter()
+        .find(|m| m.email == email);
+    match member {
+        Some(member) => {
+            let changed = change_role(&state, &caller, member, req.role).await?;
+            Ok((StatusCode::OK, ApiJson(changed)).into_response())
+        }
+        None => {
+            let invited = invitations::invite(&state, &caller, email, req.role).await?;
+            Ok((StatusCode::CREATED, ApiJson(invited)).into_response())
+        }
+    }
+}
+
+async fn change_role(
+    state: &AppState,
+    caller: &Caller,
+    member: Member,
+    role: Role,
+) -> ApiResult<MemberView> {
+    let previous = member.role;
+    if !caller.role.can_assign(previous) {
         return Err(ApiError::forbidden(
             "insufficient_role",
             format!("a {} cannot change the role of a {previous}", caller.role),
@@ -107,29 +129,20 @@ async fn add_member(
     }
     state
         .store
-        .put_member(caller.tenant.id, user.id, req.role)
+        .put_member(caller.tenant.id, member.user_id, role)
         .await?;
-    let action = if previous.is_some() {
-        "member.role_change"
-    } else {
-        "member.add"
-    };
     audit(
-        &state,
+        state,
         &caller.user,
         Some(caller.tenant.id),
-        action,
-        serde_json::json!({"email": user.email, "role": req.role, "previous_role": previous}),
+        "member.role_change",
+        serde_json::json!({"email": member.email, "role": role, "previous_role": previous}),
     )
     .await?;
-    let member = state
-        .store
-        .members(caller.tenant.id)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == user.id)
-        .ok_or_else(|| ApiError::not_found("member"))?;
-    Ok(ApiJson(member.into()))
+    Ok(MemberView {
+        role,
+        ..member.into()
+    })
 }
 
 /// Removes a member from the caller's tenant. Owners and admins remove others (admins not

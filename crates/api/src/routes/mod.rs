@@ -13,6 +13,8 @@ pub mod costs;
 pub mod diagnostics;
 pub mod health;
 pub mod insights;
+pub mod invitations;
 pub mod members;
 pub mod onboarding;
+pub mod passwords;
 pub mod tokens;

@@ -142,15 +142,7 @@ async fn world(config: cloudspend_api::ApiConfig) -> World {
 /// Another member of ana's tenant with `role`, acting in it.
 async fn member(w: &World, email: &str, role: &str) -> Session {
     let s = w.app.signup(email, &format!("{email} co")).await;
-    let added = w
-        .app
-        .post(
-            "/api/tenants/members",
-            Some(&w.ana.token),
-            json!({"email": email, "role": role}),
-        )
-        .await;
-    assert!(added.status.is_success(), "{}", added.text);
+    w.app.add_member(&w.ana.token, email, role).await;
     s
 }
 

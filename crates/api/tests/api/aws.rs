@@ -650,12 +650,8 @@ async fn refresh_queues_jobs_that_the_scheduler_runs_once() {
 
     // Viewers may look but not spend the tenant's Cost Explorer budget.
     app.signup("vic@example.com", "Vicco").await;
-    app.post(
-        "/api/tenants/members",
-        Some(&ana.token),
-        json!({"email": "vic@example.com", "role": "viewer"}),
-    )
-    .await;
+    app.add_member(&ana.token, "vic@example.com", "viewer")
+        .await;
     let vic = app.login("vic@example.com").await;
     let vic_token = vic.body["token"].as_str().unwrap();
     let denied = app

@@ -90,7 +90,7 @@ impl TestApp {
             require_external_id: false,
             ..config
         };
-        Self::start(store, config, aws, master_key).await
+        Self::spawn_state(store, config, aws, master_key, |state| state).await
     }
 
     /// [`TestApp::spawn`] with the connect check proving that a role requires its external ID,
@@ -100,20 +100,46 @@ impl TestApp {
             require_external_id: true,
             ..ApiConfig::default()
         };
-        Self::start(
+        Self::spawn_state(
             cloudspend_store::testing::fresh_postgres().await,
             config,
             cloudspend_aws_access::testing::aws_access().await,
             Some(test_master_key()),
+            |state| state,
         )
         .await
     }
 
-    async fn start(
+    /// A server that sends account e-mail (invitations, password resets) through the relay at
+    /// `smtp_url` (see [`smtp_sink`]), links pointing at `https://cloudspend.test`.
+    pub async fn spawn_with_mail(config: ApiConfig, smtp_url: &str) -> Self {
+        let mailer = cloudspend_api::mail::Mailer::new(
+            smtp_url,
+            "CloudSpend <accounts@cloudspend.test>",
+            Some("https://cloudspend.test"),
+        )
+        .expect("a valid relay");
+        Self::spawn_state(
+            cloudspend_store::testing::fresh_postgres().await,
+            ApiConfig {
+                smtp_configured: true,
+                require_external_id: false,
+                ..config
+            },
+            cloudspend_aws_access::testing::aws_access().await,
+            Some(test_master_key()),
+            move |state| state.with_mailer(mailer),
+        )
+        .await
+    }
+
+    /// [`TestApp::spawn_full`], the state given to `prepare` before it serves.
+    async fn spawn_state(
         store: Arc<dyn Store>,
         config: ApiConfig,
         aws: cloudspend_aws_access::AwsAccess,
         master_key: Option<cloudspend_secrets::MasterKey>,
+        prepare: impl FnOnce(AppState) -> AppState,
     ) -> Self {
         cloudspend_api::telemetry::init_tracing();
         let collections = cloudspend_collection::Collections::new(
@@ -125,7 +151,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config, collections.clone());
+        let state = prepare(AppState::new(store.clone(), config, collections.clone()));
         tokio::spawn(async move {
             cloudspend_api::serve(listener, state, async {
                 let _ = rx.await;
@@ -214,16 +240,51 @@ impl TestApp {
         }
     }
 
-    /// Adds the user with `email` to the tenant `owner_token` acts in, with `role`.
+    /// Adds the user with `email` (signed up with [`TestApp::signup`]'s password) to the tenant
+    /// `owner_token` acts in, with `role`, the way people join: invited, then accepting the
+    /// invitation from a session of their own (logged out afterwards, so it leaves no token).
     pub async fn add_member(&self, owner_token: &str, email: &str, role: &str) {
-        let added = self
+        let token = self.invite(owner_token, email, role).await;
+        let login = self.login(email).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        let session = login.body["token"].as_str().unwrap();
+        let accepted = self.accept_invitation(session, &token).await;
+        assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+        let logout = self
+            .post("/api/auth/logout", Some(session), json!({}))
+            .await;
+        assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text);
+    }
+
+    /// Invites `email` into the tenant `owner_token` acts in and returns the invitation's token
+    /// (handed to the admin: these servers send no e-mail).
+    pub async fn invite(&self, owner_token: &str, email: &str, role: &str) -> String {
+        let invited = self
             .post(
                 "/api/tenants/members",
                 Some(owner_token),
                 json!({"email": email, "role": role}),
             )
             .await;
-        assert_eq!(added.status, reqwest::StatusCode::OK, "{}", added.text);
+        assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
+        invited.body["token"]
+            .as_str()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no token in the answer (was it e-mailed?): {}",
+                    invited.text
+                )
+            })
+            .to_string()
+    }
+
+    pub async fn accept_invitation(&self, session: &str, token: &str) -> Reply {
+        self.post(
+            "/api/invitations/accept",
+            Some(session),
+            json!({ "token": token }),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str) -> Reply {
@@ -241,4 +302,107 @@ pub fn loopback_only() -> cloudspend_insights::egress::EgressPolicy {
     cloudspend_insights::egress::EgressPolicy::public_only()
         .with_allow_list("127.0.0.0/8")
         .expect("a valid list")
+}
+
+/// Just enough of an SMTP server (RFC 5321, no TLS) to receive messages: its `smtp://` URL and
+/// the messages received (headers and body as sent).
+pub async fn smtp_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", listener.local_addr().unwrap());
+    let mails = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let received = mails.clone();
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let received = received.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            received.lock().unwrap().push(data.take().unwrap());
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (url, mails)
+}
+
+/// Waits (up to 10 s) until `mails` holds `count` messages, and returns them.
+pub async fn mails_received(mails: &std::sync::Mutex<Vec<String>>, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        if mails.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let received = mails.lock().unwrap().clone();
+    assert!(
+        received.len() >= count,
+        "{count} e-mails expected, {} received",
+        received.len()
+    );
+    received
+}
+
+/// A received message's text, its transfer encoding (quoted-printable or base64) undone.
+pub fn mail_text(raw: &str) -> String {
+    use base64::Engine;
+    let (headers, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
+    let body = if headers.contains("Content-Transfer-Encoding: base64") {
+        let joined: String = body.split_whitespace().collect();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(joined)
+                .expect("base64 body"),
+        )
+        .expect("UTF-8 text")
+    } else if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+        body.replace("=\n", "").replace("=3D", "=")
+    } else {
+        body.to_string()
+    };
+    format!("{headers}\n\n{body}")
+}
+
+/// The one-time token in a message's link to `page` (`.../page#token=...`).
+pub fn token_in(text: &str, page: &str) -> String {
+    let marker = format!("{page}#token=");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} link in {text}"))
+        + marker.len();
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
 }

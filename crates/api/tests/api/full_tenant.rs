@@ -2,7 +2,7 @@
 //! leaks or changes: an AWS connection to its own moto account (connected through the API, with
 //! one running EC2 instance), collected inventory and Cost Explorer costs, an anomaly, an idle
 //! finding, an alert subscription with a delivery, a named API token, a budget, a CloudWatch
-//! alarm, a pending stop confirmation token and a second member (a viewer).
+//! alarm, a pending stop confirmation token, a second member (a viewer) and a pending invitation.
 //!
 //! Everything is made through the API where an operation makes it; the anomaly and the finding
 //! come from the detectors in production, which these tests do not drive, so they go through the
@@ -61,6 +61,11 @@ pub struct FullTenant {
     pub alarm: String,
     /// A stop confirmation for `instance`, not yet used (valid for an hour in these tests).
     pub action_token: String,
+    /// A pending invitation to `invitee`: its id, and its token (shown once to the owner: the
+    /// fixture's server sends no e-mail).
+    pub invitation: String,
+    pub invitation_token: String,
+    pub invitee: String,
 }
 
 impl FullTenant {
@@ -127,6 +132,21 @@ impl FullTenant {
             .unwrap()
             .to_string();
         let viewer = add_viewer(&app, &owner, id).await;
+        let invitee = "invitee-of-a@acme-hidden.example".to_string();
+        let invitation_token = app.invite(&owner.token, &invitee, "admin").await;
+        let pending = app
+            .get("/api/tenants/invitations", Some(&owner.token))
+            .await;
+        assert_eq!(
+            pending.body["invitations"][0]["email"],
+            invitee.as_str(),
+            "{}",
+            pending.text
+        );
+        let invitation = pending.body["invitations"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
 
         FullTenant {
             app,
@@ -150,6 +170,9 @@ impl FullTenant {
             api_token,
             alarm,
             action_token,
+            invitation,
+            invitation_token,
+            invitee,
         }
     }
 }

@@ -533,14 +533,8 @@ async fn a_cost_spike_is_found_explained_ruled_on_and_alerted_through_a_signed_w
 
     // A viewer may look but not rule; an owner acknowledges; a bad status names the field.
     app.signup("vic@example.com", "Vic's own").await;
-    let add = app
-        .post(
-            "/api/tenants/members",
-            Some(&ana.token),
-            json!({"email": "vic@example.com", "role": "viewer"}),
-        )
+    app.add_member(&ana.token, "vic@example.com", "viewer")
         .await;
-    assert_eq!(add.status, StatusCode::OK, "{}", add.text);
     let vic = app.login("vic@example.com").await.body["token"]
         .as_str()
         .unwrap()

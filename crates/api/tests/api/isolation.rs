@@ -70,12 +70,8 @@ async fn another_tenants_owner_cannot_read_or_change_its_members() {
     let ana = app.signup("ana@example.com", "Acme").await;
     let eve = app.signup("eve@example.com", "Evil").await;
     app.signup("bob@example.com", "Bobco").await;
-    app.post(
-        "/api/tenants/members",
-        Some(&ana.token),
-        json!({"email": "bob@example.com", "role": "viewer"}),
-    )
-    .await;
+    app.add_member(&ana.token, "bob@example.com", "viewer")
+        .await;
 
     let listed = app.get("/api/tenants/members", Some(&eve.token)).await;
     assert_eq!(
@@ -104,12 +100,8 @@ async fn another_tenants_owner_cannot_read_or_change_its_members() {
         .await;
     assert_eq!(remove_by_email.status, StatusCode::NOT_FOUND);
     // Adding ana to Evil only touches Evil's members; Acme is unchanged.
-    app.post(
-        "/api/tenants/members",
-        Some(&eve.token),
-        json!({"email": "ana@example.com", "role": "viewer"}),
-    )
-    .await;
+    app.add_member(&eve.token, "ana@example.com", "viewer")
+        .await;
     let acme = app
         .store
         .members(ana.tenant_id.parse().unwrap())
@@ -331,6 +323,10 @@ async fn a_viewer_is_refused_every_change(a: &FullTenant, ops: &[Operation]) {
             Viewer::OwnOnly(why) => {
                 assert_eq!(reply.status, StatusCode::NOT_FOUND, "{what} ({why})")
             }
+            Viewer::AsTheOwner(why) => match op.owner {
+                Owner::Succeeds => assert!(reply.status.is_success(), "{what} ({why})"),
+                Owner::Refused(status, _) => assert_eq!(reply.status, status, "{what} ({why})"),
+            },
         }
     }
 }
@@ -351,13 +347,14 @@ const REFUSALS_AUDITED: [&str; 6] = [
 const DIAGNOSTICS_RECORDED: [&str; 2] = ["test-cpu", "test-ec2"];
 
 /// What the viewer's pass may change of A: the viewer's own sessions and API token (log in,
-/// make a token, log out), the audit entry of that token, one refusal entry per audited
-/// operation, the record of each diagnostic it ran and the tenant's data version those records
-/// move (the dashboard shows the AWS usage), nothing else.
+/// make a token, change its password, log out), its own password hash, the audit entry of that
+/// token, one refusal entry per audited operation, the record of each diagnostic it ran and the
+/// tenant's data version those records move (the dashboard shows the AWS usage), nothing else.
 fn only_the_viewers_own_traces_changed(a: &FullTenant, changes: &[Difference]) {
     let mut refusals = BTreeSet::new();
     let mut diagnostics = BTreeSet::new();
     let (mut tenant_now, mut tenant_before) = (Vec::new(), Vec::new());
+    let (mut viewer_now, mut viewer_before) = (Vec::new(), Vec::new());
     for change in changes {
         let row = &change.row;
         let the_viewers = row["user_id"] == a.viewer.user_id.as_str();
@@ -373,6 +370,15 @@ fn only_the_viewers_own_traces_changed(a: &FullTenant, changes: &[Difference]) {
             }
             "tenants" if change.added => tenant_now.push(without_data_version(row)),
             "tenants" => tenant_before.push(without_data_version(row)),
+            // The viewer changed its own password: its row, and its password hash only.
+            "users of members" if row["id"] == a.viewer.user_id.as_str() => {
+                let row = without(row, "password_hash");
+                if change.added {
+                    viewer_now.push(row)
+                } else {
+                    viewer_before.push(row)
+                }
+            }
             _ => panic!("the viewer's requests changed A's rows: {change:#?}"),
         }
     }
@@ -383,11 +389,19 @@ fn only_the_viewers_own_traces_changed(a: &FullTenant, changes: &[Difference]) {
         "{changes:#?}"
     );
     assert_eq!(tenant_now, tenant_before, "the tenant's row changed");
+    assert_eq!(
+        viewer_now, viewer_before,
+        "the viewer's user row changed beyond its password"
+    );
 }
 
 fn without_data_version(row: &Value) -> Value {
+    without(row, "data_version")
+}
+
+fn without(row: &Value, column: &str) -> Value {
     let mut row = row.clone();
-    row.as_object_mut().unwrap().remove("data_version");
+    row.as_object_mut().unwrap().remove(column);
     row
 }
 

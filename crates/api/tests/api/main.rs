@@ -15,3 +15,4 @@ mod insights;
 mod isolation;
 mod members;
 mod onboarding;
+mod passwords;

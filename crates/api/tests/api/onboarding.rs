@@ -360,12 +360,8 @@ async fn viewers_cannot_connect_and_other_tenants_cannot_see_the_connection() {
     let ana = app.signup("ana@example.com", "Acme").await;
     let id = external_id(&app, &ana).await;
     let vic = app.signup("vic@example.com", "Vicco").await;
-    app.post(
-        "/api/tenants/members",
-        Some(&ana.token),
-        json!({"email": "vic@example.com", "role": "viewer"}),
-    )
-    .await;
+    app.add_member(&ana.token, "vic@example.com", "viewer")
+        .await;
     let acme = [("x-tenant-id", ana.tenant_id.as_str())];
     let as_viewer = app
         .call_with(

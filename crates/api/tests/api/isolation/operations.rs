@@ -64,6 +64,9 @@ pub enum Viewer {
     /// Allowed on the viewer's own things only; on A's owner's (what the table names) the
     /// answer is 404, for the reason given.
     OwnOnly(&'static str),
+    /// Answered to the viewer as to the owner ([`Owner`]): the request's own credential decides
+    /// (a reset or invitation token), not the caller's role, for the reason given.
+    AsTheOwner(&'static str),
 }
 
 /// What the owner's pass puts back after an operation, so later ones still find it.
@@ -128,6 +131,7 @@ fn real_id(template: &str, param: &str, call: &Call) -> String {
         ("id", t) if t.starts_with("/api/alerts/subscriptions/") => a.subscription.clone(),
         ("id", t) if t.starts_with("/api/tokens/") => a.api_token_id.clone(),
         ("id", t) if t.starts_with("/api/anomalies/") => a.anomaly.clone(),
+        ("id", t) if t.starts_with("/api/tenants/invitations/") => a.invitation.clone(),
         _ => panic!(
             "no id of tenant A for {{{param}}} in {template}: give FullTenant one of the thing it \
              names and add it to real_id"
@@ -215,7 +219,52 @@ pub fn operations() -> Vec<Operation> {
             viewer: Viewer::OwnOnly("a member revokes its own tokens; the owner's is not found"),
             ..read("DELETE /api/tokens/{id}", Tenant)
         },
+        Operation {
+            phase: EndSession,
+            body: |_| Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})),
+            viewer: Viewer::Allowed(
+                "anyone changes its own password: its own user row, its other sessions revoked",
+            ),
+            ..read("POST /api/auth/password", User)
+        },
+        Operation {
+            phase: Write,
+            body: |c| Some(json!({"email": c.caller_email})),
+            owner: Owner::Refused(
+                StatusCode::CONFLICT,
+                "the fixture's server sends no e-mail, and a reset needs it (the passwords tests \
+                 run resets with a relay)",
+            ),
+            viewer: Viewer::AsTheOwner("anyone may ask for a reset of an address"),
+            ..read("POST /api/auth/password-reset", Public)
+        },
+        Operation {
+            phase: Write,
+            body: |_| {
+                Some(
+                    json!({"token": "a-reset-token-that-was-never-sent", "new_password": PASSWORD}),
+                )
+            },
+            owner: Owner::Refused(
+                StatusCode::BAD_REQUEST,
+                "a reset token arrives only by e-mail, which the fixture's server does not send",
+            ),
+            viewer: Viewer::AsTheOwner("the reset token decides, not the caller"),
+            ..read("POST /api/auth/password-reset/confirm", Public)
+        },
         read("GET /api/tenants/members", Tenant),
+        read("GET /api/tenants/invitations", Tenant),
+        manage("DELETE /api/tenants/invitations/{id}", Consume, |_| None),
+        Operation {
+            phase: Write,
+            body: |c| Some(json!({"token": c.a.invitation_token})),
+            owner: Owner::Refused(
+                StatusCode::FORBIDDEN,
+                "only the invited address's account may accept A's pending invitation",
+            ),
+            viewer: Viewer::AsTheOwner("the invited address decides, not the caller's role"),
+            ..read("POST /api/invitations/accept", User)
+        },
         manage("POST /api/tenants/members", Write, |_| {
             Some(json!({"email": NEWCOMER, "role": "viewer"}))
         }),
@@ -351,6 +400,12 @@ pub fn secrets(a: &FullTenant) -> Vec<Secret> {
         owners("API token id", &a.api_token_id),
         owners("API token name", &a.api_token_name),
         seen("alarm name", &a.alarm),
+        owners("invitation id", &a.invitation),
+        owners("invitee's e-mail", &a.invitee),
+        Secret {
+            shown_once: true,
+            ..owners("invitation token", &a.invitation_token)
+        },
         Secret {
             shown_once: true,
             ..owners("API token", &a.api_token)
