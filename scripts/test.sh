@@ -226,7 +226,11 @@ if [ -n "$fuzz_pid" ]; then
 fi
 [ -n "$stage_times" ] && log "stage times:$stage_times"
 if [ $test_rc -ne 0 ] || [ $browser_rc -ne 0 ] || [ $fuzz_rc -ne 0 ]; then
-    log "FAILED: cargo test exit $test_rc, browser exit $browser_rc, fuzz exit $fuzz_rc"
+    if [ "$full_run" = 1 ]; then
+        log "FAILED: cargo test exit $test_rc, browser exit $browser_rc, fuzz exit $fuzz_rc"
+    else
+        log "FAILED: cargo test exit $test_rc"
+    fi
     exit 1
 fi
 if [ -n "$skipped" ]; then log "done; skipped: $skipped"; fi

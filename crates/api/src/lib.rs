@@ -17,6 +17,7 @@
 //!   time), [`state`].
 
 pub mod auth;
+pub mod byte_lru;
 pub mod error;
 pub mod json;
 pub mod mail;

@@ -39,6 +39,9 @@ pub struct ApiConfig {
     pub action_token_ttl: Duration,
     /// How long audit entries are kept and listed (`CLOUDSPEND_AUDIT_RETENTION_DAYS`, 90 days).
     pub audit_retention: Duration,
+    /// The most period-and-key sums one `/api/costs` answer holds (100,000: a year of daily sums
+    /// for 270 services); beyond it the caller is asked for a narrower window or monthly sums.
+    pub costs_max_sums: usize,
     /// `/test-cost` calls (billed Cost Explorer requests) per tenant per hour.
     pub test_cost_per_hour: usize,
     /// Alert subscriptions a tenant may have (each one is a target every alert goes to).
@@ -104,6 +107,7 @@ impl Default for ApiConfig {
             action_token_ttl: Duration::from_secs(5 * 60),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             egress: cloudspend_insights::egress::EgressPolicy::public_only(),
+            costs_max_sums: 100_000,
             test_cost_per_hour: 10,
             max_subscriptions_per_tenant: 20,
             alert_tests_per_hour: 20,

@@ -17,10 +17,12 @@
 //! - [`shared`]: the SQL common to both backends.
 //! - [`sealed`]: every secret sealed under the master key, for re-sealing under a new one.
 //! - [`diagnostics`]: live AWS calls made through the diagnostic endpoints.
+//! - [`grouped_costs`]: costs summed per period and key in SQL, for the costs view.
 //! - [`postgres`], [`sqlite`]: connection set-up, embedded migrations, dialect-specific SQL.
 //! - [`testing`]: a fresh, migrated database per test, for this crate's and other crates' tests.
 
 pub mod diagnostics;
+pub mod grouped_costs;
 pub mod model;
 pub mod postgres;
 pub mod sealed;
@@ -37,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use diagnostics::{Admission, Allowance, DiagnosticCalls, DiagnosticEndpoint};
+pub use grouped_costs::{CostGrouping, CostGroups, GroupedCost, GroupedCosts};
 pub use model::*;
 pub use sealed::{SealedSecret, SealedSecretKind, SealedSecrets};
 pub use shared::CostBatches;
@@ -133,7 +136,7 @@ pub enum Backend {
 /// Everything CloudSpend keeps. Object-safe so the service holds an `Arc<dyn Store>` chosen at
 /// start-up from `DATABASE_URL`.
 #[async_trait]
-pub trait Store: SealedSecrets + DiagnosticCalls + Send + Sync + 'static {
+pub trait Store: SealedSecrets + DiagnosticCalls + CostGroups + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// One round trip, for `/readyz`.

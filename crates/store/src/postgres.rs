@@ -58,6 +58,11 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
 
 crate::sealed::impl_sealed_secrets!(PgStore);
 crate::diagnostics::impl_diagnostic_calls!(PgStore);
+crate::grouped_costs::impl_cost_groups!(
+    PgStore,
+    "to_char(day, 'YYYY-MM-DD')",
+    "to_char(day, 'YYYY-MM')"
+);
 
 impl_store!(
     PgStore,

@@ -59,6 +59,8 @@ const LEASE_DUE_JOBS: &str = "UPDATE collection_jobs SET lease_owner = $1, lease
 
 crate::sealed::impl_sealed_secrets!(SqliteStore);
 crate::diagnostics::impl_diagnostic_calls!(SqliteStore);
+// Days are stored as `YYYY-MM-DD` text.
+crate::grouped_costs::impl_cost_groups!(SqliteStore, "day", "substr(day, 1, 7)");
 
 impl_store!(
     SqliteStore,

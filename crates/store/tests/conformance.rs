@@ -3155,6 +3155,135 @@ async fn diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenan
     );
 }
 
+/// A cost row's value of one grouping.
+type KeyOf = fn(&CostRecord) -> &str;
+
+/// The sums `/api/costs` shows, as the route computed them from every row before they were
+/// summed in SQL: one source per day, then per period and key.
+fn sums_in_memory(rows: Vec<CostRecord>, key: KeyOf, monthly: bool) -> Vec<GroupedCost> {
+    let mut sums: BTreeMap<(String, String), (Money, bool)> = BTreeMap::new();
+    for row in cloudspend_core::records::one_source_per_day(rows) {
+        let period = if monthly {
+            row.day.format("%Y-%m").to_string()
+        } else {
+            row.day.to_string()
+        };
+        let sum = sums
+            .entry((period, key(&row).to_string()))
+            .or_insert((Money::ZERO, false));
+        sum.0 += row.unblended;
+        sum.1 |= row.estimated;
+    }
+    sums.into_iter()
+        .map(|((period, key), (amount, estimated))| GroupedCost {
+            period,
+            key,
+            amount,
+            estimated,
+        })
+        .collect()
+}
+
+async fn grouped_costs_match_the_sums_of_the_chosen_rows_and_stop_at_the_cap(
+    store: Arc<dyn Store>,
+) {
+    let (_, t) = tenant_with_owner(&store, "grouped@example.com").await;
+    let (_, other) = tenant_with_owner(&store, "other-grouped@example.com").await;
+    let mut rows = Vec::new();
+    for d in 1..=20 {
+        // Cost Explorer every day (the last three estimated); the CUR on days 5 to 12 only,
+        // with several resources and usage types per service.
+        rows.push(ce(d, "AmazonEC2", &format!("{d}.25"), d > 17));
+        rows.push(ce(d, "AmazonS3", "0.000000001", d > 17));
+        if (5..=12).contains(&d) {
+            for (n, service) in ["AmazonEC2", "AmazonRDS"].iter().enumerate() {
+                for resource in 0..3 {
+                    rows.push(CostRecord {
+                        usage_type: format!("usage-{}", resource % 2),
+                        resource_id: format!("arn:{service}:{resource}"),
+                        ..cur(
+                            d,
+                            service,
+                            "eu-west-1",
+                            if n == 0 { "1.5" } else { "-0.75" },
+                        )
+                    });
+                }
+            }
+        }
+    }
+    // Two days in the next month, so months group differently from days.
+    let next_month = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    for d in [1, 2] {
+        rows.push(CostRecord {
+            day: next_month(d),
+            ..ce(1, "AmazonEC2", "7", false)
+        });
+    }
+    store.upsert_daily_costs(t.id, &rows).await.unwrap();
+    store
+        .upsert_daily_costs(other.id, &[ce(3, "AmazonEC2", "999", false)])
+        .await
+        .unwrap();
+    let (from, to) = (day(1), next_month(30));
+    let stored = store.daily_costs(t.id, from, to).await.unwrap();
+    let groupings: [(CostGrouping, KeyOf); 5] = [
+        (CostGrouping::Service, |r| &r.service),
+        (CostGrouping::Account, |r| &r.account_id),
+        (CostGrouping::Region, |r| &r.region),
+        (CostGrouping::UsageType, |r| &r.usage_type),
+        (CostGrouping::Resource, |r| &r.resource_id),
+    ];
+    for (grouping, key) in groupings {
+        for monthly in [false, true] {
+            let got = store
+                .grouped_costs(t.id, from, to, grouping, monthly, 10_000)
+                .await
+                .unwrap();
+            assert_eq!(
+                got,
+                GroupedCosts::Rows {
+                    rows: sums_in_memory(stored.clone(), key, monthly),
+                    currency: Some("USD".into()),
+                },
+                "{grouping:?}, monthly: {monthly}"
+            );
+        }
+    }
+    // Exactly at the cap: answered; one over: nothing but the cap.
+    let GroupedCosts::Rows { rows: all, .. } = store
+        .grouped_costs(t.id, from, to, CostGrouping::Service, false, 10_000)
+        .await
+        .unwrap()
+    else {
+        panic!("too many")
+    };
+    assert!(matches!(
+        store
+            .grouped_costs(t.id, from, to, CostGrouping::Service, false, all.len())
+            .await
+            .unwrap(),
+        GroupedCosts::Rows { .. }
+    ));
+    assert_eq!(
+        store
+            .grouped_costs(t.id, from, to, CostGrouping::Service, false, all.len() - 1)
+            .await
+            .unwrap(),
+        GroupedCosts::TooMany { cap: all.len() - 1 }
+    );
+    assert_eq!(
+        store
+            .grouped_costs(t.id, day(21), day(30), CostGrouping::Service, false, 10)
+            .await
+            .unwrap(),
+        GroupedCosts::Rows {
+            rows: vec![],
+            currency: None
+        }
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -3193,6 +3322,7 @@ macro_rules! conformance {
                 subscriptions_stop_at_the_per_tenant_limit_even_when_created_at_once,
                 collector_health_and_aws_usage_sum_runs,
                 diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant,
+                grouped_costs_match_the_sums_of_the_chosen_rows_and_stop_at_the_cap,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,
                 audit_pages_follow_positions_and_counts_match_the_filter,

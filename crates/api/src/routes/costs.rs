@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use cloudspend_core::Money;
-use cloudspend_core::records::CostRecord;
+use cloudspend_store::{CostGrouping, GroupedCosts};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -156,13 +156,13 @@ async fn costs(
         ));
     }
     let group_by = query.group_by.as_deref().unwrap_or("service");
-    let key_of: fn(&CostRecord) -> &str = match group_by {
-        "service" => |r| &r.service,
-        "account" => |r| &r.account_id,
-        "region" => |r| &r.region,
-        "usage_type" => |r| &r.usage_type,
+    let grouping = match group_by {
+        "service" => CostGrouping::Service,
+        "account" => CostGrouping::Account,
+        "region" => CostGrouping::Region,
+        "usage_type" => CostGrouping::UsageType,
         // The resource id; mapped to the tag's value below.
-        other if other.starts_with("tag:") => |r| &r.resource_id,
+        other if other.starts_with("tag:") => CostGrouping::Resource,
         _ => {
             return Err(ApiError::invalid(
                 "group_by",
@@ -185,35 +185,48 @@ async fn costs(
         "csv" => true,
         _ => return Err(ApiError::invalid("format", "must be json or csv")),
     };
-    let rows = cloudspend_core::records::one_source_per_day(
-        state.store.daily_costs(caller.tenant.id, from, to).await?,
-    );
-    let currency = rows
-        .first()
-        .map(|r| r.currency.clone())
-        .unwrap_or_else(|| "USD".into());
+    // Summed in the database: the server holds one row per period and key, at most
+    // `costs_max_sums` of them, however many resource-level rows the window covers.
+    let (sums, currency) = match state
+        .store
+        .grouped_costs(
+            caller.tenant.id,
+            from,
+            to,
+            grouping,
+            monthly,
+            state.config.costs_max_sums,
+        )
+        .await?
+    {
+        GroupedCosts::Rows { rows, currency } => (rows, currency.unwrap_or_else(|| "USD".into())),
+        GroupedCosts::TooMany { cap } => {
+            return Err(ApiError::invalid(
+                "from",
+                format!(
+                    "this window holds more than {cap} {granularity}-by-{group_by} sums: narrow it \
+                     (from/to), or ask granularity=month"
+                ),
+            ));
+        }
+    };
     let mut points: BTreeMap<(String, String), (Money, bool)> = BTreeMap::new();
     let mut groups: BTreeMap<String, Money> = BTreeMap::new();
-    for row in &rows {
-        let period = if monthly {
-            format!("{:04}-{:02}", row.day.year(), row.day.month())
-        } else {
-            row.day.to_string()
-        };
-        let key = match (&tag_values, key_of(row)) {
+    for sum in sums {
+        let key = match (&tag_values, sum.key.as_str()) {
             (Some(values), resource) => values
                 .get(resource)
                 .cloned()
                 .unwrap_or_else(|| UNTAGGED.to_string()),
             (None, "") => "(unattributed)".to_string(),
-            (None, k) => k.to_string(),
+            (None, _) => sum.key,
         };
         let entry = points
-            .entry((period, key.clone()))
+            .entry((sum.period, key.clone()))
             .or_insert((Money::ZERO, false));
-        entry.0 += row.unblended;
-        entry.1 |= row.estimated;
-        *groups.entry(key).or_insert(Money::ZERO) += row.unblended;
+        entry.0 += sum.amount;
+        entry.1 |= sum.estimated;
+        *groups.entry(key).or_insert(Money::ZERO) += sum.amount;
     }
     let total: Money = groups.values().copied().sum();
     let mut groups: Vec<CostGroup> = groups

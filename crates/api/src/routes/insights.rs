@@ -36,32 +36,34 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// was computed at. A hit costs one indexed read (the version) instead of a dozen queries; any
 /// write to what the dashboard shows moves the version (on every replica), so a stale copy is
 /// never served.
-#[derive(Default)]
 pub struct DashboardCache {
-    entries: std::sync::Mutex<HashMap<DashboardKey, (i64, Bytes)>>,
+    entries: std::sync::Mutex<crate::byte_lru::ByteLru<DashboardKey>>,
 }
 
 type DashboardKey = (TenantId, NaiveDate, NaiveDate, NaiveDate);
 
-/// Enough for every tenant's usual windows; when full the cache starts over rather than
-/// tracking recency.
-const DASHBOARD_CACHE_ENTRIES: usize = 4096;
+/// What the cached dashboards may hold in all. A usual 30-day dashboard is a few kilobytes, a
+/// three-year one about a megabyte: thousands of the first, and the server's memory stays
+/// bounded however many tenants ask for long windows.
+const DASHBOARD_CACHE_BYTES: usize = 32 << 20;
+
+impl Default for DashboardCache {
+    fn default() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(crate::byte_lru::ByteLru::new(DASHBOARD_CACHE_BYTES)),
+        }
+    }
+}
 
 impl DashboardCache {
     fn get(&self, key: &DashboardKey, version: i64) -> Option<Bytes> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, body)| body.clone())
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(key, version)
     }
 
     fn put(&self, key: DashboardKey, version: i64, body: Bytes) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= DASHBOARD_CACHE_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(key, (version, body));
+        entries.put(key, version, body);
     }
 }
 

@@ -116,6 +116,50 @@ async fn costs_are_exact_one_source_per_day_and_the_csv_equals_the_json() {
     assert!(other.body["points"].as_array().unwrap().is_empty());
 }
 
+/// The sums are made in the database and a window holds at most `costs_max_sums` of them: the
+/// server never holds a window's raw rows (a CUR import writes millions a month). Beyond the cap
+/// the caller is told how to narrow the question.
+#[tokio::test]
+async fn a_window_of_more_sums_than_the_cap_is_refused_with_what_to_ask_instead() {
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            costs_max_sums: 4,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    let tenant = ana.tenant_id.parse().unwrap();
+    let rows: Vec<CostRecord> = (1..=5)
+        .map(|d| ce(d, "111111111111", "EC2", "1.01", false))
+        .collect();
+    app.store.upsert_daily_costs(tenant, &rows).await.unwrap();
+    let daily = app
+        .get("/api/costs?from=2026-10-01&to=2026-10-06", Some(&ana.token))
+        .await;
+    assert_eq!(
+        (daily.status, daily.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("from")),
+        "{}",
+        daily.text
+    );
+    assert!(daily.text.contains("granularity=month"), "{}", daily.text);
+    let monthly = app
+        .get(
+            "/api/costs?from=2026-10-01&to=2026-10-06&granularity=month",
+            Some(&ana.token),
+        )
+        .await;
+    assert_eq!(monthly.status, StatusCode::OK, "{}", monthly.text);
+    assert_eq!(monthly.body["total"], "5.05");
+    let four_days = app
+        .get("/api/costs?from=2026-10-01&to=2026-10-05", Some(&ana.token))
+        .await;
+    assert_eq!(four_days.status, StatusCode::OK, "{}", four_days.text);
+    assert_eq!(four_days.body["points"].as_array().unwrap().len(), 4);
+}
+
 #[tokio::test]
 async fn instances_and_their_cpu_are_per_tenant() {
     let app = TestApp::spawn().await;
