@@ -42,6 +42,8 @@ pub struct ApiConfig {
     /// The most period-and-key sums one `/api/costs` answer holds (100,000: a year of daily sums
     /// for 270 services); beyond it the caller is asked for a narrower window or monthly sums.
     pub costs_max_sums: usize,
+    /// `/test-ec2` and `/test-cpu` calls per tenant per hour, each (120: two a minute).
+    pub diagnostics_per_hour: usize,
     /// `/test-cost` calls (billed Cost Explorer requests) per tenant per hour.
     pub test_cost_per_hour: usize,
     /// Alert subscriptions a tenant may have (each one is a target every alert goes to).
@@ -108,6 +110,7 @@ impl Default for ApiConfig {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             egress: cloudspend_insights::egress::EgressPolicy::public_only(),
             costs_max_sums: 100_000,
+            diagnostics_per_hour: 120,
             test_cost_per_hour: 10,
             max_subscriptions_per_tenant: 20,
             alert_tests_per_hour: 20,

@@ -652,8 +652,9 @@ pub trait Store: SealedSecrets + DiagnosticCalls + CostGroups + Send + Sync + 's
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    /// Deletes audit entries (all tenants) older than `before`, and confirmation tokens that
-    /// expired before it. Returns how many audit entries went.
+    /// Deletes audit entries (all tenants) older than `before`, and confirmation tokens,
+    /// invitations and password reset tokens that expired before it. Returns how many audit
+    /// entries went.
     async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Creates or replaces the tenant's budget; the alerted state of an existing budget is kept.

@@ -2584,6 +2584,10 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM audit_log WHERE at < $1").bind(before).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM action_tokens WHERE expires_at < $1").bind(before).execute(&mut *tx).await?;
+                // Used, revoked or not, an invitation or reset token that long expired opens
+                // nothing; the audit log keeps who invited or reset whom for as long as it lasts.
+                sqlx::query("DELETE FROM invitations WHERE expires_at < $1").bind(before).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM password_resets WHERE expires_at < $1").bind(before).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(done.rows_affected())
             }

@@ -3284,6 +3284,64 @@ async fn grouped_costs_match_the_sums_of_the_chosen_rows_and_stop_at_the_cap(
     );
 }
 
+async fn the_purge_removes_invitations_and_reset_tokens_that_expired_before_it(
+    store: Arc<dyn Store>,
+) {
+    let (ana, acme) = tenant_with_owner(&store, "purge@example.com").await;
+    let invite = |email: &str, expires_at| NewInvitation {
+        email: email.into(),
+        role: Role::Viewer,
+        token_hash: format!("hash-{email}"),
+        invited_by: ana.id,
+        created_at: at(7, 0),
+        expires_at,
+    };
+    store
+        .create_invitation(acme.id, invite("old@example.com", at(9, 0)))
+        .await
+        .unwrap();
+    store
+        .create_invitation(acme.id, invite("new@example.com", at(11, 0)))
+        .await
+        .unwrap();
+    for (hash, expires_at) in [("reset-old", at(9, 0)), ("reset-new", at(11, 0))] {
+        store
+            .create_password_reset(NewPasswordReset {
+                token_hash: hash.into(),
+                user_id: ana.id,
+                created_at: at(7, 0),
+                expires_at,
+            })
+            .await
+            .unwrap();
+    }
+    store.purge_audit(at(10, 0)).await.unwrap();
+    // Seen from before either expired: only what outlived the cut-off is left.
+    let pending: Vec<String> = store
+        .pending_invitations(acme.id, at(8, 0))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.email)
+        .collect();
+    assert_eq!(pending, ["new@example.com"]);
+    assert_eq!(
+        store
+            .reset_password("reset-old", "$argon2id$new", at(8, 0))
+            .await
+            .unwrap(),
+        None,
+        "the expired reset token is gone"
+    );
+    assert_eq!(
+        store
+            .reset_password("reset-new", "$argon2id$new", at(8, 0))
+            .await
+            .unwrap(),
+        Some(ana.id)
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -3323,6 +3381,7 @@ macro_rules! conformance {
                 collector_health_and_aws_usage_sum_runs,
                 diagnostic_calls_count_in_aws_usage_and_their_allowance_holds_per_tenant,
                 grouped_costs_match_the_sums_of_the_chosen_rows_and_stop_at_the_cap,
+                the_purge_removes_invitations_and_reset_tokens_that_expired_before_it,
                 action_tokens_are_used_once_before_they_expire,
                 audit_entries_filter_by_user_action_status_and_age,
                 audit_pages_follow_positions_and_counts_match_the_filter,

@@ -129,6 +129,7 @@ pub struct TestInstance {
     responses(
         (status = 200, body = Vec<TestInstance>),
         (status = 403, description = "no token and CLOUDSPEND_TEST_ENDPOINTS is off, or AWS denied access", body = ErrorBody),
+        (status = 429, description = "the tenant's hourly allowance of this diagnostic is used up", body = ErrorBody),
         (status = 502, description = "AWS failed", body = ErrorBody),
     ))]
 async fn test_ec2(
@@ -140,7 +141,7 @@ async fn test_ec2(
         &state,
         &caller,
         DiagnosticEndpoint::TestEc2,
-        None,
+        Some(state.config.diagnostics_per_hour),
         |counter| async move {
             Ok(cloudspend_collect_ec2::collect_instances(
                 &target.config,
@@ -185,6 +186,7 @@ pub struct CpuDatapoint {
         (status = 200, body = Vec<CpuDatapoint>),
         (status = 400, description = "not an instance id", body = ErrorBody),
         (status = 404, description = "no such instance in the account's regions", body = ErrorBody),
+        (status = 429, description = "the tenant's hourly allowance of this diagnostic is used up", body = ErrorBody),
     ))]
 async fn test_cpu(
     State(state): State<AppState>,
@@ -204,7 +206,7 @@ async fn test_cpu(
         &state,
         &caller,
         DiagnosticEndpoint::TestCpu,
-        None,
+        Some(state.config.diagnostics_per_hour),
         |counter| async move {
             // Find the instance first, so an unknown id is a 404 rather than an empty series.
             let instances = cloudspend_collect_ec2::collect_instances(
@@ -338,7 +340,8 @@ async fn test_cost(
 
 /// Runs `work`, a live AWS call. A tenant's is recorded in the store (`diagnostic_calls`), so its
 /// requests count in the tenant's AWS usage like a collection's; with `per_hour`, it is refused
-/// (429) once the tenant made that many calls of `endpoint` in the last hour, on any replica.
+/// (429) once the tenant made that many calls of `endpoint` in the last hour, on any replica
+/// (which also bounds the rows a script looping on a diagnostic can add).
 /// The requests are recorded whether `work` succeeds or not: AWS counts, and bills, both. Calls
 /// on the server's own account (no tenant token) are nobody's usage and are not recorded.
 async fn recorded<T, Fut>(
@@ -372,10 +375,14 @@ where
             let wait = (oldest_in_window + HOUR - now).to_std().unwrap_or_default();
             return Err(ApiError::too_many(
                 format_args!(
-                    "/{} ran {} times in the last hour for this tenant (each of its Cost Explorer \
-                     requests is billed $0.01)",
+                    "/{} ran {} times in the last hour for this tenant{}",
                     endpoint.as_str(),
-                    per_hour.unwrap_or_default()
+                    per_hour.unwrap_or_default(),
+                    if endpoint == DiagnosticEndpoint::TestCost {
+                        " (each of its Cost Explorer requests is billed $0.01)"
+                    } else {
+                        ""
+                    }
                 ),
                 wait,
             ));

@@ -325,6 +325,45 @@ async fn diagnostics_read_the_tenants_account_through_its_role() {
     );
 }
 
+/// The live EC2 and CloudWatch diagnostics are free to the tenant but not to AWS's rate limits
+/// nor to the usage records: a script looping on them is stopped per tenant and hour.
+#[tokio::test]
+async fn the_live_diagnostics_are_limited_per_tenant_and_hour() {
+    let _moto = testing::shared().await;
+    let app = TestApp::spawn_with(
+        cloudspend_store::testing::fresh_postgres().await,
+        cloudspend_api::ApiConfig {
+            diagnostics_per_hour: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ana = app.signup("ana@example.com", "Acme").await;
+    connect(&app, &ana, &unique_account_id()).await;
+    let bob = app.signup("bob@example.com", "Bobco").await;
+    connect(&app, &bob, &unique_account_id()).await;
+    for call in 1..=2 {
+        let listed = app.get("/test-ec2", Some(&ana.token)).await;
+        assert_eq!(
+            listed.status,
+            StatusCode::OK,
+            "call {call}: {}",
+            listed.text
+        );
+    }
+    let over = app.get("/test-ec2", Some(&ana.token)).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{}", over.text);
+    assert!(over.headers.contains_key("retry-after"));
+    assert!(over.text.contains("/test-ec2 ran 2 times"), "{}", over.text);
+    // Each endpoint and each tenant has its own allowance.
+    let cpu = app
+        .get("/test-cpu/i-0123456789abcdef0", Some(&ana.token))
+        .await;
+    assert_eq!(cpu.status, StatusCode::NOT_FOUND, "{}", cpu.text);
+    let other = app.get("/test-ec2", Some(&bob.token)).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+}
+
 #[tokio::test]
 async fn diagnostics_without_a_token_need_the_server_switch() {
     let _moto = testing::shared().await;
