@@ -4,7 +4,8 @@
 #     user when we are root, because initdb and postgres refuse to run as root),
 #   - the moto AWS emulator, pinned, from PyPI, in a virtualenv under the cargo target dir,
 # and runs these stages (a full run, no arguments, runs them all; CI runs it that way):
-#   checks   cargo fmt --check, rust-version against the lock file, docker-compose.yml, cfn-lint
+#   checks   cargo fmt --check, rust-version against the lock file, the crate map
+#            (docs/ARCHITECTURE.md), docker-compose.yml, cfn-lint
 #   build    every target (libraries, binaries, tests, benches, examples) with clippy's lints
 #            as errors: clippy-driver is the workspace's compiler wrapper, so the test build and
 #            the lint share every compiled dependency instead of building them twice
@@ -155,7 +156,7 @@ if [ $# -eq 0 ]; then
     full_run=1
     set -- --workspace --no-fail-fast
 else
-    skipped="checks (fmt, rust-version, compose, cfn-lint), benches and examples build, browser, fuzz"
+    skipped="checks (fmt, rust-version, crate map, compose, cfn-lint), benches and examples build, browser, fuzz"
     log "arguments given: skipping $skipped"
 fi
 command -v clippy-driver >/dev/null 2>&1 || { log "clippy-driver not found: rustup component add clippy"; exit 1; }
@@ -172,6 +173,8 @@ if [ "$full_run" = 1 ]; then
     log "cargo fmt --check"
     cargo fmt --all --check
     cargo metadata --format-version 1 --locked | python3 scripts/check-msrv.py
+    # The crate map of docs/ARCHITECTURE.md: no dependency a crate's layer forbids.
+    cargo metadata --format-version 1 --locked | python3 scripts/check-architecture.py
     # The tenant-side CloudFormation template must lint clean (cfn-lint from PyPI, pinned).
     "$repo/scripts/check-cfn.sh"
     check_compose
