@@ -15,6 +15,18 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The servers' logs go through the test harness's output capture: printed for a failing test
+/// (or with `--nocapture`), not for each of the passing ones. `CLOUDSPEND_LOG` sets the level.
+fn init_test_tracing() {
+    let filter = std::env::var("CLOUDSPEND_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn test_master_key() -> cloudspend_secrets::MasterKey {
     cloudspend_secrets::MasterKey::parse(&("5e".repeat(16) + &"a7".repeat(16))).unwrap()
 }
@@ -141,7 +153,7 @@ impl TestApp {
         master_key: Option<cloudspend_secrets::MasterKey>,
         prepare: impl FnOnce(AppState) -> AppState,
     ) -> Self {
-        cloudspend_api::telemetry::init_tracing();
+        init_test_tracing();
         let collections = cloudspend_collection::Collections::new(
             store.clone(),
             aws,
