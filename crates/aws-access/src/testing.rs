@@ -124,6 +124,40 @@ pub fn role_in(account_id: &str) -> TenantCredentials {
     }
 }
 
+/// Launches one t3.micro in moto through `client`, tagged with `tags`, and returns its id. (moto
+/// ships a catalogue of public images, any of which will do; its first DescribeImages takes
+/// seconds.)
+pub async fn run_instance(client: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> String {
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+    let images = client
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("describe images");
+    let image = images
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .expect("moto has images")
+        .to_string();
+    let mut run = client
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1);
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (key, value) in tags {
+            spec = spec.tags(Tag::builder().key(*key).value(*value).build());
+        }
+        run = run.tag_specifications(spec.build());
+    }
+    let out = run.send().await.expect("run instance");
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
 /// moto's control API (`/moto-api/...`).
 #[derive(Clone, Debug)]
 pub struct Moto {

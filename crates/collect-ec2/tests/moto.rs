@@ -2,42 +2,10 @@
 //! CLOUDSPEND_TEST_MOTO_URL; without it this test fails, it never skips).
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use cloudspend_aws_access::RequestCounter;
-use cloudspend_aws_access::testing::{self, role_in, unique_account_id};
+use cloudspend_aws_access::testing::{self, role_in, run_instance, unique_account_id};
 use cloudspend_collect_ec2::collect_instances;
 use cloudspend_core::TenantId;
-
-async fn run_instance(client: &Client, tags: &[(&str, &str)]) -> String {
-    // moto ships a catalogue of public images; any of them will do.
-    let images = client
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("describe images");
-    let image = images
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .expect("moto has images")
-        .to_string();
-    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    let out = client
-        .run_instances()
-        .image_id(image)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .expect("run instance");
-    out.instances()[0].instance_id().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn three_instances_in_two_regions_with_one_stopped_are_collected_as_reported() {

@@ -5,7 +5,6 @@
 //! window exactly as it was; the next healthy run writes every row once.
 
 use aws_sdk_ec2::Client as Ec2;
-use aws_sdk_ec2::types::InstanceType;
 use chrono::{Duration as Days, NaiveDate, Utc};
 use cloudspend_aws_access::testing::{self, Fault, FaultProxy, Moto, unique_account_id};
 use cloudspend_collection::{Collections, Collector, RunReport, Settings};
@@ -58,26 +57,6 @@ async fn ec2_in(tenant: &Tenant, region: &str) -> Ec2 {
             .await
             .unwrap(),
     )
-}
-
-async fn run_instance(client: &Ec2) -> String {
-    let images = client
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .expect("describe images");
-    let image = images.images()[0].image_id().unwrap().to_string();
-    let out = client
-        .run_instances()
-        .image_id(image)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .expect("run instance");
-    out.instances()[0].instance_id().unwrap().to_string()
 }
 
 fn ymd(d: NaiveDate) -> String {
@@ -156,8 +135,8 @@ async fn throttling_and_503s_are_retried_within_three_attempts_and_the_run_count
     let store = cloudspend_store::testing::fresh_postgres().await;
     let tenant = connected_tenant(&store, &["us-east-1"]).await;
     let ec2 = ec2_in(&tenant, "us-east-1").await;
-    run_instance(&ec2).await;
-    run_instance(&ec2).await;
+    testing::run_instance(&ec2, &[]).await;
+    testing::run_instance(&ec2, &[]).await;
     let days = [days_ago(3), days_ago(2), days_ago(1)];
     Moto::from_env()
         .preset_cost_and_usage(
@@ -224,8 +203,8 @@ async fn sustained_throttling_fails_the_run_with_a_clear_error_and_keeps_the_sto
     let tenant = connected_tenant(&store, &["us-east-1", "eu-west-1"]).await;
     let use1 = ec2_in(&tenant, "us-east-1").await;
     let euw1 = ec2_in(&tenant, "eu-west-1").await;
-    run_instance(&use1).await;
-    run_instance(&euw1).await;
+    testing::run_instance(&use1, &[]).await;
+    testing::run_instance(&euw1, &[]).await;
     let first = [days_ago(5), days_ago(4), days_ago(3)];
     let later = [days_ago(3), days_ago(2), days_ago(1)];
     let moto = Moto::from_env();
@@ -252,7 +231,7 @@ async fn sustained_throttling_fails_the_run_with_a_clear_error_and_keeps_the_sto
 
     // A new instance in us-east-1 that a successful run would add; eu-west-1 and Cost
     // Explorer's second page are throttled on every attempt.
-    run_instance(&use1).await;
+    testing::run_instance(&use1, &[]).await;
     proxy.clear_attempts();
     proxy.set_policy(|a| {
         let throttled = (a.service == "ec2" && a.region == "eu-west-1")
@@ -336,7 +315,7 @@ async fn moto_stopping_mid_collection_fails_the_run_and_the_next_run_writes_each
     let store = cloudspend_store::testing::fresh_postgres().await;
     let tenant = connected_tenant(&store, &["us-east-1"]).await;
     let ec2 = ec2_in(&tenant, "us-east-1").await;
-    run_instance(&ec2).await;
+    testing::run_instance(&ec2, &[]).await;
     let first = [days_ago(6), days_ago(5)];
     let later = [days_ago(4), days_ago(3), days_ago(2), days_ago(1)];
     Moto::from_env()

@@ -3,7 +3,6 @@
 
 use crate::common::{Session, TestApp};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cloudspend_aws_access::testing::{self, Moto, role_in, unique_account_id};
 use cloudspend_collection::Collector;
@@ -48,9 +47,9 @@ async fn launch_fleet(account: &str) -> (Fleet, DateTime<Utc>) {
             .await
             .unwrap(),
     );
-    let web = run_instance(&use1, "web-1").await;
-    let batch = run_instance(&use1, "batch").await;
-    let db = run_instance(&euw1, "db").await;
+    let web = testing::run_instance(&use1, &[("Name", "web-1")]).await;
+    let batch = testing::run_instance(&use1, &[("Name", "batch")]).await;
+    let db = testing::run_instance(&euw1, &[("Name", "db")]).await;
     use1.stop_instances()
         .instance_ids(&batch)
         .send()
@@ -83,31 +82,6 @@ async fn launch_fleet(account: &str) -> (Fleet, DateTime<Utc>) {
             .unwrap();
     }
     (Fleet { web, batch, db }, start)
-}
-
-async fn run_instance(client: &aws_sdk_ec2::Client, name: &str) -> String {
-    let images = client
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .unwrap();
-    let image = images.images()[0].image_id().unwrap().to_string();
-    let tags = TagSpecification::builder()
-        .resource_type(ResourceType::Instance)
-        .tags(Tag::builder().key("Name").value(name).build())
-        .build();
-    let out = client
-        .run_instances()
-        .image_id(image)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(tags)
-        .send()
-        .await
-        .unwrap();
-    out.instances()[0].instance_id().unwrap().to_string()
 }
 
 fn ymd(d: NaiveDate) -> String {

@@ -9,7 +9,6 @@
 //! store. Every name and amount is distinctive, so a test can search answers for them.
 
 use crate::common::{Session, TestApp};
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use chrono::{Days, NaiveDate, Utc};
 use cloudspend_aws_access::testing::{self, Moto, role_in, unique_account_id};
 use cloudspend_collection::Collector;
@@ -212,24 +211,7 @@ async fn launch_instance(account: &str, name: &str) -> String {
         .sdk_config(TenantId::new(), &role_in(account), REGION)
         .await
         .unwrap();
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let images = ec2.describe_images().owners("amazon").send().await.unwrap();
-    let image = images.images()[0].image_id().unwrap().to_string();
-    let tags = TagSpecification::builder()
-        .resource_type(ResourceType::Instance)
-        .tags(Tag::builder().key("Name").value(name).build())
-        .build();
-    let out = ec2
-        .run_instances()
-        .image_id(image)
-        .instance_type(InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(tags)
-        .send()
-        .await
-        .unwrap();
-    out.instances()[0].instance_id().unwrap().to_string()
+    testing::run_instance(&aws_sdk_ec2::Client::new(&config), &[("Name", name)]).await
 }
 
 /// Connects the account through onboarding (its diagnostics run against moto) and returns

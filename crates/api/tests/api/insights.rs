@@ -890,58 +890,6 @@ async fn idle_and_oversized_instances_are_priced_from_the_cur_or_list_prices() {
     assert_eq!(bobs.body["total_monthly_savings"], "0.00");
 }
 
-/// Just enough of an SMTP server (RFC 5321, no TLS) to receive one message at a time.
-async fn smtp_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("smtp://{}", listener.local_addr().unwrap());
-    let mails = Arc::new(Mutex::new(Vec::new()));
-    let store = mails.clone();
-    tokio::spawn(async move {
-        loop {
-            let (socket, _) = listener.accept().await.unwrap();
-            let store = store.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read).lines();
-                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
-                let mut data: Option<String> = None;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(body) = data.as_mut() {
-                        if line == "." {
-                            store.lock().unwrap().push(data.take().unwrap());
-                            write.write_all(b"250 queued\r\n").await.unwrap();
-                        } else {
-                            body.push_str(&line);
-                            body.push('\n');
-                        }
-                        continue;
-                    }
-                    let verb = line
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 test\r\n",
-                        "DATA" => {
-                            data = Some(String::new());
-                            b"354 go ahead\r\n"
-                        }
-                        "QUIT" => {
-                            write.write_all(b"221 bye\r\n").await.unwrap();
-                            break;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    write.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (url, mails)
-}
-
 #[tokio::test]
 async fn alerts_go_out_by_email_through_smtp_when_the_server_has_a_relay() {
     let store = cloudspend_store::testing::fresh_postgres().await;
@@ -981,7 +929,7 @@ async fn alerts_go_out_by_email_through_smtp_when_the_server_has_a_relay() {
         .await
         .unwrap();
 
-    let (url, mails) = smtp_receiver().await;
+    let (url, mails) = crate::common::smtp_sink().await;
     let deliverer = Deliverer::new(app.store.clone(), crate::common::test_master_key())
         .with_smtp(&cloudspend_insights::alerts::SmtpSettings {
             url,
