@@ -7,7 +7,7 @@ use crate::cli::{
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
 use cloudspend_aws_access::AwsAccess;
-use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
+use cloudspend_collection::{Collections, Collector, RunningCollections, Scheduler, Settings};
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::validate;
 use cloudspend_insights::alerts::{Deliverer, SmtpSettings};
@@ -376,6 +376,13 @@ async fn serve(
         if let Some(lease) = lease {
             scheduler.lease_for = lease;
         }
+        scheduler
+    });
+    let running_collections = scheduler
+        .as_ref()
+        .map(Scheduler::running)
+        .unwrap_or_default();
+    let scheduler = scheduler.map(|scheduler| {
         let mut stop = stop_rx.clone();
         tokio::spawn(scheduler.run(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -432,23 +439,72 @@ async fn serve(
                 .map_err(anyhow::Error::msg)?;
         state = state.with_mailer(mailer);
     }
+    let requests = state.clone();
     let mut stop = stop_rx;
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    };
-    let http = cloudspend_api::serve(listener, state, async move {
+    let mut http = tokio::spawn(cloudspend_api::serve(listener, state, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
-    });
-    let (served, ()) = tokio::join!(http, signal);
-    served?;
-    if let Some(scheduler) = scheduler {
-        let _ = scheduler.await;
+    }));
+    tokio::select! {
+        () = shutdown_signal() => {}
+        served = &mut http => {
+            served.context("the HTTP server task")?.context("serving HTTP")?;
+            bail!("the HTTP server stopped before any shutdown signal");
+        }
     }
-    let _ = deliverer.await;
-    let _ = purger.await;
-    tracing::info!("stopped");
+    let grace = Duration::from_secs(server.shutdown_grace_seconds);
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        requests_in_flight = requests.requests_in_flight(),
+        collections_running = running_collections.list().len(),
+        "shutting down: accepting no more connections; requests in flight and running collections may finish"
+    );
+    let _ = stop_tx.send(true);
+    let everything_finished = async move {
+        let served = http.await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
+        let _ = deliverer.await;
+        let _ = purger.await;
+        served
+    };
+    // Past the grace period (or on a second signal) the process exits 0 anyway: the
+    // orchestrator would kill it soon after, and an exit now at least says what it cut off.
+    tokio::select! {
+        served = everything_finished => {
+            served.context("the HTTP server task")?.context("serving HTTP")?;
+            tracing::info!("stopped: everything in flight finished");
+        }
+        () = tokio::time::sleep(grace) => {
+            log_cut_off("the shutdown grace period ran out", &requests, &running_collections);
+        }
+        () = shutdown_signal() => {
+            log_cut_off("a second shutdown signal", &requests, &running_collections);
+        }
+    }
     Ok(())
+}
+
+/// Names what the exit that follows cuts off. A request cut off gets its connection closed
+/// (a load balancer retries it elsewhere). A collection cut off writes nothing of its window:
+/// the window's one transaction is never committed. Its run stays recorded as running, and
+/// its job leased, until the lease runs out; the replica that leases the job next marks the
+/// run failed ("abandoned") and runs it again.
+fn log_cut_off(why: &str, requests: &AppState, collections: &RunningCollections) {
+    let collections = collections.list();
+    tracing::warn!(
+        requests_in_flight = requests.requests_in_flight(),
+        collections_running = collections.len(),
+        "{why}: exiting now, cutting off what is still running"
+    );
+    for (tenant, collector) in collections {
+        tracing::warn!(
+            %tenant,
+            %collector,
+            "collection cut off by the shutdown: nothing of its window is written; another \
+             replica marks its run failed and runs it again once this one's lease runs out"
+        );
+    }
 }
 
 async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
@@ -526,7 +582,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {
