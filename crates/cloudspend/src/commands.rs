@@ -439,13 +439,14 @@ async fn serve(
                 .map_err(anyhow::Error::msg)?;
         state = state.with_mailer(mailer);
     }
+    let mut signals = ShutdownSignals::listen();
     let requests = state.clone();
     let mut stop = stop_rx;
     let mut http = tokio::spawn(cloudspend_api::serve(listener, state, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     }));
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = signals.next() => {}
         served = &mut http => {
             served.context("the HTTP server task")?.context("serving HTTP")?;
             bail!("the HTTP server stopped before any shutdown signal");
@@ -478,7 +479,7 @@ async fn serve(
         () = tokio::time::sleep(grace) => {
             log_cut_off("the shutdown grace period ran out", &requests, &running_collections);
         }
-        () = shutdown_signal() => {
+        () = signals.next() => {
             log_cut_off("a second shutdown signal", &requests, &running_collections);
         }
     }
@@ -562,25 +563,51 @@ async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on ctrl-c or SIGTERM (what `docker stop` and Kubernetes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-c and SIGTERM (what `docker stop` and Kubernetes send). Listening starts when this is
+/// made and goes on, so a second signal during the drain is caught however soon it follows the
+/// first.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves on the next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.terminate) => {},
+                () = recv(&mut self.interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

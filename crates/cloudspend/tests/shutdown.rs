@@ -516,3 +516,60 @@ async fn serve_cuts_off_work_that_outlasts_its_grace_and_still_exits_0_on_time()
     }
     drop(next);
 }
+
+#[tokio::test]
+async fn a_second_signal_stops_serve_at_once_during_its_grace() {
+    let _moto = testing::shared().await;
+    let url = cloudspend_store::testing::fresh_postgres_url().await;
+    let store = cloudspend_store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let (_, _, token) = connected_tenant(&store, &[days_ago(1)], "1.00").await;
+    let proxy = FaultProxy::start(&testing::moto_url()).await;
+    proxy.set_policy(|a| {
+        if a.action.as_deref() == Some("DescribeInstances") {
+            Fault::Hold
+        } else {
+            Fault::Pass
+        }
+    });
+    let dir = temp_dir("cloudspend-shutdown-twice");
+    let mut server = Server::start(
+        &dir,
+        &url,
+        proxy.url(),
+        &[("CLOUDSPEND_SHUTDOWN_GRACE_SECONDS", "60")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let request = test_ec2(&http, &server.base, &token);
+    proxy.wait_held(1, Duration::from_secs(10)).await;
+
+    server.terminate();
+    assert!(
+        server
+            .refuses_connections_within(Duration::from_secs(2))
+            .await,
+        "the first signal starts the drain"
+    );
+    assert!(server.running(), "draining: the held request has 60 s");
+    server.terminate();
+    let (status, _) = server.exit_within(EXIT_MARGIN).await;
+
+    assert!(
+        status.success(),
+        "serve exited with {status}: {}",
+        server.log_text()
+    );
+    assert!(
+        request.await.unwrap().is_err(),
+        "the held request is cut off"
+    );
+    assert!(
+        server.log_messages().iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("a second shutdown signal"))),
+        "{}",
+        server.log_text()
+    );
+    proxy.release();
+}
