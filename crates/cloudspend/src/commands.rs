@@ -452,13 +452,6 @@ async fn serve(
             bail!("the HTTP server stopped before any shutdown signal");
         }
     }
-    let grace = Duration::from_secs(server.shutdown_grace_seconds);
-    tracing::info!(
-        grace_seconds = grace.as_secs(),
-        requests_in_flight = requests.requests_in_flight(),
-        collections_running = running_collections.list().len(),
-        "shutting down: accepting no more connections; requests in flight and running collections may finish"
-    );
     let _ = stop_tx.send(true);
     let everything_finished = async move {
         let served = http.await;
@@ -468,20 +461,45 @@ async fn serve(
         let _ = deliverer.await;
         let _ = purger.await;
         served
+            .context("the HTTP server task")?
+            .context("serving HTTP")
     };
-    // Past the grace period (or on a second signal) the process exits 0 anyway: the
-    // orchestrator would kill it soon after, and an exit now at least says what it cut off.
+    let grace = Duration::from_secs(server.shutdown_grace_seconds);
+    drain(
+        grace,
+        &mut signals,
+        everything_finished,
+        &requests,
+        &running_collections,
+    )
+    .await
+}
+
+/// After the first shutdown signal (the server has stopped accepting): waits for
+/// `everything_finished` up to `grace`, or until a second signal. Past that the process exits 0
+/// anyway: the orchestrator would kill it soon after, and an exit now says what it cut off.
+async fn drain(
+    grace: Duration,
+    signals: &mut ShutdownSignals,
+    everything_finished: impl std::future::Future<Output = anyhow::Result<()>>,
+    requests: &AppState,
+    collections: &RunningCollections,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        requests_in_flight = requests.requests_in_flight(),
+        collections_running = collections.list().len(),
+        "shutting down: accepting no more connections; requests in flight and running collections may finish"
+    );
     tokio::select! {
-        served = everything_finished => {
-            served.context("the HTTP server task")?.context("serving HTTP")?;
+        finished = everything_finished => {
+            finished?;
             tracing::info!("stopped: everything in flight finished");
         }
         () = tokio::time::sleep(grace) => {
-            log_cut_off("the shutdown grace period ran out", &requests, &running_collections);
+            log_cut_off("the shutdown grace period ran out", requests, collections);
         }
-        () = signals.next() => {
-            log_cut_off("a second shutdown signal", &requests, &running_collections);
-        }
+        () = signals.next() => log_cut_off("a second shutdown signal", requests, collections),
     }
     Ok(())
 }
