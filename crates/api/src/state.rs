@@ -189,6 +189,15 @@ impl AppState {
         }
     }
 
+    /// Requests being served right now (each holds an [`AppState::in_flight`] slot): what a
+    /// shutdown that cannot wait any longer cuts off.
+    pub fn requests_in_flight(&self) -> usize {
+        self.config
+            .max_in_flight
+            .max(1)
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
     /// Sends account e-mail (invitations, password resets) with `mailer`.
     pub fn with_mailer(mut self, mailer: crate::mail::Mailer) -> Self {
         self.mailer = Some(Arc::new(mailer));

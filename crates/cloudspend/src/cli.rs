@@ -218,6 +218,13 @@ pub struct ServerArgs {
     #[arg(long, env = "CLOUDSPEND_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Seconds `serve` gives requests in flight and running collections to finish after
+    /// SIGTERM or ctrl-c (it stops accepting at once); then it exits anyway, naming what it cut
+    /// off. Keep it under the orchestrator's grace period (Kubernetes: 30 s). A second signal
+    /// stops at once.
+    #[arg(long, env = "CLOUDSPEND_SHUTDOWN_GRACE_SECONDS", default_value_t = 25)]
+    pub shutdown_grace_seconds: u64,
+
     /// How long one request may run before it is stopped and answered 503.
     #[arg(long, env = "CLOUDSPEND_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
     pub request_timeout_seconds: u64,

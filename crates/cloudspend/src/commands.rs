@@ -7,7 +7,7 @@ use crate::cli::{
 use anyhow::{Context, bail};
 use cloudspend_api::{ApiConfig, AppState};
 use cloudspend_aws_access::AwsAccess;
-use cloudspend_collection::{Collections, Collector, Scheduler, Settings};
+use cloudspend_collection::{Collections, Collector, RunningCollections, Scheduler, Settings};
 use cloudspend_core::records::RunStatus;
 use cloudspend_core::validate;
 use cloudspend_insights::alerts::{Deliverer, SmtpSettings};
@@ -376,6 +376,13 @@ async fn serve(
         if let Some(lease) = lease {
             scheduler.lease_for = lease;
         }
+        scheduler
+    });
+    let running_collections = scheduler
+        .as_ref()
+        .map(Scheduler::running)
+        .unwrap_or_default();
+    let scheduler = scheduler.map(|scheduler| {
         let mut stop = stop_rx.clone();
         tokio::spawn(scheduler.run(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -432,23 +439,91 @@ async fn serve(
                 .map_err(anyhow::Error::msg)?;
         state = state.with_mailer(mailer);
     }
+    let mut signals = ShutdownSignals::listen();
+    let requests = state.clone();
     let mut stop = stop_rx;
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    };
-    let http = cloudspend_api::serve(listener, state, async move {
+    let mut http = tokio::spawn(cloudspend_api::serve(listener, state, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
-    });
-    let (served, ()) = tokio::join!(http, signal);
-    served?;
-    if let Some(scheduler) = scheduler {
-        let _ = scheduler.await;
+    }));
+    tokio::select! {
+        () = signals.next() => {}
+        served = &mut http => {
+            served.context("the HTTP server task")?.context("serving HTTP")?;
+            bail!("the HTTP server stopped before any shutdown signal");
+        }
     }
-    let _ = deliverer.await;
-    let _ = purger.await;
-    tracing::info!("stopped");
+    let _ = stop_tx.send(true);
+    let everything_finished = async move {
+        let served = http.await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
+        let _ = deliverer.await;
+        let _ = purger.await;
+        served
+            .context("the HTTP server task")?
+            .context("serving HTTP")
+    };
+    let grace = Duration::from_secs(server.shutdown_grace_seconds);
+    drain(
+        grace,
+        &mut signals,
+        everything_finished,
+        &requests,
+        &running_collections,
+    )
+    .await
+}
+
+/// After the first shutdown signal (the server has stopped accepting): waits for
+/// `everything_finished` up to `grace`, or until a second signal. Past that the process exits 0
+/// anyway: the orchestrator would kill it soon after, and an exit now says what it cut off.
+async fn drain(
+    grace: Duration,
+    signals: &mut ShutdownSignals,
+    everything_finished: impl std::future::Future<Output = anyhow::Result<()>>,
+    requests: &AppState,
+    collections: &RunningCollections,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        requests_in_flight = requests.requests_in_flight(),
+        collections_running = collections.list().len(),
+        "shutting down: accepting no more connections; requests in flight and running collections may finish"
+    );
+    tokio::select! {
+        finished = everything_finished => {
+            finished?;
+            tracing::info!("stopped: everything in flight finished");
+        }
+        () = tokio::time::sleep(grace) => {
+            log_cut_off("the shutdown grace period ran out", requests, collections);
+        }
+        () = signals.next() => log_cut_off("a second shutdown signal", requests, collections),
+    }
     Ok(())
+}
+
+/// Names what the exit that follows cuts off. A request cut off gets its connection closed
+/// (a load balancer retries it elsewhere). A collection cut off writes nothing of its window:
+/// the window's one transaction is never committed. Its run stays recorded as running, and
+/// its job leased, until the lease runs out; the replica that leases the job next marks the
+/// run failed ("abandoned") and runs it again.
+fn log_cut_off(why: &str, requests: &AppState, collections: &RunningCollections) {
+    let collections = collections.list();
+    tracing::warn!(
+        requests_in_flight = requests.requests_in_flight(),
+        collections_running = collections.len(),
+        "{why}: exiting now, cutting off what is still running"
+    );
+    for (tenant, collector) in collections {
+        tracing::warn!(
+            %tenant,
+            %collector,
+            "collection cut off by the shutdown: nothing of its window is written; another \
+             replica marks its run failed and runs it again once this one's lease runs out"
+        );
+    }
 }
 
 async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
@@ -506,27 +581,52 @@ async fn collect(database_url: &str, args: CollectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on ctrl-c or SIGTERM (what `docker stop` and Kubernetes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-c and SIGTERM (what `docker stop` and Kubernetes send). Listening starts when this is
+/// made and goes on, so a second signal during the drain is caught however soon it follows the
+/// first.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Self {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
+
+    /// Resolves on the next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.terminate) => {},
+                () = recv(&mut self.interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn demo(database_url: &str, server: &ServerArgs) -> anyhow::Result<()> {

@@ -15,8 +15,22 @@ mod key_rotation;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // Work a shutdown cut off may sit on a blocking thread (a DNS lookup, a password hash):
+    // dropping the runtime would wait for it without limit, past the grace period.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run() -> std::process::ExitCode {
     // `.env` first, so clap's `env` fallbacks see its values; real environment variables win.
     let dotenv = dotenvy::dotenv();
     let cli = cli::Cli::parse();

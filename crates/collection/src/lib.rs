@@ -18,4 +18,4 @@ pub mod scheduler;
 
 pub use collector::Collector;
 pub use runner::{CollectionError, Collections, RunReport, Settings};
-pub use scheduler::Scheduler;
+pub use scheduler::{RunningCollections, Scheduler};

@@ -5,9 +5,48 @@
 
 use crate::{Collections, Collector};
 use chrono::Utc;
-use std::sync::Arc;
+use cloudspend_core::TenantId;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+
+/// The collections a scheduler is running right now, as (tenant, collector): what a shutdown
+/// that cannot wait for them any longer cuts off, named in its log.
+#[derive(Clone, Debug, Default)]
+pub struct RunningCollections(Arc<Mutex<Vec<(TenantId, String)>>>);
+
+impl RunningCollections {
+    pub fn list(&self) -> Vec<(TenantId, String)> {
+        self.0.lock().expect("running collections lock").clone()
+    }
+
+    /// Lists the run until the returned guard is dropped (the run ended, or was cut off).
+    fn enter(&self, tenant: TenantId, collector: &str) -> RunningGuard {
+        let entry = (tenant, collector.to_string());
+        self.0
+            .lock()
+            .expect("running collections lock")
+            .push(entry.clone());
+        RunningGuard {
+            running: self.clone(),
+            entry,
+        }
+    }
+}
+
+struct RunningGuard {
+    running: RunningCollections,
+    entry: (TenantId, String),
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut running = self.running.0.lock().expect("running collections lock");
+        if let Some(at) = running.iter().position(|e| *e == self.entry) {
+            running.swap_remove(at);
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Scheduler {
@@ -20,6 +59,7 @@ pub struct Scheduler {
     pub lease_for: Duration,
     /// Collections run at once by this replica.
     pub concurrency: usize,
+    running: RunningCollections,
 }
 
 impl Scheduler {
@@ -37,11 +77,17 @@ impl Scheduler {
             poll_every: Duration::from_secs(5),
             lease_for,
             concurrency: 4,
+            running: RunningCollections::default(),
         }
     }
 
     pub fn owner(&self) -> &str {
         &self.owner
+    }
+
+    /// The collections this scheduler (and its clones) are running, as they come and go.
+    pub fn running(&self) -> RunningCollections {
+        self.running.clone()
     }
 
     /// Runs until `shutdown` resolves; runs in flight finish first.
@@ -102,8 +148,10 @@ impl Scheduler {
             };
             let collections = self.collections.clone();
             let owner = self.owner.clone();
+            let running = self.running.enter(job.tenant_id, &job.collector);
             tokio::spawn(async move {
                 let _permit = permit;
+                let _running = running;
                 let next = Utc::now() + chrono::Duration::seconds(job.interval_seconds.max(60));
                 match job.collector.parse::<Collector>() {
                     Ok(collector) => {

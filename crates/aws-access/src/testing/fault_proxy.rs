@@ -9,7 +9,8 @@
 //! - [`Fault::Unavailable`]: a bare 503 with an HTML body, as a load balancer sends it;
 //! - [`Fault::Drop`]: the connection closes without an answer (moto stopped);
 //! - [`Fault::Hold`]: the attempt waits until [`FaultProxy::release`], then the policy in force
-//!   at that moment decides again (so a test can stop moto "mid-request").
+//!   at that moment decides again (so a test can stop moto "mid-request");
+//! - [`Fault::Delay`]: the attempt is forwarded after a while, as a slow service answers.
 //!
 //! The service is read from the SigV4 credential scope, the attempt number and the operation's
 //! invocation id from the SDK's `amz-sdk-request` and `amz-sdk-invocation-id` headers, so a
@@ -37,6 +38,8 @@ pub enum Fault {
     Drop,
     /// Wait for [`FaultProxy::release`], then ask the policy again (a second `Hold` passes).
     Hold,
+    /// Wait this long, then forward it to moto.
+    Delay(Duration),
 }
 
 /// One HTTP attempt as the policy sees it, and, in [`FaultProxy::attempts`], what was done.
@@ -83,6 +86,8 @@ struct Shared {
     /// Bumped by `release`; a held attempt waits for a generation after the one it saw.
     generation: tokio::sync::watch::Sender<u64>,
     held: AtomicUsize,
+    /// Attempts waiting out a [`Fault::Delay`] right now.
+    delayed: AtomicUsize,
 }
 
 /// The connection is closed without an answer when a handler returns this.
@@ -115,6 +120,7 @@ impl FaultProxy {
             log: Mutex::new(Vec::new()),
             generation: tokio::sync::watch::channel(0).0,
             held: AtomicUsize::new(0),
+            delayed: AtomicUsize::new(0),
         });
         let accept_shared = shared.clone();
         let accept = tokio::spawn(async move {
@@ -159,6 +165,24 @@ impl FaultProxy {
     /// Attempts held right now.
     pub fn held(&self) -> usize {
         self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Attempts waiting out a [`Fault::Delay`] right now.
+    pub fn delayed(&self) -> usize {
+        self.shared.delayed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` attempts are waiting out a delay; panics after `timeout`.
+    pub async fn wait_delayed(&self, n: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.delayed() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the fault proxy saw {} delayed attempts after {timeout:?}, expected {n}",
+                self.delayed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until at least `n` attempts are held; panics after `timeout`.
@@ -247,6 +271,13 @@ async fn handle(
     let request_id = uuid_like(&attempt);
     match fault {
         Fault::Pass | Fault::Hold => forward(shared, parts, body).await,
+        Fault::Delay(wait) => {
+            {
+                let _counted = Counted::new(&shared.delayed);
+                tokio::time::sleep(wait).await;
+            }
+            forward(shared, parts, body).await
+        }
         Fault::Drop => Err(DropConnection),
         Fault::Unavailable => Ok(response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -260,6 +291,22 @@ async fn handle(
             header("content-type"),
             &request_id,
         )),
+    }
+}
+
+/// Counts itself in while it lives, also when the client gives up and the handler is dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
