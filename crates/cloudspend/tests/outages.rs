@@ -6,7 +6,7 @@
 
 mod support;
 
-use chrono::{Duration as Days, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use cloudspend_aws_access::testing::{self, Moto};
 use cloudspend_core::TenantId;
 use cloudspend_core::records::{CostRecord, RunStatus};
@@ -15,34 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{PgCluster, PsqlSession, Replica, psql, temp_dir};
-
-fn ymd(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
-fn days_ago(n: i64) -> NaiveDate {
-    Utc::now().date_naive() - Days::days(n)
-}
-
-const SERVICE: &str = "Amazon Elastic Compute Cloud - Compute";
-
-fn cost_page(account: &str, days: &[NaiveDate], amount: &str) -> Value {
-    let results: Vec<Value> = days
-        .iter()
-        .map(|d| {
-            json!({
-                "TimePeriod": {"Start": ymd(*d), "End": ymd(*d + Days::days(1))},
-                "Total": {},
-                "Groups": [{"Keys": [SERVICE, account], "Metrics": {
-                    "UnblendedCost": {"Amount": amount, "Unit": "USD"},
-                    "AmortizedCost": {"Amount": amount, "Unit": "USD"}}}],
-                "Estimated": false
-            })
-        })
-        .collect();
-    json!({"GroupDefinitions": [], "ResultsByTime": results, "DimensionValueAttributes": []})
-}
+use support::{PgCluster, PsqlSession, Replica, SERVICE, cost_page, days_ago, psql, temp_dir, ymd};
 
 /// One answer the load loop got: when (since the start), which path, and the status or error.
 #[derive(Debug, Clone)]

@@ -16,37 +16,13 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{BIN, MASTER_KEY, PsqlSession, Replica, free_port, psql, temp_dir};
-
-const SERVICE: &str = "Amazon Elastic Compute Cloud - Compute";
+use support::{
+    BIN, MASTER_KEY, PsqlSession, Replica, SERVICE, cost_page, days_ago, free_port, psql, temp_dir,
+    ymd,
+};
 
 /// What `serve` may take beyond its grace period: its last log lines and the runtime's exit.
 const EXIT_MARGIN: Duration = Duration::from_secs(3);
-
-fn ymd(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
-fn days_ago(n: i64) -> NaiveDate {
-    Utc::now().date_naive() - Days::days(n)
-}
-
-fn cost_page(account: &str, days: &[NaiveDate], amount: &str) -> Value {
-    let results: Vec<Value> = days
-        .iter()
-        .map(|d| {
-            json!({
-                "TimePeriod": {"Start": ymd(*d), "End": ymd(*d + Days::days(1))},
-                "Total": {},
-                "Groups": [{"Keys": [SERVICE, account], "Metrics": {
-                    "UnblendedCost": {"Amount": amount, "Unit": "USD"},
-                    "AmortizedCost": {"Amount": amount, "Unit": "USD"}}}],
-                "Estimated": false
-            })
-        })
-        .collect();
-    json!({"GroupDefinitions": [], "ResultsByTime": results, "DimensionValueAttributes": []})
-}
 
 /// A tenant connected (a role in a moto account of its own, whose Cost Explorer answers
 /// `days` at `amount`) and an owner's bearer token.

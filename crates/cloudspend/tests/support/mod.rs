@@ -4,9 +4,10 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+use chrono::{Duration as Days, NaiveDate, Utc};
 use cloudspend_core::TenantId;
 use cloudspend_store::{NewUser, Store};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -425,4 +426,33 @@ impl Drop for PsqlSession {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The service the cost pages below bill.
+pub const SERVICE: &str = "Amazon Elastic Compute Cloud - Compute";
+
+pub fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+pub fn days_ago(n: i64) -> NaiveDate {
+    Utc::now().date_naive() - Days::days(n)
+}
+
+/// One GetCostAndUsage page: each of `days` has one EC2 group of `amount` in `account`.
+pub fn cost_page(account: &str, days: &[NaiveDate], amount: &str) -> Value {
+    let results: Vec<Value> = days
+        .iter()
+        .map(|d| {
+            json!({
+                "TimePeriod": {"Start": ymd(*d), "End": ymd(*d + Days::days(1))},
+                "Total": {},
+                "Groups": [{"Keys": [SERVICE, account], "Metrics": {
+                    "UnblendedCost": {"Amount": amount, "Unit": "USD"},
+                    "AmortizedCost": {"Amount": amount, "Unit": "USD"}}}],
+                "Estimated": false
+            })
+        })
+        .collect();
+    json!({"GroupDefinitions": [], "ResultsByTime": results, "DimensionValueAttributes": []})
 }
