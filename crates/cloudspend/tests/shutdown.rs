@@ -12,14 +12,9 @@ use cloudspend_core::TenantId;
 use cloudspend_core::records::{CostRecord, RunStatus};
 use cloudspend_store::{NewToken, NewUser, Store};
 use serde_json::{Value, json};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{
-    BIN, MASTER_KEY, PsqlSession, Replica, SERVICE, cost_page, days_ago, free_port, psql, temp_dir,
-    ymd,
-};
+use support::{PsqlSession, Replica, SERVICE, cost_page, days_ago, psql, temp_dir, ymd};
 
 /// What `serve` may take beyond its grace period: its last log lines and the runtime's exit.
 const EXIT_MARGIN: Duration = Duration::from_secs(3);
@@ -66,135 +61,16 @@ async fn connected_tenant(
     (tenant.id, account, token)
 }
 
-/// A `serve` process with the scheduler on, its AWS endpoint at `aws_endpoint`.
-struct Server {
-    base: String,
-    log: std::path::PathBuf,
-    child: Child,
-}
-
-impl Server {
-    async fn start(
-        dir: &Path,
-        database_url: &str,
-        aws_endpoint: &str,
-        extra: &[(&str, &str)],
-    ) -> Self {
-        let port = free_port();
-        let log = dir.join("serve.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir)
-            .arg("serve")
-            .env_remove("AWS_PROFILE")
-            .env("DATABASE_URL", database_url)
-            .env("CLOUDSPEND_BIND", format!("127.0.0.1:{port}"))
-            .env("CLOUDSPEND_MASTER_KEY", MASTER_KEY)
-            .env(
-                "CLOUDSPEND_LOG",
-                "info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn",
-            )
-            .env("CLOUDSPEND_LOG_FORMAT", "json")
-            .env("CLOUDSPEND_SCHEDULER", "true")
-            .env("CLOUDSPEND_SCHEDULER_POLL_SECONDS", "1")
-            .env("CLOUDSPEND_REQUIRE_EXTERNAL_ID", "false")
-            .env("AWS_ENDPOINT_URL", aws_endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut server = Self {
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            child: cmd.spawn().expect("start cloudspend serve"),
-        };
-        server.wait_healthy().await;
-        server
-    }
-
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !reqwest::get(format!("{}/healthz", self.base))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("serve exited early with {status}: {}", self.log_text());
-            }
-            assert!(Instant::now() < deadline, "serve did not become healthy");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Waits up to `limit` for new connections to be refused.
-    async fn refuses_connections_within(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{}/healthz", self.base))
-                .await
-                .is_err()
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM");
-    }
-
-    /// Waits for the process to exit, up to `limit`; kills it and fails after that (the
-    /// serve before the grace period waited without limit).
-    async fn exit_within(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "serve did not exit within {limit:?} of SIGTERM: {}",
-                    self.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_messages(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The collectors whose latest runs for `tenant` are recorded as running.
+async fn running_collectors(store: &Arc<dyn Store>, tenant: TenantId) -> Vec<String> {
+    store
+        .runs(tenant, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .map(|r| r.collector)
+        .collect()
 }
 
 /// GET /test-ec2 with the tenant's token: a live DescribeInstances through the proxy.
@@ -239,7 +115,8 @@ async fn serve_finishes_requests_and_a_collection_in_flight_then_exits_0_within_
     });
     let grace = Duration::from_secs(30);
     let dir = temp_dir("cloudspend-shutdown");
-    let mut server = Server::start(
+    let mut server = Replica::start(
+        "serve",
         &dir,
         &url,
         proxy.url(),
@@ -256,14 +133,7 @@ async fn serve_finishes_requests_and_a_collection_in_flight_then_exits_0_within_
         .map(|_| test_ec2(&http, &server.base, &token))
         .collect();
     proxy.wait_delayed(5, Duration::from_secs(10)).await;
-    let running_before: Vec<_> = store
-        .runs(tenant, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.status == RunStatus::Running)
-        .map(|r| r.collector)
-        .collect();
+    let running_before = running_collectors(&store, tenant).await;
     assert!(
         running_before.iter().any(|c| c == "costexplorer"),
         "a Cost Explorer collection in flight: {running_before:?}"
@@ -311,7 +181,7 @@ async fn serve_finishes_requests_and_a_collection_in_flight_then_exits_0_within_
             .collect::<Vec<_>>(),
         "the collection's window, whole"
     );
-    let messages = server.log_messages();
+    let messages = server.log_lines();
     assert!(
         messages
             .iter()
@@ -366,7 +236,8 @@ async fn serve_cuts_off_work_that_outlasts_its_grace_and_still_exits_0_on_time()
         ("CLOUDSPEND_COLLECTION_TIMEOUT_SECONDS", "10"),
         ("CLOUDSPEND_SCHEDULER_LEASE_SECONDS", "12"),
     ];
-    let mut server = Server::start(
+    let mut server = Replica::start(
+        "serve",
         &dir,
         &url,
         proxy.url(),
@@ -421,7 +292,7 @@ async fn serve_cuts_off_work_that_outlasts_its_grace_and_still_exits_0_on_time()
             "a request cut off gets its connection closed, got {answer:?}"
         );
     }
-    let cut_off = server.log_messages();
+    let cut_off = server.log_lines();
     let warning = cut_off
         .iter()
         .find(|l| {
@@ -444,14 +315,7 @@ async fn serve_cuts_off_work_that_outlasts_its_grace_and_still_exits_0_on_time()
             .unwrap(),
         before
     );
-    let cut_runs: Vec<String> = store
-        .runs(tenant, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.status == RunStatus::Running)
-        .map(|r| r.collector)
-        .collect();
+    let cut_runs = running_collectors(&store, tenant).await;
     assert!(
         cut_runs.contains(&"costexplorer".to_string()) && cut_runs.contains(&"ec2".to_string()),
         "runs cut off stay recorded as running until their lease ends: {cut_runs:?}"
@@ -509,7 +373,8 @@ async fn a_second_signal_stops_serve_at_once_during_its_grace() {
         }
     });
     let dir = temp_dir("cloudspend-shutdown-twice");
-    let mut server = Server::start(
+    let mut server = Replica::start(
+        "serve",
         &dir,
         &url,
         proxy.url(),
@@ -541,7 +406,7 @@ async fn a_second_signal_stops_serve_at_once_during_its_grace() {
         "the held request is cut off"
     );
     assert!(
-        server.log_messages().iter().any(|l| l["fields"]["message"]
+        server.log_lines().iter().any(|l| l["fields"]["message"]
             .as_str()
             .is_some_and(|m| m.starts_with("a second shutdown signal"))),
         "{}",

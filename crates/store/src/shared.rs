@@ -1133,7 +1133,7 @@ macro_rules! impl_store {
 
             async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
-                lock_memberships(&mut tx, tenant).await?;
+                lock_tenant(&mut tx, tenant).await?;
                 // Checked, not left to the foreign keys: SQLite does not always report which
                 // constraint failed, and the caller needs NotFound either way.
                 let (users, tenants): (i64, i64) = sqlx::query_as(
@@ -1171,7 +1171,7 @@ macro_rules! impl_store {
 
             async fn remove_member(&self, tenant: TenantId, user: UserId) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
-                lock_memberships(&mut tx, tenant).await?;
+                lock_tenant(&mut tx, tenant).await?;
                 refuse_if_last_owner(&mut tx, tenant, user).await?;
                 let done = sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
                     .bind(tenant.0)
@@ -1201,7 +1201,7 @@ macro_rules! impl_store {
                 };
                 let mut tx = self.pool.begin().await?;
                 // Two invitations of one address at once: the second waits, then revokes the first.
-                lock_memberships(&mut tx, tenant).await?;
+                lock_tenant(&mut tx, tenant).await?;
                 // The newest link replaces any earlier one for the address (a lost e-mail, a
                 // changed role), so at most one token per address and tenant can be used.
                 sqlx::query(
@@ -1279,7 +1279,7 @@ macro_rules! impl_store {
             ) -> $crate::Result<InvitationAccepted> {
                 let now = $crate::micros(now);
                 let mut tx = self.pool.begin().await?;
-                lock_memberships(&mut tx, tenant).await?;
+                lock_tenant(&mut tx, tenant).await?;
                 let invited: Option<(String, String)> = sqlx::query_as(
                     "SELECT email, role FROM invitations WHERE tenant_id = $1 AND id = $2 \
                      AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
@@ -2696,27 +2696,13 @@ macro_rules! impl_store {
             Ok(row.into())
         }
 
-        /// Makes concurrent transactions that count a tenant's rows before adding one (a
-        /// per-tenant limit) take turns: the same write to the tenant's row as
-        /// `lock_memberships`, for the same reason.
+        /// Makes transactions that count a tenant's rows and then change them take turns. Two
+        /// owners demoting each other at once would each count two owners and both go through,
+        /// leaving none; two subscriptions created at once would each count under the
+        /// per-tenant limit. A write to the tenant's row (a row lock on PostgreSQL; on SQLite the
+        /// database's write lock, taken before any read so the transaction never has to
+        /// upgrade) makes the second wait, then count again. Called first in such a transaction.
         async fn lock_tenant(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            tenant: TenantId,
-        ) -> $crate::Result<()> {
-            sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-                .bind(tenant.0)
-                .execute(&mut **tx)
-                .await?;
-            Ok(())
-        }
-
-        /// `LastOwner` when `user` is the only owner of `tenant` (about to lose that role).
-        /// Called first in a transaction that changes the tenant's memberships. Two owners
-        /// demoting each other at once would each count two owners and both go through, leaving
-        /// none: a write to the tenant's row (a row lock on PostgreSQL; on SQLite the database's
-        /// write lock, taken before any read so the transaction never has to upgrade) makes the
-        /// second wait, then count again.
-        async fn lock_memberships(
             tx: &mut sqlx::Transaction<'_, $db>,
             tenant: TenantId,
         ) -> $crate::Result<()> {

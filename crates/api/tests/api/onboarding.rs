@@ -2,7 +2,7 @@
 //! and failed credentials are 422s naming the field or step and save nothing; secrets are
 //! stored only as ciphertext and never returned.
 
-use crate::common::{Session, TestApp};
+use crate::common::{Reply, Session, TestApp};
 use cloudspend_aws_access::testing::{self, Moto, unique_account_id};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -199,6 +199,29 @@ async fn a_full_connect_runs_the_diagnostics_saves_and_queues_the_first_collecti
     );
 }
 
+/// The connect answer is 422 on `aws_role_arn`, says `why`, and the tenant has no connection.
+async fn assert_role_refused_and_nothing_saved(
+    app: &TestApp,
+    session: &Session,
+    reply: &Reply,
+    why: &str,
+) {
+    assert_eq!(
+        (reply.status, reply.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("aws_role_arn")),
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains(why), "{}", reply.text);
+    assert!(
+        app.store
+            .connection(session.tenant_id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// A role in CloudSpend's own account trusts CloudSpend already: any tenant connecting it would
 /// read the platform's costs as a confused deputy. It was saved (200); now it is refused before
 /// any AWS call, and nothing is saved.
@@ -220,24 +243,7 @@ async fn a_role_in_cloudspends_own_account_is_refused() {
     let reply = app
         .post("/api/tenants/connect", Some(&ana.token), body)
         .await;
-    assert_eq!(
-        (reply.status, reply.field()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("aws_role_arn")),
-        "{}",
-        reply.text
-    );
-    assert!(
-        reply.text.contains("CloudSpend's own AWS account"),
-        "{}",
-        reply.text
-    );
-    assert!(
-        app.store
-            .connection(ana.tenant_id.parse().unwrap())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_role_refused_and_nothing_saved(&app, &ana, &reply, "CloudSpend's own AWS account").await;
 }
 
 /// A careless customer's role, whose trust policy trusts CloudSpend's account without the
@@ -260,28 +266,17 @@ async fn a_role_that_does_not_require_the_external_id_is_refused() {
             connect_body(&account, &id),
         )
         .await;
-    assert_eq!(
-        (reply.status, reply.field()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("aws_role_arn")),
-        "{}",
-        reply.text
-    );
-    assert!(
-        reply.text.contains("can be assumed without an external ID"),
-        "{}",
-        reply.text
-    );
+    assert_role_refused_and_nothing_saved(
+        &app,
+        &ana,
+        &reply,
+        "can be assumed without an external ID",
+    )
+    .await;
     let hint = reply.body["error"]["hint"].as_str().unwrap();
     assert!(
         hint.contains(&format!(r#""sts:ExternalId": "{id}""#)),
         "the hint names the missing condition: {hint}"
-    );
-    assert!(
-        app.store
-            .connection(ana.tenant_id.parse().unwrap())
-            .await
-            .unwrap()
-            .is_none()
     );
 }
 
